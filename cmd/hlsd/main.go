@@ -1,0 +1,196 @@
+// Command hlsd serves a media directory as HLS, transcoding on demand.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/hlsd/hlsd/server"
+	"github.com/hlsd/hlsd/transcoder"
+)
+
+type config struct {
+	media, cache, listen, origin, logLevel, ffmpeg, ffprobe, preset string
+	cacheSize                                                       int64
+	maxEncoders                                                     int
+	idle, grace                                                     time.Duration
+}
+
+func defaultCacheDir() string {
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "hlsd")
+	}
+	return filepath.Join(os.TempDir(), "hlsd")
+}
+
+// parseFlags reads flags; each has an HLSD_* environment variable, and a
+// flag given on the command line wins over the environment.
+func parseFlags(args []string) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("hlsd", flag.ContinueOnError)
+	env := func(name, def string) string {
+		if v, ok := os.LookupEnv(name); ok {
+			return v
+		}
+		return def
+	}
+	fs.StringVar(&c.media, "media", env("HLSD_MEDIA", "./media"), "media root directory (env HLSD_MEDIA)")
+	fs.StringVar(&c.cache, "cache", env("HLSD_CACHE", defaultCacheDir()), "cache directory for probes, keyframes and segments (env HLSD_CACHE)")
+	fs.StringVar(&c.listen, "listen", env("HLSD_LISTEN", "127.0.0.1:7666"), "address to listen on (env HLSD_LISTEN)")
+	size := fs.String("cache-size", env("HLSD_CACHE_SIZE", "10GiB"), "disk budget for cached segments, e.g. 500MiB, 10GiB (env HLSD_CACHE_SIZE)")
+	fs.IntVar(&c.maxEncoders, "max-encoders", envInt("HLSD_MAX_ENCODERS", runtime.NumCPU()), "concurrent video re-encodes; stream copies may use 8x as many (env HLSD_MAX_ENCODERS)")
+	fs.StringVar(&c.preset, "encoder-preset", env("HLSD_ENCODER_PRESET", "veryfast"), "x264 preset for re-encoded qualities (env HLSD_ENCODER_PRESET)")
+	fs.DurationVar(&c.idle, "idle-timeout", envDuration("HLSD_IDLE_TIMEOUT", 30*time.Second), "stop an encoder nobody has read from for this long (env HLSD_IDLE_TIMEOUT)")
+	fs.DurationVar(&c.grace, "shutdown-timeout", envDuration("HLSD_SHUTDOWN_TIMEOUT", 10*time.Second), "how long shutdown waits for requests in flight (env HLSD_SHUTDOWN_TIMEOUT)")
+	fs.StringVar(&c.origin, "cors-origin", env("HLSD_CORS_ORIGIN", "*"), "Access-Control-Allow-Origin value; empty disables CORS (env HLSD_CORS_ORIGIN)")
+	fs.StringVar(&c.logLevel, "log-level", env("HLSD_LOG_LEVEL", "info"), "debug, info, warn or error (env HLSD_LOG_LEVEL)")
+	fs.StringVar(&c.ffmpeg, "ffmpeg", env("HLSD_FFMPEG", "ffmpeg"), "ffmpeg binary (env HLSD_FFMPEG)")
+	fs.StringVar(&c.ffprobe, "ffprobe", env("HLSD_FFPROBE", "ffprobe"), "ffprobe binary (env HLSD_FFPROBE)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: hlsd [flags]\n\nServes the media directory as HLS, transcoding on demand.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	n, err := parseSize(*size)
+	if err != nil {
+		return c, fmt.Errorf("--cache-size: %w", err)
+	}
+	c.cacheSize = n
+	return c, nil
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if v, err := time.ParseDuration(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
+}
+
+// parseSize reads 1048576, 500MiB, 10GiB, 2GB, 100M.
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+		{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"T", 1 << 40}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if len(s) > len(u.suffix) && s[len(s)-len(u.suffix):] == u.suffix {
+			s, mult = s[:len(s)-len(u.suffix)], u.mult
+			break
+		}
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f <= 0 {
+		return 0, fmt.Errorf("invalid size %q", s)
+	}
+	return int64(f * float64(mult)), nil
+}
+
+func newLogger(level string) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, err
+	}
+	cfg := zap.NewProductionConfig()
+	cfg.Level = zap.NewAtomicLevelAt(lvl)
+	cfg.Encoding = "console"
+	cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	return cfg.Build()
+}
+
+func main() {
+	c, err := parseFlags(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "hlsd:", err)
+		os.Exit(2)
+	}
+	log, err := newLogger(c.logLevel)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "hlsd: --log-level:", err)
+		os.Exit(2)
+	}
+	if err := run(c, log); err != nil {
+		log.Error("hlsd stopped", zap.Error(err))
+		os.Exit(1)
+	}
+}
+
+func run(c config, log *zap.Logger) error {
+	defer log.Sync() //nolint:errcheck
+	for _, bin := range []string{c.ffmpeg, c.ffprobe} {
+		if _, err := exec.LookPath(bin); err != nil {
+			return fmt.Errorf("%s not found: install ffmpeg (apt-get install ffmpeg) or pass --ffmpeg/--ffprobe", bin)
+		}
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv, err := server.New(server.Config{MediaDir: c.media, AllowOrigin: c.origin, Log: log, Registry: reg})
+	if err != nil {
+		return fmt.Errorf("media directory: %w", err)
+	}
+	tc := transcoder.New(transcoder.Config{
+		FFmpeg: c.ffmpeg, FFprobe: c.ffprobe, CacheDir: c.cache, MaxEncoders: c.maxEncoders,
+		CacheBytes: c.cacheSize, IdleTimeout: c.idle, Preset: c.preset, Log: log, Observer: srv.Observer(),
+	})
+	if err := tc.Initialize(); err != nil {
+		return err
+	}
+	defer tc.Close()
+	srv.Initialize(tc)
+
+	ln, err := net.Listen("tcp", c.listen)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	log.Info("hlsd listening", zap.String("url", "http://"+ln.Addr().String()+"/"),
+		zap.String("media", c.media), zap.String("cache", c.cache))
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", zap.String("cause", "signal received"), zap.Duration("grace", c.grace))
+	sctx, cancel := context.WithTimeout(context.Background(), c.grace)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		log.Warn("grace period over, closing connections", zap.Error(err))
+		hs.Close()
+	}
+	return nil
+}

@@ -1,0 +1,77 @@
+package keyframes
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os/exec"
+	"syscall"
+	"time"
+)
+
+const (
+	stderrTail = 4096
+	waitDelay  = 5 * time.Second
+)
+
+// scan runs ffprobe over path and feeds every video packet into k as the
+// output arrives. It reads packets without decoding, which is what makes it
+// fast enough to run on demand.
+func (s *Store) scan(path string, startTime float64, k *Keyframes) error {
+	// A private context lets a read error stop ffprobe without touching
+	// the Store's context.
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+
+	// V:0 rather than v:0 skips attached pictures such as cover art.
+	cmd := exec.CommandContext(ctx, s.ffprobe,
+		"-loglevel", "error",
+		"-fflags", "+genpts",
+		"-select_streams", "V:0",
+		"-show_entries", "packet=pts_time,size,flags",
+		"-of", "csv=print_section=0",
+		path)
+	// ffprobe gets its own process group so cancellation kills anything it
+	// may have spawned, not just the direct child.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error {
+		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	cmd.WaitDelay = waitDelay
+	stderr := &tailBuffer{max: stderrTail}
+	cmd.Stderr = stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return fmt.Errorf("keyframes: ffprobe on %s: %w", path, err)
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("keyframes: start ffprobe on %s: %w", path, err)
+	}
+
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		if pts, size, key, ok := ParseLine(sc.Text()); ok {
+			k.add(pts-startTime, size, key)
+		}
+	}
+	readErr := sc.Err()
+	if readErr != nil {
+		// ffprobe would block on a full pipe nobody reads any more.
+		cancel()
+	}
+	waitErr := cmd.Wait()
+
+	switch {
+	case s.ctx.Err() != nil:
+		return fmt.Errorf("keyframes: scan of %s canceled: %w", path, s.ctx.Err())
+	case readErr != nil:
+		return fmt.Errorf("keyframes: reading ffprobe output for %s: %w", path, readErr)
+	case waitErr != nil:
+		if tail := stderr.String(); tail != "" {
+			return fmt.Errorf("keyframes: ffprobe failed on %s: %w: %s", path, waitErr, tail)
+		}
+		return fmt.Errorf("keyframes: ffprobe failed on %s: %w", path, waitErr)
+	}
+	return nil
+}

@@ -1,0 +1,235 @@
+package keyframes
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/patrickmn/go-cache"
+	"go.uber.org/zap"
+)
+
+const (
+	cacheTTL = time.Hour
+	// go-cache's own janitor goroutine has no owner to stop it, so expired
+	// entries are swept from Get instead.
+	sweepEvery = 10 * time.Minute
+)
+
+// ErrClosed is returned by Get after Close.
+var ErrClosed = errors.New("keyframes: store closed")
+
+// Observer receives scan durations; prometheus.Observer satisfies it.
+type Observer interface{ Observe(float64) }
+
+// Store hands out Keyframes per file, sharing one scan among concurrent
+// callers and reusing completed scans from memory or disk.
+type Store struct {
+	dir         string
+	ffprobe     string
+	log         *zap.Logger
+	scanSeconds Observer
+
+	// ctx outlives any caller: a client leaving must not cancel a scan
+	// that other clients are waiting on.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	// mu makes lookup-or-start atomic, which is what dedupes scans.
+	mu        sync.Mutex
+	cache     *cache.Cache
+	lastSweep time.Time
+	closed    bool
+
+	// scans counts started ffprobe scans; tests use it to prove reuse.
+	scans atomic.Int64
+}
+
+// fileKey identifies one version of a file.
+type fileKey struct {
+	Path  string `json:"path"`
+	Size  int64  `json:"size"`
+	MTime int64  `json:"mtime_ns"`
+}
+
+func (k fileKey) id() string {
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%d\x00%d", k.Path, k.Size, k.MTime))
+	return hex.EncodeToString(sum[:])
+}
+
+// record is the on-disk form of a completed scan.
+type record struct {
+	fileKey
+	Times    []float64 `json:"times"`
+	GopBytes []int64   `json:"gop_bytes"`
+	Scanned  float64   `json:"scanned"`
+}
+
+// NewStore returns a Store persisting completed scans under dir/keyframes/.
+// ffprobe defaults to "ffprobe"; scanSeconds may be nil.
+func NewStore(dir, ffprobe string, log *zap.Logger, scanSeconds Observer) *Store {
+	if ffprobe == "" {
+		ffprobe = "ffprobe"
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Store{
+		dir:         dir,
+		ffprobe:     ffprobe,
+		log:         log,
+		scanSeconds: scanSeconds,
+		ctx:         ctx,
+		cancel:      cancel,
+		cache:       cache.New(cacheTTL, 0),
+		lastSweep:   time.Now(),
+	}
+}
+
+// Get returns the Keyframes of the file at path, an absolute path already
+// validated by the caller. startTime is the file's format start_time, which
+// is subtracted from every timestamp.
+func (s *Store) Get(path string, startTime float64) (*Keyframes, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("keyframes: %w", err)
+	}
+	key := fileKey{Path: path, Size: fi.Size(), MTime: fi.ModTime().UnixNano()}
+	id := key.id()
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	if now := time.Now(); now.Sub(s.lastSweep) > sweepEvery {
+		s.cache.DeleteExpired()
+		s.lastSweep = now
+	}
+
+	if v, ok := s.cache.Get(id); ok {
+		if k := v.(*Keyframes); !k.failed() {
+			s.cache.SetDefault(id, k) // refresh expiry
+			return k, nil
+		}
+	}
+	if k := s.load(key, id); k != nil {
+		s.cache.SetDefault(id, k)
+		return k, nil
+	}
+
+	k := newKeyframes()
+	s.cache.SetDefault(id, k)
+	s.scans.Add(1)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.run(key, id, startTime, k)
+	}()
+	return k, nil
+}
+
+// Close cancels running scans and waits for them to end.
+func (s *Store) Close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.cancel()
+	s.wg.Wait()
+}
+
+func (s *Store) jsonPath(id string) string {
+	return filepath.Join(s.dir, "keyframes", id+".json")
+}
+
+// load returns the persisted scan for key, or nil when there is none usable.
+func (s *Store) load(key fileKey, id string) *Keyframes {
+	data, err := os.ReadFile(s.jsonPath(id))
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			s.log.Warn("keyframes: read cache file", zap.String("path", key.Path), zap.Error(err))
+		}
+		return nil
+	}
+	var r record
+	if err := json.Unmarshal(data, &r); err != nil || r.fileKey != key || len(r.Times) != len(r.GopBytes) {
+		// A corrupt or foreign file is cheaper to rescan than to trust.
+		s.log.Warn("keyframes: ignoring invalid cache file", zap.String("path", key.Path), zap.String("file", s.jsonPath(id)))
+		return nil
+	}
+	return newCompleteKeyframes(r.Times, r.GopBytes, r.Scanned)
+}
+
+// run scans one file, persists a successful result and publishes the end.
+func (s *Store) run(key fileKey, id string, startTime float64, k *Keyframes) {
+	s.log.Debug("keyframes: scan start", zap.String("path", key.Path))
+	start := time.Now()
+	err := s.scan(key.Path, startTime, k)
+	elapsed := time.Since(start)
+
+	if err != nil {
+		s.log.Warn("keyframes: scan failed", zap.String("path", key.Path), zap.Duration("duration", elapsed), zap.Error(err))
+		// Drop the entry before waiters learn of the failure, so a Get made
+		// in reaction to it starts a fresh scan.
+		s.mu.Lock()
+		if v, ok := s.cache.Get(id); ok && v.(*Keyframes) == k {
+			s.cache.Delete(id)
+		}
+		s.mu.Unlock()
+		k.finish(err)
+		return
+	}
+
+	if s.scanSeconds != nil {
+		s.scanSeconds.Observe(elapsed.Seconds())
+	}
+	times, gopBytes, scanned, _, _ := k.Snapshot()
+	s.log.Info("keyframes: scan done",
+		zap.String("path", key.Path),
+		zap.Duration("duration", elapsed),
+		zap.Int("keyframes", len(times)),
+		zap.Float64("mb_per_s", float64(key.Size)/1e6/elapsed.Seconds()))
+	// Persist before announcing completion, so Done implies the file exists.
+	r := record{fileKey: key, Times: times, GopBytes: gopBytes, Scanned: scanned}
+	if err := s.save(id, &r); err != nil {
+		s.log.Warn("keyframes: write cache file", zap.String("path", key.Path), zap.Error(err))
+	}
+	k.finish(nil)
+}
+
+// save writes r atomically: readers see either no file or a whole one.
+func (s *Store) save(id string, r *record) error {
+	dir := filepath.Join(s.dir, "keyframes")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	data, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, id+".*.tmp")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), s.jsonPath(id))
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
+}

@@ -1,0 +1,455 @@
+package keyframes
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+)
+
+const ffprobeBin = "ffprobe"
+
+func needTools(t *testing.T) {
+	t.Helper()
+	for _, bin := range []string{"ffmpeg", "ffprobe"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skipf("%s not installed", bin)
+		}
+	}
+}
+
+// makeMedia runs ffmpeg with args and returns the output file, which is the
+// last argument, placed in a fresh temp dir.
+func makeMedia(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	needTools(t)
+	out := filepath.Join(t.TempDir(), name)
+	args = append([]string{"-y", "-loglevel", "error", "-nostdin"}, args...)
+	cmd := exec.Command("ffmpeg", append(args, out)...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v: %s", err, b)
+	}
+	return out
+}
+
+func makeH264(t *testing.T, name string, seconds int, extra ...string) string {
+	args := []string{"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=24",
+		"-f", "lavfi", "-i", "sine=frequency=440",
+		"-t", strconv.Itoa(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-bf", "2",
+		"-c:a", "aac"}
+	return makeMedia(t, name, append(args, extra...)...)
+}
+
+func probe(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(ffprobeBin, append([]string{"-loglevel", "error"}, args...)...).Output()
+	if err != nil {
+		t.Fatalf("ffprobe %v: %v", args, err)
+	}
+	return string(out)
+}
+
+func startTime(t *testing.T, path string) float64 {
+	t.Helper()
+	s := strings.TrimSpace(probe(t, "-show_entries", "format=start_time", "-of", "csv=print_section=0", path))
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		t.Fatalf("start_time %q: %v", s, err)
+	}
+	return v
+}
+
+// decodedKeyframes reads keyframe times the slow way, by decoding, as an
+// independent reference for the packet scan.
+func decodedKeyframes(t *testing.T, path string, start float64) []float64 {
+	t.Helper()
+	out := probe(t, "-select_streams", "V:0", "-skip_frame", "nokey",
+		"-show_entries", "frame=pts_time", "-of", "csv=print_section=0", path)
+	var times []float64
+	for _, line := range strings.Fields(out) {
+		field, _, _ := strings.Cut(line, ",")
+		if v, err := strconv.ParseFloat(field, 64); err == nil {
+			times = append(times, v-start)
+		}
+	}
+	return times
+}
+
+func newTestStore(t *testing.T, dir string) *Store {
+	s := NewStore(dir, ffprobeBin, zaptest.NewLogger(t), nil)
+	t.Cleanup(s.Close)
+	return s
+}
+
+func waitDone(t *testing.T, k *Keyframes) ([]float64, []int64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := k.Wait(ctx, math.Inf(1)); err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
+	times, gop, _, complete, err := k.Snapshot()
+	if !complete || err != nil {
+		t.Fatalf("after Wait: complete=%v err=%v", complete, err)
+	}
+	return times, gop
+}
+
+func sameTimes(t *testing.T, got, want []float64) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("got %d keyframes %v, want %d %v", len(got), got, len(want), want)
+	}
+	for i := range got {
+		if math.Abs(got[i]-want[i]) > 0.001 {
+			t.Fatalf("keyframe %d at %v, want %v (got %v)", i, got[i], want[i], got)
+		}
+	}
+}
+
+// videoBytes sums every video packet from the first keyframe on, which is
+// what the gopBytes entries must add up to.
+func videoBytes(t *testing.T, path string) int64 {
+	t.Helper()
+	var total int64
+	seenKey := false
+	for _, line := range strings.Fields(probe(t, "-select_streams", "V:0",
+		"-show_entries", "packet=size,flags", "-of", "csv=print_section=0", path)) {
+		f := strings.Split(line, ",")
+		seenKey = seenKey || strings.Contains(f[1], "K")
+		if n, err := strconv.ParseInt(f[0], 10, 64); err == nil && seenKey {
+			total += n
+		}
+	}
+	return total
+}
+
+func checkScan(t *testing.T, path string, want []float64) {
+	start := startTime(t, path)
+	k, err := newTestStore(t, t.TempDir()).Get(path, start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	times, gop := waitDone(t, k)
+	sameTimes(t, times, want)
+	sameTimes(t, times, decodedKeyframes(t, path, start))
+
+	var sum int64
+	for _, n := range gop {
+		sum += n
+	}
+	if want := videoBytes(t, path); sum != want {
+		t.Errorf("gopBytes sum to %d, want %d", sum, want)
+	}
+}
+
+func TestScanMP4BFrames(t *testing.T) {
+	t.Parallel()
+	path := makeH264(t, "bframes.mp4", 10,
+		"-g", "1000", "-x264-params", "scenecut=0",
+		"-force_key_frames", "0,1.5,4.25,5,8.125")
+	checkScan(t, path, []float64{0, 1.5, 4.25, 5, 8.125})
+}
+
+func TestScanMKVHEVC(t *testing.T) {
+	t.Parallel()
+	path := makeMedia(t, "hevc.mkv", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=24",
+		"-t", "8", "-c:v", "libx265", "-preset", "ultrafast",
+		"-x265-params", "keyint=60:min-keyint=60:log-level=error")
+	checkScan(t, path, []float64{0, 2.5, 5, 7.5})
+}
+
+// TestScanStreams feeds the file through a FIFO, so the scan provably
+// cannot finish until the test lets it: results must be visible before.
+func TestScanStreams(t *testing.T) {
+	t.Parallel()
+	src := makeMedia(t, "src.ts", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=24",
+		"-t", "60", "-c:v", "libx264", "-preset", "ultrafast", "-g", "48",
+		"-x264-params", "scenecut=0")
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := startTime(t, src)
+	if start == 0 {
+		t.Fatal("want an mpegts with a non-zero start_time to exercise the offset")
+	}
+	want := decodedKeyframes(t, src, start)
+
+	fifo := filepath.Join(t.TempDir(), "live.ts")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// O_RDWR opens a FIFO without waiting for the reader.
+	w, err := os.OpenFile(fifo, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := w.Write(data[:len(data)/2])
+		wrote <- err
+	}()
+
+	k, err := newTestStore(t, t.TempDir()).Get(fifo, start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := k.Wait(ctx, 2); err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
+	early, _, scanned, complete, _ := k.Snapshot()
+	select {
+	case <-k.Done():
+		t.Fatal("scan finished while the FIFO was still open")
+	default:
+	}
+	if complete || scanned < 2 || len(early) == 0 {
+		t.Fatalf("early snapshot: %d keyframes, scanned %v, complete %v", len(early), scanned, complete)
+	}
+
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(data[len(data)/2:]); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	times, _ := waitDone(t, k)
+	sameTimes(t, times, want)
+	sameTimes(t, early, times[:len(early)])
+}
+
+func TestConcurrentGetsShareScan(t *testing.T) {
+	t.Parallel()
+	path := makeH264(t, "shared.mp4", 4, "-g", "24")
+	s := newTestStore(t, t.TempDir())
+
+	const n = 8
+	got := make([]*Keyframes, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			k, err := s.Get(path, 0)
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = k
+		})
+	}
+	wg.Wait()
+	for i := range got {
+		if got[i] != got[0] {
+			t.Fatalf("Get %d returned a different *Keyframes", i)
+		}
+	}
+	if n := s.scans.Load(); n != 1 {
+		t.Errorf("%d scans started, want 1", n)
+	}
+	waitDone(t, got[0])
+}
+
+func TestPersistedScanReused(t *testing.T) {
+	t.Parallel()
+	path := makeH264(t, "persist.mp4", 4, "-g", "24")
+	dir := t.TempDir()
+
+	first := NewStore(dir, ffprobeBin, zaptest.NewLogger(t), nil)
+	k, err := first.Get(path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, wantGop := waitDone(t, k)
+	first.Close()
+
+	second := newTestStore(t, dir)
+	k, err = second.Get(path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	times, gop, _, complete, err := k.Snapshot()
+	if !complete || err != nil {
+		t.Fatalf("persisted result not complete at once: complete=%v err=%v", complete, err)
+	}
+	if n := second.scans.Load(); n != 0 {
+		t.Errorf("%d scans started, want 0", n)
+	}
+	sameTimes(t, times, want)
+	if len(gop) != len(wantGop) || gop[0] != wantGop[0] {
+		t.Errorf("gopBytes = %v, want %v", gop, wantGop)
+	}
+
+	// A corrupt file must be ignored and replaced by a rescan.
+	files, _ := filepath.Glob(filepath.Join(dir, "keyframes", "*.json"))
+	if len(files) != 1 {
+		t.Fatalf("want 1 persisted file, got %v", files)
+	}
+	if err := os.WriteFile(files[0], []byte("{not json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	third := newTestStore(t, dir)
+	k, err = third.Get(path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	times, _ = waitDone(t, k)
+	sameTimes(t, times, want)
+	if n := third.scans.Load(); n != 1 {
+		t.Errorf("%d scans started after corruption, want 1", n)
+	}
+}
+
+func TestChangedMtimeRescans(t *testing.T) {
+	t.Parallel()
+	path := makeH264(t, "mtime.mp4", 4, "-g", "24")
+	s := newTestStore(t, t.TempDir())
+
+	k1, err := s.Get(path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := waitDone(t, k1)
+	if k, _ := s.Get(path, 0); k != k1 {
+		t.Error("unchanged file did not hit the cache")
+	}
+
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(path, later, later); err != nil {
+		t.Fatal(err)
+	}
+	k2, err := s.Get(path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k2 == k1 {
+		t.Fatal("changed mtime returned the old result")
+	}
+	times, _ := waitDone(t, k2)
+	sameTimes(t, times, want)
+	if n := s.scans.Load(); n != 2 {
+		t.Errorf("%d scans started, want 2", n)
+	}
+}
+
+func TestNonMediaFailsAndRetries(t *testing.T) {
+	t.Parallel()
+	needTools(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "notes.mp4")
+	if err := os.WriteFile(path, []byte("this is not a video\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := newTestStore(t, dir)
+
+	fail := func() *Keyframes {
+		t.Helper()
+		k, err := s.Get(path, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		err = k.Wait(ctx, 1)
+		if err == nil || !strings.Contains(err.Error(), "ffprobe failed on "+path) ||
+			!strings.Contains(err.Error(), "Invalid data") {
+			t.Fatalf("Wait = %v, want an ffprobe failure with its stderr", err)
+		}
+		return k
+	}
+	k1 := fail()
+	k2 := fail()
+	if k1 == k2 {
+		t.Error("failed scan stayed cached")
+	}
+	if n := s.scans.Load(); n != 2 {
+		t.Errorf("%d scans started, want 2", n)
+	}
+	if files, _ := filepath.Glob(filepath.Join(dir, "keyframes", "*")); len(files) != 0 {
+		t.Errorf("failed scan persisted %v", files)
+	}
+}
+
+func TestStatError(t *testing.T) {
+	t.Parallel()
+	s := newTestStore(t, t.TempDir())
+	_, err := s.Get(filepath.Join(t.TempDir(), "missing.mp4"), 0)
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Get = %v, want fs.ErrNotExist", err)
+	}
+}
+
+// TestCloseStopsScan blocks ffprobe on a FIFO that never delivers data, so
+// only Close can end the scan.
+func TestCloseStopsScan(t *testing.T) {
+	t.Parallel()
+	needTools(t)
+	fifo := filepath.Join(t.TempDir(), "stuck.ts")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := NewStore(t.TempDir(), ffprobeBin, zaptest.NewLogger(t), nil)
+	k, err := s.Get(fifo, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Opening for writing returns once ffprobe has opened the FIFO to read.
+	w, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if len(ffprobesOn(t, fifo)) == 0 {
+		t.Fatal("no ffprobe running on the FIFO")
+	}
+
+	begin := time.Now()
+	s.Close()
+	if d := time.Since(begin); d >= waitDelay {
+		t.Errorf("Close took %v: ffprobe was not killed", d)
+	}
+	select {
+	case <-k.Done():
+	default:
+		t.Fatal("scan not done after Close")
+	}
+	if err := k.Wait(context.Background(), 1); !errors.Is(err, context.Canceled) {
+		t.Errorf("Wait after Close = %v, want context.Canceled", err)
+	}
+	if pids := ffprobesOn(t, fifo); len(pids) != 0 {
+		t.Errorf("ffprobe still running after Close: %v", pids)
+	}
+	if _, err := s.Get(fifo, 0); !errors.Is(err, ErrClosed) {
+		t.Errorf("Get after Close = %v, want ErrClosed", err)
+	}
+}
+
+// ffprobesOn lists processes whose command line names path.
+func ffprobesOn(t *testing.T, path string) []string {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Skip("no /proc")
+	}
+	var pids []string
+	for _, e := range entries {
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(cmdline), path) {
+			pids = append(pids, e.Name())
+		}
+	}
+	return pids
+}

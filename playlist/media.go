@@ -1,0 +1,35 @@
+package playlist
+
+import "github.com/grafov/m3u8"
+
+// mediaVersion is the lowest EXT-X-VERSION allowing EXT-X-MAP in a playlist
+// that is not I-frames-only (RFC 8216 section 7).
+const mediaVersion = 6
+
+// WriteMedia writes the VOD media playlist of one rendition: the init
+// section as EXT-X-MAP and one EXTINF per planned segment, with segURI(i)
+// naming segment i. query is appended to the map URI and every segment URI.
+//
+// grafov prints EXTINF as a float32 with 3 decimals, which stays exact to the
+// millisecond only for segments shorter than 16384 s (about 4.5 h).
+func WriteMedia(p Plan, initURI string, segURI func(i int) string, query string) []byte {
+	n := p.Len()
+	// Capacity 1 at least: grafov divides by the capacity when appending.
+	pl, err := m3u8.NewMediaPlaylist(0, uint(max(n, 1)))
+	if err != nil {
+		panic(err) // only for winsize > capacity, impossible with winsize 0
+	}
+	pl.MediaType = m3u8.VOD
+	pl.Closed = true
+	pl.SetDefaultMap(withQuery(initURI, query), 0, 0)
+	for i := range n {
+		if err := pl.Append(withQuery(segURI(i), query), p.Duration(i), ""); err != nil {
+			panic(err) // capacity is exactly n
+		}
+	}
+	// grafov derives the target from each appended float; set ours so the
+	// header agrees with Plan.TargetDuration, which other code relies on.
+	pl.TargetDuration = float64(p.TargetDuration())
+	pl.SetVersion(mediaVersion)
+	return pl.Encode().Bytes()
+}

@@ -1,0 +1,221 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/hlsd/hlsd/transcoder"
+)
+
+// mediaPath decodes the {id} of the route and confines it to the media root.
+func (s *Server) mediaPath(r *http.Request) (string, error) {
+	rel, err := decodeID(chi.URLParam(r, "id"))
+	if err != nil {
+		return "", err
+	}
+	path, err := s.root.resolve(rel)
+	if err != nil {
+		return "", err
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return "", errorf(http.StatusNotFound, "no such file: "+rel)
+	}
+	if st.IsDir() {
+		return "", errorf(http.StatusNotFound, rel+" is a directory, not a media file")
+	}
+	return path, nil
+}
+
+type mediaEntry struct {
+	Name     string    `json:"name"`
+	Path     string    `json:"path"`
+	ID       string    `json:"id"`
+	Type     string    `json:"type"`
+	Size     int64     `json:"size"`
+	Modified time.Time `json:"modified"`
+	Master   string    `json:"master,omitempty"`
+}
+
+func (s *Server) listMedia(w http.ResponseWriter, r *http.Request) error {
+	rel := strings.Trim(r.URL.Query().Get("dir"), "/")
+	dir := s.root.dir
+	if rel != "" {
+		var err error
+		if dir, err = s.root.resolve(rel); err != nil {
+			return err
+		}
+	}
+	files, err := os.ReadDir(dir)
+	if err != nil {
+		return errorf(http.StatusNotFound, "no such directory: "+rel)
+	}
+	entries := []mediaEntry{}
+	for _, f := range files {
+		if strings.HasPrefix(f.Name(), ".") {
+			continue
+		}
+		p := filepath.ToSlash(filepath.Join(rel, f.Name()))
+		real, err := s.root.resolve(p)
+		if err != nil {
+			continue // dangling or escaping symlinks are not listed
+		}
+		st, err := os.Stat(real)
+		if err != nil {
+			continue
+		}
+		e := mediaEntry{Name: f.Name(), Path: p, ID: encodeID(p), Size: st.Size(), Modified: st.ModTime().UTC()}
+		switch {
+		case st.IsDir():
+			e.Type, e.Size = "dir", 0
+		case st.Mode().IsRegular() && isMediaName(f.Name()):
+			e.Type = "media"
+			e.Master = "/videos/" + e.ID + "/master.m3u8"
+		default:
+			continue
+		}
+		entries = append(entries, e)
+	}
+	sort.SliceStable(entries, func(i, j int) bool {
+		if entries[i].Type != entries[j].Type {
+			return entries[i].Type == "dir"
+		}
+		return strings.ToLower(entries[i].Name) < strings.ToLower(entries[j].Name)
+	})
+	writeJSON(w, http.StatusOK, map[string]any{"dir": rel, "entries": entries})
+	return nil
+}
+
+func (s *Server) info(w http.ResponseWriter, r *http.Request) error {
+	path, err := s.mediaPath(r)
+	if err != nil {
+		return err
+	}
+	info, err := s.tc.Info(r.Context(), path)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, info)
+	return nil
+}
+
+func (s *Server) master(w http.ResponseWriter, r *http.Request) error {
+	path, err := s.mediaPath(r)
+	if err != nil {
+		return err
+	}
+	b, err := s.tc.Master(r.Context(), path, r.URL.RawQuery)
+	if err != nil {
+		return err
+	}
+	writePlaylist(w, b)
+	return nil
+}
+
+var (
+	trackRe   = regexp.MustCompile(`^[0-9]{1,3}$`)
+	segmentRe = regexp.MustCompile(`^segment-([0-9]{1,9})\.m4s$`)
+)
+
+func validQuality(kind, q string) bool {
+	if q == transcoder.QualityOriginal {
+		return true
+	}
+	if kind == "audio" {
+		return q == transcoder.QualityAAC
+	}
+	for _, r := range transcoder.Ladder {
+		if r.Name == q {
+			return true
+		}
+	}
+	return false
+}
+
+// variantFile serves index.m3u8, init.mp4 and segment-N.m4s of one variant.
+func (s *Server) variantFile(w http.ResponseWriter, r *http.Request) error {
+	kind, quality, file := chi.URLParam(r, "kind"), chi.URLParam(r, "quality"), chi.URLParam(r, "file")
+	if kind != "video" && kind != "audio" {
+		return errorf(http.StatusNotFound, "no such route: track kind must be video or audio")
+	}
+	if !trackRe.MatchString(chi.URLParam(r, "track")) {
+		return errorf(http.StatusBadRequest, "malformed track index: "+chi.URLParam(r, "track"))
+	}
+	track, _ := strconv.Atoi(chi.URLParam(r, "track"))
+	if !validQuality(kind, quality) {
+		return errorf(http.StatusBadRequest, fmt.Sprintf("unknown %s quality %q", kind, quality))
+	}
+	var n int
+	switch {
+	case file == "index.m3u8", file == "init.mp4":
+	case segmentRe.MatchString(file):
+		n, _ = strconv.Atoi(segmentRe.FindStringSubmatch(file)[1])
+	default:
+		return errorf(http.StatusBadRequest, "malformed segment name "+strconv.Quote(file)+": expected index.m3u8, init.mp4 or segment-N.m4s")
+	}
+	path, err := s.mediaPath(r)
+	if err != nil {
+		return err
+	}
+	clientID := r.URL.Query().Get("clientId")
+	if clientID == "" {
+		clientID = r.Header.Get("X-Client-Id")
+	}
+	switch file {
+	case "index.m3u8":
+		b, err := s.tc.MediaPlaylist(r.Context(), path, kind, track, quality, r.URL.RawQuery)
+		if err != nil {
+			return err
+		}
+		writePlaylist(w, b)
+		return nil
+	case "init.mp4":
+		p, err := s.tc.Init(r.Context(), path, kind, track, quality, clientID)
+		if err != nil {
+			return err
+		}
+		return serveFile(w, r, p, "video/mp4")
+	}
+	p, err := s.tc.Segment(r.Context(), path, kind, track, quality, n, clientID)
+	if err != nil {
+		return err
+	}
+	return serveFile(w, r, p, "video/iso.segment")
+}
+
+func writePlaylist(w http.ResponseWriter, b []byte) {
+	w.Header().Set("Content-Type", "application/vnd.apple.mpegurl")
+	w.Header().Set("Cache-Control", "no-cache")
+	_, _ = w.Write(b)
+}
+
+// serveFile sends a finished segment. It may have been evicted between the
+// transcoder's answer and the open: then the client is told to retry.
+func serveFile(w http.ResponseWriter, r *http.Request, path, contentType string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%w: segment was evicted while being served", transcoder.ErrShuttingDown)
+		}
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	http.ServeContent(w, r, "", st.ModTime(), f)
+	return nil
+}

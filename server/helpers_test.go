@@ -1,0 +1,344 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/hlsd/hlsd/transcoder"
+	"github.com/hlsd/hlsd/transcoder/testmedia"
+)
+
+// testEnv is a running hlsd on a media directory of generated clips.
+type testEnv struct {
+	t     *testing.T
+	url   string
+	media string
+	cache string
+	tc    *transcoder.Transcoder
+	reg   *prometheus.Registry
+	hs    *httptest.Server
+}
+
+func newEnv(t *testing.T, cfg transcoder.Config, clips ...string) *testEnv {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	media := t.TempDir()
+	for _, c := range clips {
+		src, err := testmedia.Make(ctx, testmedia.CacheDir(), c)
+		if err != nil {
+			t.Fatalf("making %s: %v", c, err)
+		}
+		if err := os.Link(src, filepath.Join(media, c)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := &testEnv{t: t, media: media, cache: t.TempDir(), reg: prometheus.NewRegistry()}
+	log := zaptest.NewLogger(t)
+	srv, err := New(Config{MediaDir: media, AllowOrigin: "*", Log: log, Registry: e.reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.CacheDir, cfg.Log, cfg.Observer = e.cache, log, srv.Observer()
+	e.tc = transcoder.New(cfg)
+	if err := e.tc.Initialize(); err != nil {
+		t.Fatal(err)
+	}
+	srv.Initialize(e.tc)
+	e.hs = httptest.NewServer(srv)
+	e.url = e.hs.URL
+	t.Cleanup(e.close)
+	return e
+}
+
+func (e *testEnv) close() {
+	e.hs.Close()
+	e.tc.Close()
+}
+
+func (e *testEnv) videoURL(file string) string { return e.url + "/videos/" + encodeID(file) }
+
+// get fetches a URL; the body is returned whatever the status.
+func (e *testEnv) get(url string) (int, []byte, http.Header) {
+	e.t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		e.t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatalf("GET %s: reading body: %v", url, err)
+	}
+	return resp.StatusCode, b, resp.Header
+}
+
+func (e *testEnv) mustGet(url string) []byte {
+	e.t.Helper()
+	status, b, _ := e.get(url)
+	if status != http.StatusOK {
+		e.t.Fatalf("GET %s: status %d: %s", url, status, b)
+	}
+	return b
+}
+
+// mediaPlaylist is what a test reads back from an index.m3u8.
+type mediaPlaylist struct {
+	target int
+	starts []float64 // segment start times, summed from EXTINF
+	durs   []float64
+	end    float64
+}
+
+func parseMediaPlaylist(t *testing.T, b []byte) mediaPlaylist {
+	t.Helper()
+	var p mediaPlaylist
+	pos := 0.0
+	sc := bufio.NewScanner(strings.NewReader(string(b)))
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "#EXT-X-TARGETDURATION:"):
+			p.target, _ = strconv.Atoi(strings.TrimPrefix(line, "#EXT-X-TARGETDURATION:"))
+		case strings.HasPrefix(line, "#EXTINF:"):
+			d, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimPrefix(line, "#EXTINF:"), ","), 64)
+			if err != nil {
+				t.Fatalf("bad EXTINF line %q", line)
+			}
+			p.starts = append(p.starts, pos)
+			p.durs = append(p.durs, d)
+			pos += d
+		}
+	}
+	p.end = pos
+	if !strings.Contains(string(b), "#EXT-X-ENDLIST") || !strings.Contains(string(b), "#EXT-X-PLAYLIST-TYPE:VOD") {
+		t.Fatalf("playlist is not a closed VOD playlist:\n%s", b)
+	}
+	return p
+}
+
+// fragment is what the boxes of one fMP4 media segment say about its timing.
+type fragment struct {
+	timescale uint32
+	tfdt      uint64
+	firstCTS  int64
+	duration  uint64 // sum of sample durations
+	samples   int
+}
+
+func (f fragment) start() float64 { return float64(int64(f.tfdt)+f.firstCTS) / float64(f.timescale) }
+func (f fragment) end() float64   { return float64(f.tfdt+f.duration) / float64(f.timescale) }
+func (f fragment) decodeStart() float64 {
+	return float64(f.tfdt) / float64(f.timescale)
+}
+
+// readFragment parses init (mdhd timescale, trex defaults) and the first
+// track fragment run of every moof in seg.
+func readFragment(t *testing.T, init, seg []byte) fragment {
+	t.Helper()
+	var f fragment
+	var trexDur uint32
+	walk(init, func(typ string, body []byte) {
+		switch typ {
+		case "mdhd":
+			off := 12
+			if body[0] == 1 {
+				off = 20
+			}
+			f.timescale = binary.BigEndian.Uint32(body[off:])
+		case "trex":
+			trexDur = binary.BigEndian.Uint32(body[12:])
+		}
+	})
+	first := true
+	var tfhdDur uint32
+	walk(seg, func(typ string, body []byte) {
+		switch typ {
+		case "tfhd":
+			flags := binary.BigEndian.Uint32(body) & 0xffffff
+			off := 8
+			if flags&1 != 0 {
+				off += 8
+			}
+			if flags&2 != 0 {
+				off += 4
+			}
+			tfhdDur = trexDur
+			if flags&8 != 0 {
+				tfhdDur = binary.BigEndian.Uint32(body[off:])
+			}
+		case "tfdt":
+			var v uint64
+			if body[0] == 1 {
+				v = binary.BigEndian.Uint64(body[4:])
+			} else {
+				v = uint64(binary.BigEndian.Uint32(body[4:]))
+			}
+			if first {
+				f.tfdt = v
+			}
+		case "trun":
+			version := body[0]
+			flags := binary.BigEndian.Uint32(body) & 0xffffff
+			n := int(binary.BigEndian.Uint32(body[4:]))
+			off := 8
+			if flags&1 != 0 {
+				off += 4
+			}
+			if flags&4 != 0 {
+				off += 4
+			}
+			for i := 0; i < n; i++ {
+				d := tfhdDur
+				if flags&0x100 != 0 {
+					d = binary.BigEndian.Uint32(body[off:])
+					off += 4
+				}
+				if flags&0x200 != 0 {
+					off += 4
+				}
+				if flags&0x400 != 0 {
+					off += 4
+				}
+				var cts int64
+				if flags&0x800 != 0 {
+					raw := binary.BigEndian.Uint32(body[off:])
+					cts = int64(raw)
+					if version == 1 {
+						cts = int64(int32(raw))
+					}
+					off += 4
+				}
+				if first && i == 0 {
+					f.firstCTS = cts
+				}
+				f.duration += uint64(d)
+				f.samples++
+			}
+			first = false
+		}
+	})
+	if f.timescale == 0 || f.samples == 0 {
+		t.Fatalf("segment has no samples or init has no timescale")
+	}
+	return f
+}
+
+// walk visits the boxes of b, descending into containers.
+func walk(b []byte, visit func(typ string, body []byte)) {
+	for off := 0; off+8 <= len(b); {
+		size := int(binary.BigEndian.Uint32(b[off:]))
+		typ := string(b[off+4 : off+8])
+		hdr := 8
+		if size == 1 {
+			size, hdr = int(binary.BigEndian.Uint64(b[off+8:])), 16
+		}
+		if size < hdr || off+size > len(b) {
+			return
+		}
+		body := b[off+hdr : off+size]
+		switch typ {
+		case "moov", "trak", "mdia", "minf", "stbl", "mvex", "moof", "traf":
+			walk(body, visit)
+		default:
+			visit(typ, body)
+		}
+		off += size
+	}
+}
+
+// probePackets runs ffprobe on init+segment and returns the first packet's
+// flags and dts, and the first decoded frame's picture type.
+func probeSegment(t *testing.T, init, seg []byte) (flags string, dts float64, pict string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "seg.mp4")
+	if err := os.WriteFile(path, append(append([]byte{}, init...), seg...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "packet=dts_time,flags", "-read_intervals", "%+#1",
+		"-of", "json", path).Output()
+	if err != nil {
+		t.Fatalf("ffprobe: %v", err)
+	}
+	var pk struct {
+		Packets []struct {
+			DTS   string `json:"dts_time"`
+			Flags string `json:"flags"`
+		} `json:"packets"`
+	}
+	if err := json.Unmarshal(out, &pk); err != nil || len(pk.Packets) == 0 {
+		t.Fatalf("ffprobe found no packets: %v %s", err, out)
+	}
+	dts, _ = strconv.ParseFloat(pk.Packets[0].DTS, 64)
+	out, err = exec.Command("ffprobe", "-v", "error", "-show_entries", "frame=pict_type", "-read_intervals", "%+#1",
+		"-of", "csv=p=0", path).Output()
+	if err != nil {
+		t.Fatalf("ffprobe frames: %v", err)
+	}
+	return pk.Packets[0].Flags, dts, strings.Trim(strings.Split(string(out), "\n")[0], ", \r")
+}
+
+// ffmpegChildren lists ffmpeg processes whose parent is this test process.
+func ffmpegChildren() []int {
+	var pids []int
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		open, close_ := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || close_ < 0 || s[open+1:close_] != "ffmpeg" {
+			continue
+		}
+		fields := strings.Fields(s[close_+1:])
+		if len(fields) > 1 && fields[1] == strconv.Itoa(os.Getpid()) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func near(a, b, tol float64) bool { return math.Abs(a-b) <= tol }
+
+func fmtTimes(ts []float64) string {
+	parts := make([]string, len(ts))
+	for i, x := range ts {
+		parts[i] = fmt.Sprintf("%.3f", x)
+	}
+	return strings.Join(parts, " ")
+}

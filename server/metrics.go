@@ -1,0 +1,62 @@
+package server
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are hlsd's Prometheus collectors. Label values are bounded: route
+// patterns, status codes, encoder classes and start reasons.
+type metrics struct {
+	requests     *prometheus.CounterVec
+	duration     *prometheus.HistogramVec
+	running      *prometheus.GaugeVec
+	starts       *prometheus.CounterVec
+	segmentWait  prometheus.Histogram
+	keyframeScan prometheus.Histogram
+	cacheBytes   prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hlsd_http_requests_total", Help: "HTTP requests by route and status code.",
+		}, []string{"route", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "hlsd_http_request_duration_seconds", Help: "HTTP request duration by route.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"route"}),
+		running: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "hlsd_encoders_running", Help: "ffmpeg processes running, by class (encode: video re-encode, copy: stream copy and audio).",
+		}, []string{"class"}),
+		starts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hlsd_encoder_starts_total", Help: "ffmpeg runs started, by class and reason (start, seek, init, prefetch, restart).",
+		}, []string{"class", "reason"}),
+		segmentWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "hlsd_segment_wait_seconds", Help: "Time a segment request waited for its segment.",
+			Buckets: []float64{.001, .01, .05, .1, .25, .5, 1, 2, 4, 8, 16},
+		}),
+		keyframeScan: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "hlsd_keyframe_scan_seconds", Help: "Duration of packet-level keyframe scans.",
+			Buckets: []float64{.05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120},
+		}),
+		cacheBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hlsd_cache_bytes", Help: "Bytes of segments in the on-disk cache.",
+		}),
+	}
+	reg.MustRegister(m.requests, m.duration, m.running, m.starts, m.segmentWait, m.keyframeScan, m.cacheBytes)
+	return m
+}
+
+// The methods below make metrics a transcoder.Observer.
+
+func (m *metrics) HeadStarted(class, reason string) {
+	m.running.WithLabelValues(class).Inc()
+	m.starts.WithLabelValues(class, reason).Inc()
+}
+
+func (m *metrics) HeadStopped(class string)      { m.running.WithLabelValues(class).Dec() }
+func (m *metrics) SegmentWaited(d time.Duration) { m.segmentWait.Observe(d.Seconds()) }
+func (m *metrics) CacheBytes(n int64)            { m.cacheBytes.Set(float64(n)) }
+func (m *metrics) Observe(scanSeconds float64)   { m.keyframeScan.Observe(scanSeconds) }

@@ -1,0 +1,90 @@
+// Package server is hlsd's HTTP face: routes of the API contract, id decoding
+// and media-root confinement, error mapping, logging and metrics.
+package server
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+
+	"github.com/hlsd/hlsd/transcoder"
+	"github.com/hlsd/hlsd/web"
+)
+
+// Streamer is what the server needs from the transcoder.
+type Streamer interface {
+	Info(ctx context.Context, path string) (*transcoder.Info, error)
+	Master(ctx context.Context, path, query string) ([]byte, error)
+	MediaPlaylist(ctx context.Context, path, kind string, track int, quality, query string) ([]byte, error)
+	Init(ctx context.Context, path, kind string, track int, quality, clientID string) (string, error)
+	Segment(ctx context.Context, path, kind string, track int, quality string, n int, clientID string) (string, error)
+}
+
+// Config of a Server.
+type Config struct {
+	MediaDir    string
+	AllowOrigin string // Access-Control-Allow-Origin; empty disables CORS headers
+	Log         *zap.Logger
+	Registry    *prometheus.Registry
+}
+
+// Server routes HTTP requests to a Streamer.
+type Server struct {
+	cfg     Config
+	log     *zap.Logger
+	root    *mediaRoot
+	tc      Streamer
+	metrics *metrics
+	router  chi.Router
+}
+
+// New builds a server; the metrics it exports are registered on cfg.Registry.
+// Observer returns the metrics sink the transcoder should report to.
+func New(cfg Config) (*Server, error) {
+	root, err := newMediaRoot(cfg.MediaDir)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Log == nil {
+		cfg.Log = zap.NewNop()
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	return &Server{cfg: cfg, log: cfg.Log, root: root, metrics: newMetrics(cfg.Registry)}, nil
+}
+
+// Observer is the metrics sink for the transcoder's events.
+func (s *Server) Observer() transcoder.Observer { return s.metrics }
+
+// Initialize attaches the streamer and builds the routes.
+func (s *Server) Initialize(tc Streamer) {
+	s.tc = tc
+	r := chi.NewRouter()
+	r.Use(s.recoverer, s.observe, s.cors)
+	r.NotFound(s.handle(func(http.ResponseWriter, *http.Request) error {
+		return errorf(http.StatusNotFound, "no such route")
+	}))
+	r.MethodNotAllowed(s.handle(func(http.ResponseWriter, *http.Request) error {
+		return errorf(http.StatusMethodNotAllowed, "method not allowed")
+	}))
+	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok"))
+	})
+	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}))
+	r.Get("/api/media", s.handle(s.listMedia))
+	r.Route("/videos/{id}", func(r chi.Router) {
+		r.Get("/info", s.handle(s.info))
+		r.Get("/master.m3u8", s.handle(s.master))
+		r.Get("/{kind}/{track}/{quality}/{file}", s.handle(s.variantFile))
+	})
+	r.Handle("/*", web.Handler())
+	s.router = r
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }

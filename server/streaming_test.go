@@ -1,0 +1,198 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/hlsd/hlsd/transcoder"
+)
+
+type corpusCase struct {
+	file    string
+	longGOP bool // original is left out of the adaptive set
+}
+
+var corpus = []corpusCase{
+	{file: "h264.mp4"},
+	{file: "hevc.mkv"},
+	{file: "vp9.webm"},
+	{file: "longgop.mp4", longGOP: true},
+	{file: "twoaudio.mkv"},
+}
+
+// TestCorpus checks, for each kind of source, that every variant shares one
+// segment grid that covers the file, and that segments fetched out of order
+// start with a keyframe exactly where the playlist says and join exactly
+// with segments of another encoder run.
+func TestCorpus(t *testing.T) {
+	for _, c := range corpus {
+		t.Run(c.file, func(t *testing.T) {
+			e := newEnv(t, transcoder.Config{}, c.file)
+			base := e.videoURL(c.file)
+			var info transcoder.Info
+			if err := json.Unmarshal(e.mustGet(base+"/info"), &info); err != nil {
+				t.Fatal(err)
+			}
+			master := string(e.mustGet(base + "/master.m3u8?clientId=t1"))
+			if got := strings.Contains(master, "video/0/original/"); got == c.longGOP {
+				t.Errorf("original in master = %v, want %v:\n%s", got, !c.longGOP, master)
+			}
+			if n := strings.Count(master, "TYPE=AUDIO"); n != len(info.Audio) {
+				t.Errorf("master has %d audio renditions, want %d", n, len(info.Audio))
+			}
+
+			type variantRef struct {
+				kind, quality string
+				track         int
+			}
+			var adaptive []variantRef
+			for _, q := range info.Qualities.Video {
+				if q == transcoder.QualityOriginal && c.longGOP {
+					continue
+				}
+				adaptive = append(adaptive, variantRef{"video", q, 0})
+			}
+			for a := range info.Audio {
+				for _, q := range info.Qualities.Audio {
+					adaptive = append(adaptive, variantRef{"audio", q, a})
+				}
+			}
+			url := func(v variantRef, file string) string {
+				return fmt.Sprintf("%s/%s/%d/%s/%s?clientId=t1", base, v.kind, v.track, v.quality, file)
+			}
+			playlists := map[variantRef]mediaPlaylist{}
+			var grid []float64
+			for _, v := range adaptive {
+				p := parseMediaPlaylist(t, e.mustGet(url(v, "index.m3u8")))
+				playlists[v] = p
+				if grid == nil {
+					grid = p.starts
+				} else if fmtTimes(grid) != fmtTimes(p.starts) {
+					t.Fatalf("%v has other boundaries than %v:\n%s\n%s", v, adaptive[0], fmtTimes(p.starts), fmtTimes(grid))
+				}
+				if !near(p.end, info.Duration, 0.002) {
+					t.Errorf("%v: EXTINF sum %.4f, source duration %.4f", v, p.end, info.Duration)
+				}
+				for i, d := range p.durs {
+					if int(d+0.5) > p.target {
+						t.Errorf("%v: segment %d EXTINF %.3f rounds above TARGETDURATION %d", v, i, d, p.target)
+					}
+				}
+			}
+			if c.longGOP {
+				orig := parseMediaPlaylist(t, e.mustGet(url(variantRef{"video", transcoder.QualityOriginal, 0}, "index.m3u8")))
+				if orig.target <= 8 {
+					t.Errorf("long-GOP original has TARGETDURATION %d, want its long GOPs", orig.target)
+				}
+			}
+
+			// Segments of sampled variants, out of order: last, middle, first,
+			// then the one before the middle, made by another run than the middle.
+			frameDur := 1 / info.Video[0].FPS
+			// An open-GOP copy (x265's default) moves the leading pictures of
+			// each keyframe into the segment it starts, and a run starting at
+			// a keyframe loses them: they reference the GOP before it.
+			leading := 0.0
+			if info.Video[0].Codec == "hevc" {
+				leading = 4 * frameDur
+			}
+			sampled := []variantRef{{"video", info.Qualities.Video[0], 0}, {"video", info.Qualities.Video[len(info.Qualities.Video)-1], 0}}
+			for a := range info.Audio {
+				sampled = append(sampled, variantRef{"audio", transcoder.QualityAAC, a})
+			}
+			for _, v := range sampled {
+				p, ok := playlists[v]
+				if !ok {
+					p = parseMediaPlaylist(t, e.mustGet(url(v, "index.m3u8")))
+				}
+				n := len(p.starts)
+				if n < 2 {
+					t.Fatalf("%v: only %d segments", v, n)
+				}
+				mid := n / 2
+				frags := map[int]fragment{}
+				for _, i := range []int{n - 1, mid, 0, mid - 1} {
+					if _, done := frags[i]; done {
+						continue
+					}
+					seg := e.mustGet(url(v, fmt.Sprintf("segment-%d.m4s", i)))
+					init := e.mustGet(url(v, "init.mp4"))
+					f := readFragment(t, init, seg)
+					frags[i] = f
+					if v.kind == "video" {
+						flags, dts, pict := probeSegment(t, init, seg)
+						if !strings.Contains(flags, "K") || pict != "I" {
+							t.Errorf("%v segment %d: first packet flags %q, first frame type %q; want a keyframe", v, i, flags, pict)
+						}
+						if !near(dts, p.starts[i], frameDur) || !near(f.start(), p.starts[i], frameDur) {
+							t.Errorf("%v segment %d starts at pts %.4f (dts %.4f), playlist says %.4f", v, i, f.start(), dts, p.starts[i])
+						}
+						if slack := frameDur + map[bool]float64{true: leading}[v.quality == transcoder.QualityOriginal]; !near(f.end()-f.decodeStart(), p.durs[i], slack) {
+							t.Errorf("%v segment %d lasts %.4f, EXTINF %.4f", v, i, f.end()-f.decodeStart(), p.durs[i])
+						}
+					} else {
+						// Audio cuts at the first frame at or after the boundary.
+						frame := 2048.0 / float64(f.timescale)
+						if d := f.start() - p.starts[i]; d < -1e-6 || d > frame {
+							t.Errorf("%v segment %d starts at %.5f, playlist says %.5f", v, i, f.start(), p.starts[i])
+						}
+					}
+				}
+				// Matroska timestamps are whole milliseconds.
+				tol := 1e-3
+				if v.quality == transcoder.QualityOriginal && v.kind == "video" {
+					tol += leading
+				}
+				if got, want := frags[mid-1].end(), frags[mid].decodeStart(); !near(got, want, tol) {
+					t.Errorf("%v: segment %d (one run) ends at %.6f but segment %d (another run) starts at %.6f", v, mid-1, got, mid, want)
+				}
+			}
+			if kids := ffmpegChildren(); len(kids) > 0 {
+				e.close()
+				if kids := ffmpegChildren(); len(kids) > 0 {
+					t.Errorf("ffmpeg processes left after Close: %v", kids)
+				}
+			}
+		})
+	}
+}
+
+func TestErrors(t *testing.T) {
+	e := newEnv(t, transcoder.Config{}, "h264.mp4")
+	good := e.videoURL("h264.mp4")
+	cases := []struct {
+		url    string
+		status int
+	}{
+		{e.url + "/videos/" + encodeID("missing.mp4") + "/master.m3u8", http.StatusNotFound},
+		{e.url + "/videos/YWJj=/master.m3u8", http.StatusBadRequest},
+		{e.url + "/videos/not*base64/master.m3u8", http.StatusBadRequest},
+		{e.url + "/videos/" + encodeID("../etc/passwd") + "/info", http.StatusForbidden},
+		{e.url + "/videos/" + encodeID("/etc/passwd") + "/info", http.StatusForbidden},
+		{good + "/video/0/999p/index.m3u8", http.StatusBadRequest},
+		{good + "/video/0/1080p/index.m3u8", http.StatusNotFound}, // above the 360p source
+		{good + "/video/3/original/index.m3u8", http.StatusNotFound},
+		{good + "/audio/0/720p/index.m3u8", http.StatusBadRequest},
+		{good + "/video/0/original/segment-x.m4s", http.StatusBadRequest},
+		{good + "/video/0/original/segment--1.m4s", http.StatusBadRequest},
+		{good + "/video/0/original/segment-99999.m4s", http.StatusNotFound},
+	}
+	for _, c := range cases {
+		status, body, hdr := e.get(c.url)
+		var msg struct {
+			Error  string `json:"error"`
+			Status int    `json:"status"`
+		}
+		if status != c.status || json.Unmarshal(body, &msg) != nil || msg.Status != c.status || msg.Error == "" ||
+			hdr.Get("Content-Type") != "application/json" {
+			t.Errorf("GET %s: %d %s; want %d with a JSON error", strings.TrimPrefix(c.url, e.url), status, body, c.status)
+		}
+	}
+	status, _, hdr := e.get(good + "/master.m3u8")
+	if status != http.StatusOK || hdr.Get("Access-Control-Allow-Origin") != "*" || hdr.Get("Content-Type") != "application/vnd.apple.mpegurl" {
+		t.Errorf("master: status %d, headers %v", status, hdr)
+	}
+}

@@ -1,0 +1,148 @@
+package transcoder
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// A run of one variant: which segments and at which times ffmpeg must cut.
+type runSpec struct {
+	input  string
+	kind   string // "video" or "audio"
+	track  int    // among streams of that kind
+	qual   string
+	first  int       // number of the first segment the run writes
+	bounds []float64 // plan boundaries from segment `first` to the end of the file
+	video  VideoStream
+	audio  AudioStream
+	preset string
+	outDir string // ffmpeg writes s-<n>.mp4 files here
+}
+
+// fmp4Options make the segment muxer write fragmented MP4 whose tfdt is the
+// absolute decode time of the first sample, equal to its presentation time
+// (negative_cts_offsets lets B-frames sit before it without a negative dts),
+// so segments of different runs join exactly. No edit list: players differ
+// in whether they apply one.
+const fmp4Options = "movflags=+frag_keyframe+empty_moov+default_base_moof+frag_discont+negative_cts_offsets:use_editlist=0"
+
+func ts(t float64) string { return strconv.FormatFloat(t, 'f', 6, 64) }
+
+func joinTimes(ts_ []float64) string {
+	parts := make([]string, len(ts_))
+	for i, t := range ts_ {
+		parts[i] = ts(t)
+	}
+	return strings.Join(parts, ",")
+}
+
+// ffmpegArgs builds the command line of one run.
+//
+// Cut times: a stream copy can only cut at source keyframes, which the plan's
+// boundaries are, given exactly as ffprobe printed them. A re-encode forces
+// its keyframes at the boundaries minus a quarter frame, so "first frame at or
+// after the cut" picks the intended frame despite timestamp rounding.
+func ffmpegArgs(r runSpec) []string {
+	start := r.bounds[0]
+	cuts := r.bounds[1 : len(r.bounds)-1]
+	args := []string{"-hide_banner", "-nostdin", "-loglevel", "error", "-y"}
+	var codec []string
+	delta := 0.0
+
+	switch {
+	case r.kind == "video" && r.qual == QualityOriginal:
+		quarter := 0.25 / r.video.FPS
+		delta = quarter
+		// Seek a little before the boundary and keep what precedes it: the
+		// run then always starts on an earlier keyframe and cuts at the
+		// boundary itself (a run starting exactly on its first cut would
+		// only cut at the following keyframe). publish recognises segments
+		// by their timestamps and drops the leading piece.
+		codec = []string{"-map", fmt.Sprintf("0:V:%d", r.track), "-c:v", "copy"}
+		if r.first > 0 {
+			args = append(args, "-ss", ts(start-quarter))
+			codec = append(codec, "-copypriorss", "1")
+			cuts = r.bounds[:len(r.bounds)-1]
+		}
+		if r.video.Codec == "hevc" {
+			codec = append(codec, "-tag:v", "hvc1")
+		}
+	case r.kind == "video":
+		rung, _ := rungByName(r.qual)
+		w, h := rungSize(r.video, rung)
+		quarter := 0.25 / r.video.FPS
+		shifted := make([]float64, len(cuts))
+		for i, c := range cuts {
+			shifted[i] = c - quarter
+		}
+		cuts = shifted
+		if start > 0 {
+			args = append(args, "-ss", ts(start-quarter))
+		}
+		level := rungLevel(r.video, rung)
+		codec = []string{"-map", fmt.Sprintf("0:V:%d", r.track),
+			"-vf", fmt.Sprintf("scale=%d:%d:flags=bicubic,setsar=1,format=yuv420p", w, h),
+			// Keep source timestamps: the segment muxer would otherwise make
+			// ffmpeg re-time frames onto a 1/fps grid, and the encoder time
+			// base would round them to it.
+			"-fps_mode", "passthrough", "-enc_time_base:v", "-1",
+			"-c:v", "libx264", "-preset", r.preset, "-profile:v", "high",
+			"-level:v", fmt.Sprintf("%d.%d", level/10, level%10),
+			"-b:v", strconv.Itoa(rung.Bitrate), "-maxrate", strconv.Itoa(rung.Maxrate),
+			"-bufsize", strconv.Itoa(2 * rung.Maxrate),
+			// Keyframes only where the plan cuts: no scene-cut or periodic ones.
+			"-g", "100000", "-keyint_min", "100000", "-sc_threshold", "0",
+			"-x264-params", "open_gop=0",
+		}
+		if len(cuts) > 0 {
+			codec = append(codec, "-force_key_frames", joinTimes(cuts))
+		}
+	case r.qual == QualityOriginal: // audio copy: as video copy
+		codec = []string{"-map", fmt.Sprintf("0:a:%d", r.track), "-c:a", "copy"}
+		if r.first == 0 {
+			// ffmpeg drops the priming packet MP4 places before 0: a negative
+			// tfdt would wrap around.
+			args = append(args, "-ss", "0")
+		} else {
+			args = append(args, "-ss", ts(start-0.1))
+			codec = append(codec, "-copypriorss", "1")
+			cuts = r.bounds[:len(r.bounds)-1]
+		}
+	default: // audio AAC
+		sr := aacSampleRate(r.audio)
+		// Every run's AAC frames sit on one grid of 1024 samples from 0:
+		// aresample pads or trims the decoded audio to start on it, the run
+		// starts one frame before its first cut (the encoder warms up on that
+		// frame and its priming frame) and both are dropped.
+		g := int64(math.Ceil(start*float64(sr)/1024 - 1e-6))
+		firstSample := max(0, g-1) * 1024
+		if g > 0 {
+			args = append(args, "-ss", ts(float64(firstSample)/float64(sr)))
+		}
+		codec = []string{"-map", fmt.Sprintf("0:a:%d", r.track),
+			"-af", fmt.Sprintf("aresample=%d:first_pts=%d", sr, firstSample),
+			"-c:a", "aac", "-ac", strconv.Itoa(aacChannels(r.audio)), "-ar", strconv.Itoa(sr),
+			"-b:a", strconv.Itoa(aacBitrate(r.audio)),
+			"-bsf:a", fmt.Sprintf("noise=drop=lt(pts*tb\\,%s)", ts((float64(g*1024)-512)/float64(sr)))}
+	}
+
+	args = append(args, "-copyts", "-start_at_zero", "-i", r.input)
+	args = append(args, codec...)
+	args = append(args, "-map_metadata", "-1", "-map_chapters", "-1",
+		"-avoid_negative_ts", "disabled", "-max_muxing_queue_size", "4096",
+		"-f", "segment", "-segment_format", "mp4", "-segment_format_options", fmp4Options,
+		"-segment_start_number", strconv.Itoa(r.first),
+		"-segment_list", "pipe:1", "-segment_list_type", "flat")
+	if len(cuts) > 0 {
+		args = append(args, "-segment_times", joinTimes(cuts))
+		if delta > 0 {
+			args = append(args, "-segment_time_delta", ts(delta))
+		}
+	} else {
+		// Without a list the muxer would cut every 2 s by default.
+		args = append(args, "-segment_time", "1000000000")
+	}
+	return append(args, r.outDir+"/s-%d.mp4")
+}

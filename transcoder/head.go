@@ -1,0 +1,183 @@
+package transcoder
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// head is one ffmpeg run producing segments of a variant from `start` onward.
+type head struct {
+	v      *variant
+	id     int
+	start  int
+	heavy  bool // re-encodes video: counts against the CPU-bound cap
+	reason string
+	dir    string
+
+	ctx       context.Context
+	cancel    context.CancelCauseFunc
+	done      chan struct{}
+	err       error // set before done is closed
+	stoppedBy error // why hlsd stopped it; nil when ffmpeg ended by itself
+
+	// guarded by v.mu
+	next       int       // the segment ffmpeg is writing now
+	lastDemand time.Time // last time a reader asked for a segment this head serves
+	demandSeg  int       // furthest segment a reader asked for
+	readers    map[string]time.Time
+	waiting    int
+}
+
+// Reasons a head stops; logged and counted, so the set is fixed.
+var (
+	errReachedExisting = errors.New("reached segments that already exist")
+	errTooFarAhead     = errors.New("too far ahead of every reader")
+	errIdle            = errors.New("idle: nobody asked for its output")
+	errReleased        = errors.New("released by its client")
+	errPreempted       = errors.New("preempted by a waiting request")
+	errShutdown        = errors.New("server shutting down")
+)
+
+// prepareCmd puts a child in its own process group and makes cancellation
+// kill the whole group at once: a partial segment is discarded anyway, and
+// nothing a child may have started can outlive it.
+func prepareCmd(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error {
+		if cmd.Process == nil {
+			return nil
+		}
+		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	cmd.WaitDelay = 5 * time.Second
+}
+
+func (h *head) stop(cause error) { h.cancel(cause) }
+
+// run owns the ffmpeg process; it ends when ffmpeg does.
+func (h *head) run() {
+	t := h.v.t
+	defer t.wg.Done()
+	err := h.runInner()
+	cause := context.Cause(h.ctx)
+	switch {
+	case err == nil:
+		t.log.Debug("encoder finished", h.fields()...)
+	case h.ctx.Err() != nil:
+		err = nil
+		t.log.Debug("encoder stopped", append(h.fields(), zap.String("why", cause.Error()))...)
+	default:
+		t.log.Error("encoder failed", append(h.fields(), zap.Error(err))...)
+	}
+	h.v.headEnded(h, err)
+	os.RemoveAll(h.dir)
+	h.cancel(nil)
+}
+
+func (h *head) fields() []zap.Field {
+	v := h.v
+	return []zap.Field{zap.String("file", v.m.path), zap.String("variant", v.name()),
+		zap.Int("start", h.start), zap.Int("head", h.id)}
+}
+
+func (h *head) runInner() error {
+	t := h.v.t
+	release, err := t.acquire(h.ctx, h)
+	if err != nil {
+		return err
+	}
+	defer release()
+
+	if err := os.MkdirAll(h.dir, 0o755); err != nil {
+		return fmt.Errorf("%w: cannot create work directory: %v", ErrEncoder, err)
+	}
+	args := ffmpegArgs(h.v.runSpec(h.start, h.dir))
+	t.log.Debug("ffmpeg command", append(h.fields(), zap.Strings("args", args))...)
+	cmd := exec.CommandContext(h.ctx, t.cfg.FFmpeg, args...)
+	prepareCmd(cmd)
+	stderr := &tailBuffer{max: 4096}
+	cmd.Stderr = stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrEncoder, err)
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("%w: cannot start ffmpeg: %v", ErrEncoder, err)
+	}
+	t.obs.HeadStarted(h.v.costClass(), h.reason)
+	defer t.obs.HeadStopped(h.v.costClass())
+	t.log.Debug("encoder started", append(h.fields(), zap.String("reason", h.reason))...)
+
+	sc := bufio.NewScanner(stdout)
+	var pubErr error
+	for sc.Scan() {
+		name := strings.TrimSpace(sc.Text())
+		n, ok := parseSegmentName(name)
+		if !ok {
+			continue
+		}
+		if err := h.v.publish(h, n, filepath.Join(h.dir, filepath.Base(name))); err != nil {
+			pubErr = err
+			h.stop(err)
+			break
+		}
+	}
+	// Drain so ffmpeg never blocks on a full pipe while it is being killed.
+	go func() { _, _ = bufio.NewReader(stdout).WriteTo(discard{}) }()
+	waitErr := cmd.Wait()
+	if pubErr != nil {
+		return pubErr
+	}
+	if waitErr != nil && h.ctx.Err() == nil {
+		return fmt.Errorf("%w: ffmpeg exited with %v: %s", ErrEncoder, waitErr, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}
+
+func parseSegmentName(name string) (int, bool) {
+	base := filepath.Base(name)
+	if !strings.HasPrefix(base, "s-") || !strings.HasSuffix(base, ".mp4") {
+		return 0, false
+	}
+	n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(base, "s-"), ".mp4"))
+	return n, err == nil && n >= 0
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// tailBuffer keeps the last bytes written: ffmpeg's reason for failing is at the end.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if len(t.b) > t.max {
+		t.b = t.b[len(t.b)-t.max:]
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.b)
+}

@@ -1,0 +1,138 @@
+package transcoder
+
+import (
+	"fmt"
+
+	"github.com/hlsd/hlsd/playlist"
+)
+
+// Rung is one re-encoded quality of the ladder.
+type Rung struct {
+	Name    string
+	Height  int // of the shorter side of the picture
+	Bitrate int // average, bits/s
+	Maxrate int // cap, bits/s: the peak BANDWIDTH players plan for
+}
+
+// Ladder is every rung hlsd can offer; a file gets the rungs at or below its size.
+var Ladder = []Rung{
+	{"240p", 240, 400_000, 600_000},
+	{"360p", 360, 800_000, 1_200_000},
+	{"480p", 480, 1_400_000, 2_100_000},
+	{"720p", 720, 2_800_000, 4_200_000},
+	{"1080p", 1080, 5_000_000, 7_500_000},
+	{"1440p", 1440, 9_000_000, 13_500_000},
+	{"2160p", 2160, 16_000_000, 24_000_000},
+}
+
+const (
+	QualityOriginal = "original"
+	QualityAAC      = "aac"
+)
+
+func rungByName(name string) (Rung, bool) {
+	for _, r := range Ladder {
+		if r.Name == name {
+			return r, true
+		}
+	}
+	return Rung{}, false
+}
+
+// rungsFor lists the rungs no larger than the source; a source smaller than
+// the lowest rung still gets that rung, at its own size.
+func rungsFor(v VideoStream) []Rung {
+	w, h := v.DisplaySize()
+	short := min(w, h)
+	var out []Rung
+	for _, r := range Ladder {
+		if r.Height <= short {
+			out = append(out, r)
+		}
+	}
+	if len(out) == 0 {
+		out = append(out, Ladder[0])
+	}
+	return out
+}
+
+// rungSize scales the display size so its shorter side is the rung height,
+// keeping the aspect ratio and even dimensions (x264 4:2:0 needs them).
+func rungSize(v VideoStream, r Rung) (int, int) {
+	w, h := v.DisplaySize()
+	short := min(w, h)
+	target := min(r.Height, short)
+	even := func(x float64) int { return max(2, int(x/2+0.5)*2) }
+	if w >= h {
+		return even(float64(w) * float64(target) / float64(h)), even(float64(target))
+	}
+	return even(float64(target)), even(float64(h) * float64(target) / float64(w))
+}
+
+// videoQualities is the list of video qualities a stream offers, original first.
+func videoQualities(v VideoStream) []string {
+	q := []string{QualityOriginal}
+	for _, r := range rungsFor(v) {
+		q = append(q, r.Name)
+	}
+	return q
+}
+
+// audioQualities is AAC re-encode only, for now. An AAC stream copy would
+// cost nothing, but ffmpeg keeps MP4's priming packet (negative pts) on a
+// copy, so segment 0 would carry a tfdt below zero; offering copy needs the
+// leading samples cut out of the first fragment.
+func audioQualities(AudioStream) []string {
+	return []string{QualityAAC}
+}
+
+func aacChannels(a AudioStream) int {
+	if a.Channels >= 6 {
+		return 6
+	}
+	return 2
+}
+
+func aacBitrate(a AudioStream) int {
+	if aacChannels(a) == 6 {
+		return 384_000
+	}
+	return 128_000
+}
+
+// aacSampleRate keeps the source rate where AAC supports it, so no resampling
+// blurs the sample-exact seek the audio frame grid relies on.
+func aacSampleRate(a AudioStream) int {
+	switch a.SampleRate {
+	case 8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000:
+		return a.SampleRate
+	}
+	return 48000
+}
+
+// videoCodecString is the RFC 6381 string of the source stream, for `original`.
+func videoCodecString(v VideoStream) (string, error) {
+	switch v.Codec {
+	case "h264":
+		return playlist.H264Codec(v.Profile, v.Level), nil
+	case "hevc":
+		return playlist.HEVCCodec(v.Profile, v.Level), nil
+	case "vp9":
+		return playlist.VP9Codec(v.Profile, v.Level, v.Width, v.Height, v.FPS, v.BitDepth), nil
+	case "av1":
+		return playlist.AV1Codec(v.Profile, v.Level, v.Width, v.Height, v.FPS, v.BitDepth), nil
+	}
+	return "", fmt.Errorf("%w: %s cannot be stream-copied into fMP4 for HLS", ErrNotFound, v.Codec)
+}
+
+// copyableVideo reports whether fMP4 can carry the source codec unchanged.
+func copyableVideo(v VideoStream) bool {
+	_, err := videoCodecString(v)
+	return err == nil
+}
+
+// rungLevel is the H.264 level the encoder is told to respect and the CODECS string names.
+func rungLevel(v VideoStream, r Rung) int {
+	w, h := rungSize(v, r)
+	return playlist.H264Level(w, h, v.FPS, r.Maxrate)
+}

@@ -1,0 +1,85 @@
+package transcoder
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/hlsd/hlsd/playlist"
+)
+
+// Master writes the master playlist: every rung at or below the source, the
+// original where it shares the grid, and one audio rendition per track.
+func (t *Transcoder) Master(ctx context.Context, path, query string) ([]byte, error) {
+	m, err := t.open(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	p, err := m.getPlans(ctx)
+	if err != nil {
+		return nil, err
+	}
+	info := m.info
+	var out playlist.Master
+	out.Query = query
+
+	audioCodecs := []string{}
+	maxAudioBw, maxAudioAvg := 0, 0
+	hasDefault := false
+	for _, a := range info.Audio {
+		hasDefault = hasDefault || a.Default
+	}
+	for i, a := range info.Audio {
+		q, codec, channels, bw := QualityAAC, "mp4a.40.2", aacChannels(a), aacBitrate(a)
+		if !contains(audioCodecs, codec) {
+			audioCodecs = append(audioCodecs, codec)
+		}
+		maxAudioBw = max(maxAudioBw, bw*11/10)
+		maxAudioAvg = max(maxAudioAvg, bw)
+		out.Audio = append(out.Audio, playlist.Audio{
+			URI:      fmt.Sprintf("audio/%d/%s/index.m3u8", i, q),
+			Name:     trackName(a, i),
+			Language: a.Language,
+			Default:  a.Default || (!hasDefault && i == 0),
+			Channels: channels,
+		})
+	}
+	withAudio := func(video string) string {
+		return strings.Join(append([]string{video}, audioCodecs...), ",")
+	}
+
+	v := info.Video[0]
+	if p.originalAdaptive && copyableVideo(v) {
+		codec, _ := videoCodecString(v)
+		avg, peak := p.originalBitrates()
+		w, h := v.DisplaySize()
+		out.Variants = append(out.Variants, playlist.Variant{
+			URI: "video/0/original/index.m3u8", Name: QualityOriginal,
+			Bandwidth: peak + maxAudioBw, AverageBandwidth: avg + maxAudioAvg,
+			Codecs: withAudio(codec), Width: w, Height: h, FrameRate: v.FPS,
+		})
+	}
+	rungs := rungsFor(v)
+	for i := len(rungs) - 1; i >= 0; i-- {
+		r := rungs[i]
+		w, h := rungSize(v, r)
+		out.Variants = append(out.Variants, playlist.Variant{
+			URI: fmt.Sprintf("video/0/%s/index.m3u8", r.Name), Name: r.Name,
+			Bandwidth: r.Maxrate + maxAudioBw, AverageBandwidth: r.Bitrate + maxAudioAvg,
+			Codecs: withAudio(playlist.H264Codec("High", rungLevel(v, r))),
+			Width:  w, Height: h, FrameRate: v.FPS,
+		})
+	}
+	return playlist.WriteMaster(out), nil
+}
+
+// trackName is what a player shows in its audio menu.
+func trackName(a AudioStream, i int) string {
+	if a.Title != "" {
+		return a.Title
+	}
+	if a.Language != "" && a.Language != "und" {
+		return a.Language
+	}
+	return fmt.Sprintf("Track %d", i+1)
+}

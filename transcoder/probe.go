@@ -1,0 +1,327 @@
+package transcoder
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Info is what hlsd knows about a media file; it is served as /info.
+type Info struct {
+	Duration   float64          `json:"duration"`
+	Container  string           `json:"container"`
+	Size       int64            `json:"size"`
+	Bitrate    int64            `json:"bitrate"`
+	StartTime  float64          `json:"startTime"`
+	Video      []VideoStream    `json:"video"`
+	Audio      []AudioStream    `json:"audio"`
+	Subtitles  []SubtitleStream `json:"subtitles"`
+	Qualities  Qualities        `json:"qualities"`
+	Keyframes  KeyframeStatus   `json:"keyframes"`
+	ModTime    time.Time        `json:"-"`
+	ProbedPath string           `json:"-"`
+}
+
+type VideoStream struct {
+	Index    int     `json:"index"`
+	Codec    string  `json:"codec"`
+	Profile  string  `json:"profile"`
+	Level    int     `json:"level"`
+	Width    int     `json:"width"`
+	Height   int     `json:"height"`
+	FPS      float64 `json:"fps"`
+	BitDepth int     `json:"bitDepth"`
+	HDR      bool    `json:"hdr"`
+	Rotation int     `json:"rotation"`
+	Bitrate  int64   `json:"bitrate"`
+	// SAR is the sample aspect ratio (1 for square pixels).
+	SAR float64 `json:"sar"`
+}
+
+type AudioStream struct {
+	Index      int    `json:"index"`
+	Codec      string `json:"codec"`
+	Profile    string `json:"profile"`
+	Channels   int    `json:"channels"`
+	SampleRate int    `json:"sampleRate"`
+	Language   string `json:"language"`
+	Title      string `json:"title"`
+	Default    bool   `json:"default"`
+	Bitrate    int64  `json:"bitrate"`
+	// Start is the stream's first timestamp relative to the file start; the AAC
+	// frame grid of every encoder run is anchored there.
+	Start float64 `json:"start"`
+}
+
+type SubtitleStream struct {
+	Index    int    `json:"index"`
+	Codec    string `json:"codec"`
+	Language string `json:"language"`
+	Title    string `json:"title"`
+	Forced   bool   `json:"forced"`
+	URL      string `json:"url,omitempty"`
+}
+
+type Qualities struct {
+	Video []string `json:"video"`
+	Audio []string `json:"audio"`
+}
+
+type KeyframeStatus struct {
+	Count    int  `json:"count"`
+	Complete bool `json:"complete"`
+}
+
+// DisplaySize is the frame size a viewer sees: rotation and non-square pixels applied.
+func (v VideoStream) DisplaySize() (int, int) {
+	w, h := v.Width, v.Height
+	if v.SAR > 0 && v.SAR != 1 {
+		w = int(float64(w)*v.SAR + 0.5)
+	}
+	if v.Rotation == 90 || v.Rotation == 270 {
+		w, h = h, w
+	}
+	return w, h
+}
+
+type ffprobeOutput struct {
+	Streams []struct {
+		Index            int               `json:"index"`
+		CodecName        string            `json:"codec_name"`
+		CodecType        string            `json:"codec_type"`
+		Profile          string            `json:"profile"`
+		Level            int               `json:"level"`
+		Width            int               `json:"width"`
+		Height           int               `json:"height"`
+		SampleAspect     string            `json:"sample_aspect_ratio"`
+		PixFmt           string            `json:"pix_fmt"`
+		ColorTransfer    string            `json:"color_transfer"`
+		AvgFrameRate     string            `json:"avg_frame_rate"`
+		RFrameRate       string            `json:"r_frame_rate"`
+		BitsPerRaw       string            `json:"bits_per_raw_sample"`
+		Channels         int               `json:"channels"`
+		SampleRate       string            `json:"sample_rate"`
+		StartTime        string            `json:"start_time"`
+		BitRate          string            `json:"bit_rate"`
+		Tags             map[string]string `json:"tags"`
+		Disposition      map[string]int    `json:"disposition"`
+		SideDataList     []map[string]any  `json:"side_data_list"`
+		ExtradataSizeRaw int               `json:"extradata_size"`
+	} `json:"streams"`
+	Format struct {
+		FormatName string `json:"format_name"`
+		Duration   string `json:"duration"`
+		StartTime  string `json:"start_time"`
+		BitRate    string `json:"bit_rate"`
+		Size       string `json:"size"`
+	} `json:"format"`
+}
+
+// probe runs ffprobe on path. The result depends only on the file's bytes,
+// so it is cached on disk under the (path, size, mtime) key.
+func (t *Transcoder) probe(ctx context.Context, path string, st os.FileInfo) (*Info, error) {
+	key := fileKey(path, st)
+	if v, ok := t.infos.Get(key); ok {
+		return v.(*Info), nil
+	}
+	diskPath := filepath.Join(t.cfg.CacheDir, "probe", key+".json")
+	if b, err := os.ReadFile(diskPath); err == nil {
+		var info Info
+		if json.Unmarshal(b, &info) == nil {
+			info.ModTime = st.ModTime()
+			t.infos.SetDefault(key, &info)
+			return &info, nil
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, t.cfg.FFprobe, "-v", "error", "-print_format", "json",
+		"-show_format", "-show_streams", path)
+	prepareCmd(cmd)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil && stdout.Len() == 0 && t.ctx.Err() == nil && ctx.Err() == context.DeadlineExceeded {
+			return nil, fmt.Errorf("%w: ffprobe timed out reading the file", ErrNotMedia)
+		}
+		msg := strings.TrimSpace(lastLines(stderr.String(), 3))
+		if msg == "" {
+			msg = err.Error()
+		}
+		return nil, fmt.Errorf("%w: ffprobe cannot read it: %s", ErrNotMedia, msg)
+	}
+	info, err := parseProbe(stdout.Bytes())
+	if err != nil {
+		return nil, err
+	}
+	info.Size = st.Size()
+	info.ModTime = st.ModTime()
+	if b, err := json.Marshal(info); err == nil {
+		_ = writeFileAtomic(diskPath, b)
+	}
+	t.infos.SetDefault(key, info)
+	return info, nil
+}
+
+func parseProbe(b []byte) (*Info, error) {
+	var out ffprobeOutput
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, fmt.Errorf("%w: unreadable ffprobe output: %v", ErrNotMedia, err)
+	}
+	info := &Info{
+		Container: out.Format.FormatName,
+		Duration:  parseFloat(out.Format.Duration),
+		StartTime: parseFloat(out.Format.StartTime),
+		Bitrate:   int64(parseFloat(out.Format.BitRate)),
+		Video:     []VideoStream{},
+		Audio:     []AudioStream{},
+		Subtitles: []SubtitleStream{},
+	}
+	for _, s := range out.Streams {
+		switch s.CodecType {
+		case "video":
+			if s.Disposition["attached_pic"] == 1 {
+				continue
+			}
+			v := VideoStream{
+				Index: s.Index, Codec: s.CodecName, Profile: s.Profile, Level: s.Level,
+				Width: s.Width, Height: s.Height, FPS: parseRate(s.AvgFrameRate),
+				BitDepth: bitDepth(s.PixFmt, s.BitsPerRaw),
+				HDR:      s.ColorTransfer == "smpte2084" || s.ColorTransfer == "arib-std-b67",
+				Rotation: rotation(s.Tags, s.SideDataList), Bitrate: int64(parseFloat(s.BitRate)),
+				SAR: parseRatio(s.SampleAspect),
+			}
+			if v.FPS <= 0 || v.FPS > 240 {
+				v.FPS = parseRate(s.RFrameRate)
+			}
+			if v.FPS <= 0 || v.FPS > 240 {
+				v.FPS = 25
+			}
+			info.Video = append(info.Video, v)
+		case "audio":
+			info.Audio = append(info.Audio, AudioStream{
+				Index: s.Index, Codec: s.CodecName, Profile: s.Profile, Channels: s.Channels,
+				SampleRate: int(parseFloat(s.SampleRate)), Language: s.Tags["language"],
+				Title: s.Tags["title"], Default: s.Disposition["default"] == 1,
+				Bitrate: int64(parseFloat(s.BitRate)),
+				Start:   max(0, parseFloat(s.StartTime)-info.StartTime),
+			})
+		case "subtitle":
+			info.Subtitles = append(info.Subtitles, SubtitleStream{
+				Index: s.Index, Codec: s.CodecName, Language: s.Tags["language"],
+				Title: s.Tags["title"], Forced: s.Disposition["forced"] == 1,
+			})
+		}
+	}
+	if len(info.Video) == 0 {
+		return nil, fmt.Errorf("%w: the file has no video stream", ErrNotMedia)
+	}
+	if info.Duration <= 0 {
+		return nil, fmt.Errorf("%w: the file has no duration", ErrNotMedia)
+	}
+	return info, nil
+}
+
+func parseFloat(s string) float64 {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return 0
+	}
+	return f
+}
+
+func parseRate(s string) float64 {
+	num, den, ok := strings.Cut(s, "/")
+	if !ok {
+		return parseFloat(s)
+	}
+	d := parseFloat(den)
+	if d == 0 {
+		return 0
+	}
+	return parseFloat(num) / d
+}
+
+func parseRatio(s string) float64 {
+	num, den, ok := strings.Cut(s, ":")
+	if !ok || parseFloat(den) == 0 || parseFloat(num) == 0 {
+		return 1
+	}
+	return parseFloat(num) / parseFloat(den)
+}
+
+func bitDepth(pixFmt, raw string) int {
+	if n, err := strconv.Atoi(raw); err == nil && n > 0 {
+		return n
+	}
+	for _, d := range []string{"16", "12", "10"} {
+		if strings.Contains(pixFmt, "p"+d) {
+			n, _ := strconv.Atoi(d)
+			return n
+		}
+	}
+	return 8
+}
+
+// rotation returns the clockwise display rotation in degrees (0, 90, 180, 270).
+func rotation(tags map[string]string, side []map[string]any) int {
+	deg := 0.0
+	if r, ok := tags["rotate"]; ok {
+		deg = -parseFloat(r)
+	}
+	for _, sd := range side {
+		if r, ok := sd["rotation"].(float64); ok {
+			deg = r
+		}
+	}
+	// ffprobe reports the display matrix angle counter-clockwise.
+	d := (int(-deg)%360 + 360) % 360
+	return (d + 45) / 90 * 90 % 360
+}
+
+func fileKey(path string, st os.FileInfo) string {
+	h := sha256.Sum256([]byte(fmt.Sprintf("%s\x00%d\x00%d", path, st.Size(), st.ModTime().UnixNano())))
+	return hex.EncodeToString(h[:12])
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func writeFileAtomic(path string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,447 @@
+package transcoder
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hlsd/hlsd/playlist"
+)
+
+// variant is one (file, track, quality): its segments on disk and the heads producing them.
+type variant struct {
+	t       *Transcoder
+	m       *media
+	kind    string // "video" or "audio"
+	track   int
+	quality string
+	plan    playlist.Plan
+	dir     string
+	entry   *cacheEntry
+
+	// guarded by t.mu for the cache, by mu for the rest
+	mu      sync.Mutex
+	ready   []bool
+	waiters map[int]chan struct{}
+	initCh  chan struct{} // closed when init.mp4 exists
+	heads   []*head
+}
+
+func (v *variant) name() string { return fmt.Sprintf("%s/%d/%s", v.kind, v.track, v.quality) }
+
+// costClass says which encoder cap a head of this variant counts against.
+func (v *variant) costClass() string {
+	if v.kind == "video" && v.quality != QualityOriginal {
+		return "encode"
+	}
+	return "copy"
+}
+
+// lookahead is how many segments a request waits for a running head to reach
+// rather than starting another: copies run far faster than playback, while
+// a re-encode start costs about as much as encoding a segment or two.
+func (v *variant) lookahead() int {
+	if v.costClass() == "encode" {
+		return 2
+	}
+	return 8
+}
+
+// maxAhead is how far a head may run past the furthest segment a reader asked for.
+func (v *variant) maxAhead() int {
+	if v.costClass() == "encode" {
+		return 30
+	}
+	return 90
+}
+
+func (v *variant) segmentPath(n int) string {
+	return filepath.Join(v.dir, "segment-"+strconv.Itoa(n)+".m4s")
+}
+
+func (v *variant) initPath() string { return filepath.Join(v.dir, "init.mp4") }
+
+// load restores what an earlier process left on disk: complete segments are
+// reused, work directories of killed runs are removed.
+func (v *variant) load() int64 {
+	v.ready = make([]bool, v.plan.Len())
+	v.waiters = map[int]chan struct{}{}
+	v.initCh = make(chan struct{})
+	entries, _ := os.ReadDir(v.dir)
+	var total int64
+	for _, e := range entries {
+		name := e.Name()
+		switch {
+		case strings.HasPrefix(name, "run-") || strings.HasPrefix(name, ".tmp-"):
+			os.RemoveAll(filepath.Join(v.dir, name))
+		case name == "init.mp4":
+			close(v.initCh)
+		case strings.HasPrefix(name, "segment-") && strings.HasSuffix(name, ".m4s"):
+			n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(name, "segment-"), ".m4s"))
+			if err != nil || n < 0 || n >= len(v.ready) {
+				continue
+			}
+			if fi, err := e.Info(); err == nil {
+				v.ready[n] = true
+				total += fi.Size()
+			}
+		}
+	}
+	return total
+}
+
+func (v *variant) runSpec(start int, dir string) runSpec {
+	r := runSpec{
+		input: v.m.path, kind: v.kind, track: v.track, qual: v.quality, first: start,
+		bounds: v.plan.Bounds[start:], preset: v.t.cfg.Preset, outDir: dir,
+	}
+	if v.kind == "video" {
+		r.video = v.m.info.Video[v.track]
+	} else {
+		r.audio = v.m.info.Audio[v.track]
+	}
+	return r
+}
+
+// headFor returns a running head that is at n or will reach it within the lookahead.
+func (v *variant) headFor(n int) *head {
+	for _, h := range v.heads {
+		if h.start <= n && h.next <= n && n-h.next <= v.lookahead() && h.ctx.Err() == nil {
+			return h
+		}
+	}
+	return nil
+}
+
+// startHead registers a head before it has an encoder slot, so concurrent
+// requests for the same segments find and share it. Caller holds v.mu.
+func (v *variant) startHead(n int, reason, clientID string) *head {
+	t := v.t
+	ctx, cancel := context.WithCancelCause(t.ctx)
+	id := int(t.headSeq.Add(1))
+	h := &head{
+		v: v, id: id, start: n, next: n, heavy: v.costClass() == "encode", reason: reason,
+		dir: filepath.Join(v.dir, "run-"+strconv.Itoa(id)), ctx: ctx, cancel: cancel,
+		done: make(chan struct{}), lastDemand: time.Now(), demandSeg: n, readers: map[string]time.Time{},
+	}
+	if clientID != "" {
+		h.readers[clientID] = time.Now()
+	}
+	v.heads = append(v.heads, h)
+	t.wg.Add(1)
+	go h.run()
+	return h
+}
+
+// noteDemand records that a reader wants segment n from the heads that serve it.
+// Caller holds v.mu.
+func (v *variant) noteDemand(n int, clientID string) {
+	now := time.Now()
+	for _, h := range v.heads {
+		if h.start <= n && n <= h.next+v.lookahead() {
+			h.lastDemand = now
+			h.demandSeg = max(h.demandSeg, n)
+			if clientID != "" {
+				h.readers[clientID] = now
+			}
+		}
+	}
+}
+
+// Segment returns the path of segment n once it is complete on disk.
+func (v *variant) segment(ctx context.Context, n int, clientID string) (string, error) {
+	began := time.Now()
+	defer func() { v.t.obs.SegmentWaited(time.Since(began)) }()
+	reason := "seek"
+	for attempt := 0; ; attempt++ {
+		if v.t.ctx.Err() != nil {
+			return "", ErrShuttingDown
+		}
+		v.mu.Lock()
+		v.t.touch(v)
+		v.noteDemand(n, clientID)
+		if v.ready[n] {
+			v.prefetch(n, clientID)
+			v.mu.Unlock()
+			return v.segmentPath(n), nil
+		}
+		h := v.headFor(n)
+		if h == nil {
+			if attempt >= 3 {
+				v.mu.Unlock()
+				return "", fmt.Errorf("%w: segment %d was not produced after %d encoder runs", ErrEncoder, n, attempt)
+			}
+			if n == 0 {
+				reason = "start"
+			}
+			h = v.startHead(n, reason, clientID)
+		}
+		ch, ok := v.waiters[n]
+		if !ok {
+			ch = make(chan struct{})
+			v.waiters[n] = ch
+		}
+		h.waiting++
+		v.mu.Unlock()
+
+		select {
+		case <-ch:
+		case <-h.done:
+		case <-ctx.Done():
+		}
+		v.mu.Lock()
+		h.waiting--
+		ready := v.ready[n]
+		v.mu.Unlock()
+		switch {
+		case ready:
+			continue // served at the top, with the prefetch check
+		case ctx.Err() != nil:
+			return "", ctx.Err()
+		}
+		select {
+		case <-h.done:
+			if h.err != nil {
+				return "", h.err
+			}
+			if h.stoppedBy == nil {
+				return "", fmt.Errorf("%w: ffmpeg ended before writing segment %d", ErrEncoder, n)
+			}
+			reason = "restart"
+		default:
+		}
+	}
+}
+
+// prefetch keeps playback ahead of the reader: when the next few segments
+// are not on disk and no head is coming, start one now rather than when the
+// player hits the gap. Caller holds v.mu.
+func (v *variant) prefetch(n int, clientID string) {
+	for k := n + 1; k < len(v.ready) && k <= n+3; k++ {
+		if v.ready[k] {
+			continue
+		}
+		if v.headFor(k) == nil && v.t.canPrefetch(v) {
+			v.startHead(k, "prefetch", clientID)
+		}
+		return
+	}
+}
+
+// initSegment returns init.mp4, starting a head if none is running: the init
+// segment comes out of the same encoder run as the media segments.
+func (v *variant) initSegment(ctx context.Context, hint int, clientID string) (string, error) {
+	for attempt := 0; attempt < 3; attempt++ {
+		v.mu.Lock()
+		select {
+		case <-v.initCh:
+			v.mu.Unlock()
+			return v.initPath(), nil
+		default:
+		}
+		var h *head
+		for _, x := range v.heads {
+			if x.ctx.Err() == nil {
+				h = x
+			}
+		}
+		if h == nil {
+			h = v.startHead(min(max(hint, 0), len(v.ready)-1), "init", clientID)
+		}
+		h.waiting++
+		v.mu.Unlock()
+		select {
+		case <-v.initCh:
+		case <-h.done:
+		case <-ctx.Done():
+		}
+		v.mu.Lock()
+		h.waiting--
+		v.mu.Unlock()
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		select {
+		case <-h.done:
+			if h.err != nil {
+				return "", h.err
+			}
+		default:
+		}
+	}
+	select {
+	case <-v.initCh:
+		return v.initPath(), nil
+	default:
+		return "", fmt.Errorf("%w: no init segment was produced", ErrEncoder)
+	}
+}
+
+// publish moves a finished segment from ffmpeg's work directory into the
+// cache: init part once, media part as segment-n.m4s, each visible only
+// when complete (rename).
+func (v *variant) publish(h *head, n int, src string) error {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return fmt.Errorf("%w: reading segment %d: %v", ErrEncoder, n, err)
+	}
+	os.Remove(src)
+	init, body, err := splitFMP4(data)
+	if err != nil {
+		return fmt.Errorf("%w: segment %d: %v", ErrEncoder, n, err)
+	}
+	if v.quality == QualityOriginal {
+		start, err := fragmentStart(init, body)
+		if err != nil {
+			return fmt.Errorf("%w: segment %d: %v", ErrEncoder, n, err)
+		}
+		if n = v.identify(start); n < 0 {
+			return nil // the piece before the run's first boundary
+		}
+	}
+	if n >= len(v.ready) {
+		return fmt.Errorf("%w: ffmpeg wrote segment %d beyond the plan's %d", ErrEncoder, n, len(v.ready))
+	}
+	v.mu.Lock()
+	haveInit := isClosed(v.initCh)
+	v.mu.Unlock()
+	if !haveInit {
+		if err := writeFileAtomic(v.initPath(), init); err != nil {
+			return fmt.Errorf("%w: writing init segment: %v", ErrEncoder, err)
+		}
+	}
+	if err := writeFileAtomic(v.segmentPath(n), body); err != nil {
+		return fmt.Errorf("%w: writing segment %d: %v", ErrEncoder, n, err)
+	}
+
+	v.mu.Lock()
+	if !isClosed(v.initCh) {
+		close(v.initCh)
+	}
+	added := !v.ready[n]
+	v.ready[n] = true
+	if ch, ok := v.waiters[n]; ok {
+		close(ch)
+		delete(v.waiters, n)
+	}
+	h.next = n + 1
+	switch {
+	case h.next < len(v.ready) && v.ready[h.next]:
+		h.stop(errReachedExisting)
+	case h.next-h.demandSeg > v.maxAhead():
+		h.stop(errTooFarAhead)
+	}
+	v.mu.Unlock()
+	if added {
+		v.t.addCacheBytes(v, int64(len(body)))
+	}
+	return nil
+}
+
+// identify maps the start time of a copied segment to its plan index, or -1
+// when it starts at no boundary. A video copy starts exactly at a boundary
+// keyframe; an audio copy at the first packet at or after the boundary.
+func (v *variant) identify(start float64) int {
+	i := v.plan.Index(start + 1e-4)
+	b := v.plan.Start(i)
+	tol := 1e-3
+	if v.kind == "audio" {
+		a := v.m.info.Audio[v.track]
+		tol = 1024.0 / float64(max(a.SampleRate, 8000))
+		if i == 0 {
+			b = a.Start
+		}
+	} else if i == 0 {
+		// Segment 0 starts at the file's first keyframe, which may follow 0.
+		b = v.m.plans.keyframeTimes[0]
+	}
+	if start < b-1e-3 || start-b >= tol {
+		return -1
+	}
+	return i
+}
+
+// headEnded wakes everyone waiting on h.
+func (v *variant) headEnded(h *head, err error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for i, x := range v.heads {
+		if x == h {
+			v.heads = append(v.heads[:i], v.heads[i+1:]...)
+			break
+		}
+	}
+	h.err = err
+	h.stoppedBy = context.Cause(h.ctx)
+	close(h.done)
+}
+
+// release forgets clientID as a reader of heads that do not serve segment
+// keep (-1: none), and stops heads nobody else reads.
+func (v *variant) release(clientID string, keep int) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, h := range v.heads {
+		if _, ok := h.readers[clientID]; !ok {
+			continue
+		}
+		if keep >= 0 && h.start <= keep && keep <= h.next+v.lookahead() {
+			continue
+		}
+		delete(h.readers, clientID)
+		if len(h.readers) == 0 && h.waiting == 0 {
+			h.stop(errReleased)
+		}
+	}
+}
+
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// splitFMP4 separates the ftyp+moov header of one segment file from its
+// fragments. The trailing mfra index is dropped: it points into this file only.
+func splitFMP4(b []byte) (init, body []byte, err error) {
+	var ib, bb bytes.Buffer
+	for off := 0; off < len(b); {
+		if len(b)-off < 8 {
+			return nil, nil, fmt.Errorf("truncated box at offset %d", off)
+		}
+		size := int(binary.BigEndian.Uint32(b[off:]))
+		typ := string(b[off+4 : off+8])
+		if size == 1 {
+			if len(b)-off < 16 {
+				return nil, nil, fmt.Errorf("truncated box at offset %d", off)
+			}
+			size = int(binary.BigEndian.Uint64(b[off+8:]))
+		} else if size == 0 {
+			size = len(b) - off
+		}
+		if size < 8 || off+size > len(b) {
+			return nil, nil, fmt.Errorf("bad %q box size %d at offset %d", typ, size, off)
+		}
+		switch typ {
+		case "ftyp", "moov":
+			ib.Write(b[off : off+size])
+		case "styp", "sidx", "prft", "emsg", "moof", "mdat":
+			bb.Write(b[off : off+size])
+		}
+		off += size
+	}
+	if ib.Len() == 0 || !bytes.Contains(bb.Bytes(), []byte("moof")) {
+		return nil, nil, fmt.Errorf("not a fragmented MP4 segment")
+	}
+	return ib.Bytes(), bb.Bytes(), nil
+}

@@ -1,0 +1,390 @@
+// hlsd web player: a folder browser over /api/media and an HLS player.
+// Plain script, no build step. Views are driven by the URL hash so that the
+// browser's back button works and links can be shared:
+//   #/dir/<folder>   a folder of the library (empty = root)
+//   #/play/<id>      the player for one media id
+'use strict';
+
+const $ = (id) => document.getElementById(id);
+
+// The server uses clientId to stop encoders this tab has abandoned. It
+// must stay the same across reloads of one tab (a reload resumes the same
+// viewing) but differ between tabs, hence sessionStorage.
+const clientId = (() => {
+  const key = 'hlsd.clientId';
+  let id = sessionStorage.getItem(key);
+  if (!id) {
+    // getRandomValues, not randomUUID: the latter needs a secure context,
+    // and hlsd is often opened over plain http on a LAN address.
+    const bytes = crypto.getRandomValues(new Uint8Array(12));
+    id = Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+    sessionStorage.setItem(key, id);
+  }
+  return id;
+})();
+
+// ---- errors ---------------------------------------------------------------
+
+function showError(msg) {
+  $('banner-text').textContent = msg;
+  $('banner').hidden = false;
+}
+
+function clearError() {
+  $('banner').hidden = true;
+}
+
+$('banner-close').addEventListener('click', clearError);
+
+// apiError turns a failed response into the server's own message when it
+// sent one ({"error": "...", "status": N}).
+async function apiError(res) {
+  try {
+    const body = await res.json();
+    if (body && body.error) return `${body.error} (HTTP ${res.status})`;
+  } catch (e) {
+    // not JSON: fall through to the status line
+  }
+  return `HTTP ${res.status} ${res.statusText}`.trim();
+}
+
+async function getJSON(url) {
+  let res;
+  try {
+    res = await fetch(url, { headers: { Accept: 'application/json' } });
+  } catch (e) {
+    throw new Error(`Cannot reach the server: ${e.message}`);
+  }
+  if (!res.ok) throw new Error(await apiError(res));
+  return res.json();
+}
+
+// ---- formatting -----------------------------------------------------------
+
+function humanSize(n) {
+  if (typeof n !== 'number' || n < 0) return '';
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${i === 0 ? n : n.toFixed(n < 10 ? 1 : 0)} ${units[i]}`;
+}
+
+function humanDate(s) {
+  const d = new Date(s);
+  return isNaN(d) ? '' : d.toLocaleDateString();
+}
+
+// Ids are the media path in base64url without padding (see api.md), so the
+// player can show a name and a way back without asking the server.
+function pathFromId(id) {
+  try {
+    const b64 = id.replace(/-/g, '+').replace(/_/g, '/');
+    const bin = atob(b64 + '='.repeat((4 - (b64.length % 4)) % 4));
+    return new TextDecoder('utf-8', { fatal: true }).decode(Uint8Array.from(bin, (c) => c.charCodeAt(0)));
+  } catch (e) {
+    return null;
+  }
+}
+
+function parentDir(path) {
+  const i = path.lastIndexOf('/');
+  return i < 0 ? '' : path.slice(0, i);
+}
+
+const dirHash = (dir) => '#/dir/' + encodeURIComponent(dir);
+
+// ---- library --------------------------------------------------------------
+
+function renderCrumbs(dir) {
+  const nav = $('crumbs');
+  nav.replaceChildren();
+  const add = (label, target) => {
+    if (nav.childNodes.length) {
+      const sep = document.createElement('span');
+      sep.className = 'sep';
+      sep.textContent = '/';
+      nav.append(sep);
+    }
+    const a = document.createElement('a');
+    a.href = dirHash(target);
+    a.textContent = label;
+    nav.append(a);
+  };
+  add('Library', '');
+  let acc = '';
+  for (const part of dir.split('/').filter(Boolean)) {
+    acc = acc ? `${acc}/${part}` : part;
+    add(part, acc);
+  }
+}
+
+function entryItem(e) {
+  const li = document.createElement('li');
+  const a = document.createElement('a');
+  const isDir = e.type === 'dir';
+  a.href = isDir ? dirHash(e.path) : '#/play/' + e.id;
+
+  const icon = document.createElement('span');
+  icon.className = 'icon';
+  icon.textContent = isDir ? '\u25B8' : '\u25B6'; // plain shapes: every text font has them, unlike emoji
+  icon.setAttribute('aria-hidden', 'true');
+
+  const name = document.createElement('span');
+  name.className = 'name';
+  name.textContent = e.name;
+
+  const meta = document.createElement('span');
+  meta.className = 'meta';
+  const date = document.createElement('span');
+  date.className = 'date';
+  date.textContent = humanDate(e.modified);
+  meta.append(isDir ? '' : humanSize(e.size), document.createElement('br'), date);
+
+  a.append(icon, name, meta);
+  li.append(a);
+  return li;
+}
+
+// Guards against a slow listing arriving after the person moved on.
+let listingSeq = 0;
+
+async function showLibrary(dir) {
+  stopPlayer();
+  $('player').hidden = true;
+  $('library').hidden = false;
+  document.title = dir ? `${dir} - hlsd` : 'hlsd';
+  renderCrumbs(dir);
+
+  const seq = ++listingSeq;
+  const status = $('library-status');
+  const list = $('entries');
+  status.textContent = 'Loading\u2026';
+  list.replaceChildren();
+  let data;
+  try {
+    data = await getJSON('/api/media?dir=' + encodeURIComponent(dir));
+  } catch (e) {
+    if (seq !== listingSeq) return;
+    status.textContent = '';
+    showError(e.message);
+    return;
+  }
+  if (seq !== listingSeq) return;
+
+  const entries = (data.entries || []).slice();
+  // Folders first, then natural order so "E2" sorts before "E10".
+  entries.sort((x, y) =>
+    (x.type === 'dir' ? 0 : 1) - (y.type === 'dir' ? 0 : 1) ||
+    x.name.localeCompare(y.name, undefined, { numeric: true, sensitivity: 'base' }));
+  status.textContent = entries.length ? '' : 'Nothing playable in this folder.';
+  list.replaceChildren(...entries.map(entryItem));
+}
+
+// ---- player ---------------------------------------------------------------
+
+let hls = null;
+let playingDir = '';
+
+function stopPlayer() {
+  if (hls) {
+    hls.destroy();
+    hls = null;
+  }
+  const video = $('video');
+  if (video.getAttribute('src')) {
+    video.pause();
+    video.removeAttribute('src');
+    video.load(); // drops the buffered media and stops native HLS loading
+  }
+  $('quality-box').hidden = true;
+  $('audio-box').hidden = true;
+}
+
+function levelName(level) {
+  // hls.js 1.x keeps a list of URLs per level (url[]) and the first as uri.
+  const url = level.uri || [].concat(level.url || [])[0] || '';
+  if (url.includes('/original/')) return 'original';
+  return level.height ? `${level.height}p` : `${Math.round((level.bitrate || 0) / 1000)} kb/s`;
+}
+
+function fillQuality() {
+  const sel = $('quality');
+  const auto = document.createElement('option');
+  auto.value = '-1';
+  auto.textContent = 'Auto';
+  const opts = [auto];
+  hls.levels.forEach((level, i) => {
+    const o = document.createElement('option');
+    o.value = String(i);
+    o.textContent = levelName(level);
+    opts.push(o);
+  });
+  sel.replaceChildren(...opts);
+  sel.value = '-1'; // a new manifest always starts in Auto
+  $('quality-box').hidden = hls.levels.length < 2;
+}
+
+// In Auto mode, show which level hls.js picked, so a person can tell.
+function markAutoLevel() {
+  const auto = $('quality').querySelector('option[value="-1"]');
+  if (!auto || !hls) return;
+  const cur = hls.levels[hls.currentLevel];
+  auto.textContent = hls.autoLevelEnabled && cur ? `Auto (${levelName(cur)})` : 'Auto';
+}
+
+function fillAudio(tracks, selected) {
+  const sel = $('audio');
+  sel.replaceChildren(...tracks.map((t, i) => {
+    const o = document.createElement('option');
+    o.value = String(i);
+    o.textContent = t.name || t.label || t.lang || t.language || `Track ${i + 1}`;
+    return o;
+  }));
+  sel.value = String(selected);
+  $('audio-box').hidden = tracks.length < 2;
+}
+
+// When the master playlist fails, hls.js only knows the status code; the
+// server's JSON body says why (unknown id, not media, ...), so fetch it.
+async function explainManifestError(url, fallback) {
+  try {
+    const res = await fetch(url);
+    if (!res.ok) {
+      showError(await apiError(res));
+      return;
+    }
+  } catch (e) {
+    // unreachable: the generic message below is all we have
+  }
+  showError(fallback);
+}
+
+function showPlayer(id) {
+  stopPlayer();
+  clearError();
+  const path = pathFromId(id);
+  playingDir = path === null ? '' : parentDir(path);
+  const name = path === null ? id : path.split('/').pop();
+  $('title').textContent = name;
+  document.title = `${name} - hlsd`;
+  renderCrumbs(playingDir);
+  $('library').hidden = true;
+  $('player').hidden = false;
+
+  const url = `/videos/${encodeURIComponent(id)}/master.m3u8?clientId=${encodeURIComponent(clientId)}`;
+  const video = $('video');
+
+  if (window.Hls && Hls.isSupported()) {
+    hls = new Hls();
+    const mine = hls;
+    hls.on(Hls.Events.MANIFEST_PARSED, () => {
+      fillQuality();
+      video.play().catch(() => {}); // autoplay may be refused; controls remain
+    });
+    hls.on(Hls.Events.LEVEL_SWITCHED, markAutoLevel);
+    hls.on(Hls.Events.AUDIO_TRACKS_UPDATED, () => fillAudio(hls.audioTracks, hls.audioTrack));
+    hls.on(Hls.Events.AUDIO_TRACK_SWITCHED, () => { $('audio').value = String(hls.audioTrack); });
+    hls.on(Hls.Events.ERROR, (_, data) => {
+      if (!data.fatal || hls !== mine) return;
+      const code = data.response && data.response.code ? ` (HTTP ${data.response.code})` : '';
+      const msg = `Playback failed: ${data.type} / ${data.details}${code}`;
+      stopPlayer();
+      if (data.details === Hls.ErrorDetails.MANIFEST_LOAD_ERROR) {
+        explainManifestError(url, msg);
+      } else {
+        showError(msg);
+      }
+    });
+    hls.loadSource(url);
+    hls.attachMedia(video);
+  } else if (video.canPlayType('application/vnd.apple.mpegurl')) {
+    // Safari and iOS play HLS themselves; quality is then theirs to choose.
+    video.src = url;
+    video.addEventListener('loadedmetadata', () => {
+      const tracks = video.audioTracks ? Array.from(video.audioTracks) : [];
+      const on = tracks.findIndex((t) => t.enabled);
+      fillAudio(tracks, on < 0 ? 0 : on);
+    }, { once: true });
+    video.play().catch(() => {});
+  } else {
+    showError('This browser cannot play HLS (no Media Source Extensions and no native HLS).');
+  }
+}
+
+$('quality').addEventListener('change', (ev) => {
+  // currentLevel switches now (flushing the buffer) rather than at the next
+  // segment, which is what someone picking a quality expects.
+  if (hls) hls.currentLevel = Number(ev.target.value);
+  markAutoLevel();
+});
+
+$('audio').addEventListener('change', (ev) => {
+  const i = Number(ev.target.value);
+  if (hls) {
+    hls.audioTrack = i;
+  } else if ($('video').audioTracks) {
+    Array.from($('video').audioTracks).forEach((t, j) => { t.enabled = j === i; });
+  }
+});
+
+$('video').addEventListener('error', () => {
+  // hls.js reports through its own events; this is for native playback.
+  const err = $('video').error;
+  if (!hls && err && $('video').getAttribute('src')) {
+    showError(`Playback failed: ${err.message || 'media error ' + err.code}`);
+  }
+});
+
+$('back').addEventListener('click', () => { location.hash = dirHash(playingDir); });
+
+document.addEventListener('keydown', (ev) => {
+  if ($('player').hidden || ev.altKey || ev.ctrlKey || ev.metaKey) return;
+  // Leave keys alone where they mean something else (menus, buttons).
+  const tag = ev.target.tagName;
+  if (tag === 'INPUT' || tag === 'SELECT' || tag === 'TEXTAREA' || tag === 'BUTTON') return;
+  const video = $('video');
+  switch (ev.key) {
+    case ' ':
+      if (video.paused) video.play().catch(() => {});
+      else video.pause();
+      break;
+    case 'ArrowLeft':
+      video.currentTime = Math.max(0, video.currentTime - 10);
+      break;
+    case 'ArrowRight':
+      if (isFinite(video.duration)) video.currentTime = Math.min(video.duration, video.currentTime + 10);
+      else video.currentTime += 10;
+      break;
+    default:
+      return;
+  }
+  // Stop the page from scrolling, and the focused video element from
+  // handling the same key a second time.
+  ev.preventDefault();
+}, true);
+
+// ---- routing --------------------------------------------------------------
+
+function route() {
+  const h = location.hash.replace(/^#/, '');
+  if (h.startsWith('/play/')) {
+    showPlayer(h.slice('/play/'.length));
+    return;
+  }
+  let dir = '';
+  if (h.startsWith('/dir/')) {
+    try {
+      dir = decodeURIComponent(h.slice('/dir/'.length));
+    } catch (e) {
+      dir = '';
+    }
+  }
+  clearError();
+  showLibrary(dir);
+}
+
+window.addEventListener('hashchange', route);
+route();
