@@ -1,0 +1,140 @@
+// Command hlsbench measures hlsd's cold-start figures on generated media and
+// prints them as a table beside their targets.
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hlsd/hlsd/keyframes"
+	"github.com/hlsd/hlsd/server"
+	"github.com/hlsd/hlsd/transcoder"
+	"github.com/hlsd/hlsd/transcoder/testmedia"
+)
+
+type row struct {
+	name   string
+	value  string
+	target string
+}
+
+func main() {
+	runs := flag.Int("runs", 3, "cold runs per figure (the median is reported)")
+	flag.Parse()
+	ctx := context.Background()
+	dir := testmedia.CacheDir()
+	short, err := testmedia.Make(ctx, dir, "h264-1080.mp4")
+	check(err)
+	long, err := testmedia.Make(ctx, dir, "long.mp4")
+	check(err)
+
+	var rows []row
+	seg := func(file, variant string, n int) (playlist, segment time.Duration) {
+		var ps, ss []time.Duration
+		for i := 0; i < *runs; i++ {
+			p, s := coldSegment(file, variant, n)
+			ps, ss = append(ps, p), append(ss, s)
+		}
+		return median(ps), median(ss)
+	}
+	p, s := seg(short, "video/0/original", 0)
+	rows = append(rows, row{"original first segment, 1080p H.264 (cold)", ms(s), "< 300 ms"})
+	_, s = seg(short, "video/0/720p", 0)
+	rows = append(rows, row{"720p first segment, 1080p H.264 source (cold)", ms(s), "< 1500 ms"})
+	rows = append(rows, row{"first playlist, 20 s file (probe + keyframe scan)", ms(p), ""})
+	st, err := os.Stat(long)
+	check(err)
+	n := int(0.9 * 1920 / transcoder.SegmentTarget)
+	lp, s := seg(long, "video/0/720p", n)
+	rows = append(rows, row{fmt.Sprintf("720p segment %d at 90%% of a 32 min file (cold, after playlist)", n), ms(s), "< 1500 ms"})
+	_, s = seg(long, "video/0/original", n)
+	rows = append(rows, row{fmt.Sprintf("original segment %d at 90%% of a 32 min file (cold)", n), ms(s), "< 300 ms"})
+	rows = append(rows, row{"first playlist, 32 min file (probe + keyframe scan)", ms(lp), ""})
+
+	var scans []time.Duration
+	for i := 0; i < *runs; i++ {
+		tmp, err := os.MkdirTemp("", "hlsbench-kf-")
+		check(err)
+		store := keyframes.NewStore(tmp, "ffprobe", nil, nil)
+		start := time.Now()
+		kf, err := store.Get(long, 0)
+		check(err)
+		<-kf.Done()
+		scans = append(scans, time.Since(start))
+		store.Close()
+		os.RemoveAll(tmp)
+	}
+	mbps := float64(st.Size()) / 1e6 / median(scans).Seconds()
+	rows = append(rows, row{fmt.Sprintf("keyframe scan throughput (%d MB file)", st.Size()/1e6), fmt.Sprintf("%.0f MB/s", mbps), ""})
+
+	fmt.Printf("\n%-70s %12s %12s\n", "figure (median of cold runs)", "measured", "target")
+	for _, r := range rows {
+		fmt.Printf("%-70s %12s %12s\n", r.name, r.value, r.target)
+	}
+}
+
+// coldSegment starts a fresh server with an empty cache and times the
+// playlist request, then segment n of one variant.
+func coldSegment(file, variant string, n int) (time.Duration, time.Duration) {
+	media, err := os.MkdirTemp("", "hlsbench-media-")
+	check(err)
+	defer os.RemoveAll(media)
+	cache, err := os.MkdirTemp("", "hlsbench-cache-")
+	check(err)
+	defer os.RemoveAll(cache)
+	// A hard link: a symlink out of the media root is refused, as it should be.
+	check(os.Link(file, filepath.Join(media, "f.mp4")))
+	srv, err := server.New(server.Config{MediaDir: media})
+	check(err)
+	tc := transcoder.New(transcoder.Config{CacheDir: cache, Observer: srv.Observer()})
+	check(tc.Initialize())
+	defer tc.Close()
+	srv.Initialize(tc)
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	base := hs.URL + "/videos/" + base64.RawURLEncoding.EncodeToString([]byte("f.mp4")) + "/" + variant + "/"
+	t0 := time.Now()
+	get(base + "index.m3u8")
+	t1 := time.Now()
+	get(base + fmt.Sprintf("segment-%d.m4s", n))
+	return t1.Sub(t0), time.Since(t1)
+}
+
+func get(url string) {
+	resp, err := http.Get(url)
+	check(err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		check(fmt.Errorf("GET %s: %d %s", url, resp.StatusCode, b))
+	}
+}
+
+func median(d []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), d...)
+	for i := range s {
+		for j := i + 1; j < len(s); j++ {
+			if s[j] < s[i] {
+				s[i], s[j] = s[j], s[i]
+			}
+		}
+	}
+	return s[len(s)/2]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%d ms", d.Milliseconds()) }
+
+func check(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "hlsbench:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,113 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hlsd/hlsd/transcoder"
+)
+
+// metricValue reads one sample from the registry; 0 when absent.
+func (e *testEnv) metricValue(name string, labels map[string]string) float64 {
+	e.t.Helper()
+	families, err := e.reg.Gather()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range f.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if want, ok := labels[lp.GetName()]; ok && want != lp.GetValue() {
+					continue next
+				}
+			}
+			switch {
+			case m.Counter != nil:
+				return m.Counter.GetValue()
+			case m.Gauge != nil:
+				return m.Gauge.GetValue()
+			}
+		}
+	}
+	return 0
+}
+
+func (e *testEnv) segmentFiles(variant string) []string {
+	matches, _ := filepath.Glob(filepath.Join(e.cache, "segments", "*", variant, "segment-*.m4s"))
+	return matches
+}
+
+// A request deep into a rung with nothing encoded starts a head there; it
+// does not encode from the start of the file.
+func TestSeekStartsHeadAtSegment(t *testing.T) {
+	e := newEnv(t, transcoder.Config{}, "h264.mp4")
+	base := e.videoURL("h264.mp4") + "/video/0/240p/"
+	e.mustGet(base + "index.m3u8")
+	e.mustGet(base + "segment-7.m4s")
+	if got := e.metricValue("hlsd_encoder_starts_total", map[string]string{"class": "encode", "reason": "seek"}); got != 1 {
+		t.Errorf("seek starts = %v, want 1", got)
+	}
+	for _, f := range e.segmentFiles("video-0-240p") {
+		var n int
+		if _, err := fmt.Sscanf(filepath.Base(f), "segment-%d.m4s", &n); err == nil && n < 7 {
+			t.Errorf("segment %d was encoded for a request of segment 7", n)
+		}
+	}
+}
+
+// A head nobody reads from is stopped after the idle timeout, before it
+// reaches the end of the file.
+func TestIdleHeadStops(t *testing.T) {
+	e := newEnv(t, transcoder.Config{IdleTimeout: 300 * time.Millisecond}, "h264-1080.mp4")
+	base := e.videoURL("h264-1080.mp4") + "/video/0/1080p/"
+	p := parseMediaPlaylist(t, e.mustGet(base+"index.m3u8"))
+	e.mustGet(base + "segment-0.m4s")
+	eventually(t, 10*time.Second, "the idle encoder to stop", func() bool {
+		return e.metricValue("hlsd_encoders_running", map[string]string{"class": "encode"}) == 0
+	})
+	last := filepath.Join(filepath.Dir(e.segmentFiles("video-0-1080p")[0]), fmt.Sprintf("segment-%d.m4s", len(p.starts)-1))
+	if _, err := os.Stat(last); err == nil {
+		t.Errorf("the head ran to the end of the file instead of stopping when idle")
+	}
+	if kids := ffmpegChildren(); len(kids) > 0 {
+		t.Errorf("ffmpeg still running after the idle stop: %v", kids)
+	}
+}
+
+// Closing the transcoder kills every ffmpeg child, including ones a request
+// is waiting on; those requests end with an error instead of hanging.
+func TestShutdownLeavesNoFFmpeg(t *testing.T) {
+	e := newEnv(t, transcoder.Config{}, "h264-1080.mp4")
+	base := e.videoURL("h264-1080.mp4") + "/video/0/"
+	e.mustGet(base + "1080p/index.m3u8")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, q := range []string{"1080p/segment-3.m4s", "720p/segment-4.m4s"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+q, nil)
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}()
+	}
+	eventually(t, 10*time.Second, "both ffmpeg children to start", func() bool { return len(ffmpegChildren()) >= 2 })
+	e.tc.Close()
+	if kids := ffmpegChildren(); len(kids) > 0 {
+		t.Errorf("ffmpeg processes left after Close: %v", kids)
+	}
+	cancel()
+	wg.Wait()
+}
