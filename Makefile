@@ -8,10 +8,10 @@ GO ?= go
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help deps run demo test bench lint build
+.PHONY: help deps e2e-deps run demo test bench lint build
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z_-]*:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z0-9_-]*:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 deps: ## install ffmpeg/ffprobe with apt-get if missing
 	@if command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1; then \
@@ -22,6 +22,22 @@ deps: ## install ffmpeg/ffprobe with apt-get if missing
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y ffmpeg; \
 	fi
 
+# The browser tests (web/e2e) drive Debian's Chromium with playwright-core
+# from npm; playwright never downloads a browser of its own here.
+e2e-deps: deps ## install Chromium, Node.js and web/e2e's npm packages if missing
+	@missing=""; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing with apt-get:$$missing"; \
+		$(SUDO) apt-get update && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
+	fi
+	@cd web/e2e && if [ ! node_modules/.package-lock.json -nt package-lock.json ]; then \
+		npm ci --no-audit --no-fund; \
+	fi
+
 run: ## run the server on MEDIA (default ./media)
 	$(GO) run ./cmd/hlsd --media $(MEDIA) --listen $(LISTEN)
 
@@ -30,11 +46,11 @@ demo: deps ## make a demo library in ./demo-media and serve it on 127.0.0.1:7666
 	@echo "open http://$(LISTEN)/"
 	$(GO) run ./cmd/hlsd --media ./demo-media --listen $(LISTEN)
 
-test: deps ## vet and run every test (race detector on)
+test: e2e-deps ## vet and run every test, browser tests included (race detector on)
 	$(GO) vet ./... && $(GO) test -race -count=1 -timeout 20m ./...
 
-bench: deps ## run the end-to-end benchmark (cmd/hlsbench)
-	$(GO) run ./cmd/hlsbench
+bench: e2e-deps ## run the end-to-end benchmark (cmd/hlsbench), browser figures included
+	$(GO) run ./cmd/hlsbench $(ARGS)
 
 lint: ## gofmt, go vet, and check go.mod/go.sum are tidy
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -45,6 +45,8 @@ type mediaEntry struct {
 	Size     int64     `json:"size"`
 	Modified time.Time `json:"modified"`
 	Master   string    `json:"master,omitempty"`
+	// Duration in seconds, for media probed before (a listing never probes).
+	Duration float64 `json:"duration,omitempty"`
 }
 
 func (s *Server) listMedia(w http.ResponseWriter, r *http.Request) error {
@@ -81,6 +83,7 @@ func (s *Server) listMedia(w http.ResponseWriter, r *http.Request) error {
 		case st.Mode().IsRegular() && isMediaName(f.Name()):
 			e.Type = "media"
 			e.Master = "/videos/" + e.ID + "/master.m3u8"
+			e.Duration, _ = s.tc.KnownDuration(real, st)
 		default:
 			continue
 		}

@@ -5,6 +5,7 @@ package server
 import (
 	"context"
 	"net/http"
+	"os"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +23,7 @@ type Streamer interface {
 	MediaPlaylist(ctx context.Context, path, kind string, track int, quality, query string) ([]byte, error)
 	Init(ctx context.Context, path, kind string, track int, quality, clientID string) (string, error)
 	Segment(ctx context.Context, path, kind string, track int, quality string, n int, clientID string) (string, error)
+	KnownDuration(path string, st os.FileInfo) (float64, bool)
 }
 
 // Config of a Server.

@@ -8,8 +8,9 @@ import (
 	"github.com/hlsd/hlsd/playlist"
 )
 
-// Master writes the master playlist: every rung at or below the source, the
-// original where it shares the grid, and one audio rendition per track.
+// Master writes the master playlist: the original where it shares the grid,
+// every rung at or below the source that is worth its bits (see plainH264),
+// and one audio rendition per track.
 func (t *Transcoder) Master(ctx context.Context, path, query string) ([]byte, error) {
 	m, err := t.open(ctx, path)
 	if err != nil {
@@ -49,9 +50,11 @@ func (t *Transcoder) Master(ctx context.Context, path, query string) ([]byte, er
 	}
 
 	v := info.Video[0]
+	originalAvg := 0
 	if p.originalAdaptive && copyableVideo(v) {
 		codec, _ := videoCodecString(v)
 		avg, peak := p.originalBitrates()
+		originalAvg = avg
 		w, h := v.DisplaySize()
 		out.Variants = append(out.Variants, playlist.Variant{
 			URI: "video/0/original/index.m3u8", Name: QualityOriginal,
@@ -62,6 +65,13 @@ func (t *Transcoder) Master(ctx context.Context, path, query string) ([]byte, er
 	rungs := rungsFor(v)
 	for i := len(rungs) - 1; i >= 0; i-- {
 		r := rungs[i]
+		if originalAvg > 0 && plainH264(v) && r.Bitrate >= originalAvg {
+			// Whoever decodes this rung decodes the original too, which is
+			// sharper and cheaper: players on a fast link (hls.js on a LAN)
+			// would otherwise climb to a re-encode the CPU cannot keep up
+			// with. The rung stays requestable; it is only not advertised.
+			continue
+		}
 		w, h := rungSize(v, r)
 		out.Variants = append(out.Variants, playlist.Variant{
 			URI: fmt.Sprintf("video/0/%s/index.m3u8", r.Name), Name: r.Name,
@@ -71,6 +81,12 @@ func (t *Transcoder) Master(ctx context.Context, path, query string) ([]byte, er
 		})
 	}
 	return playlist.WriteMaster(out), nil
+}
+
+// plainH264 reports whether the source is 8-bit H.264, which every HLS
+// player decodes (unlike High 10, HEVC or VP9).
+func plainH264(v VideoStream) bool {
+	return v.Codec == "h264" && v.BitDepth <= 8
 }
 
 // trackName is what a player shows in its audio menu.

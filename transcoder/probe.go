@@ -173,6 +173,27 @@ func (t *Transcoder) probe(ctx context.Context, path string, st os.FileInfo) (*I
 	return info, nil
 }
 
+// KnownDuration is the duration of a file probed before (in memory or in
+// the disk cache), without running ffprobe: a directory listing shows what
+// is known and never waits for a probe.
+func (t *Transcoder) KnownDuration(path string, st os.FileInfo) (float64, bool) {
+	key := fileKey(path, st)
+	if v, ok := t.infos.Get(key); ok {
+		return v.(*Info).Duration, true
+	}
+	b, err := os.ReadFile(filepath.Join(t.cfg.CacheDir, "probe", key+".json"))
+	if err != nil {
+		return 0, false
+	}
+	var d struct {
+		Duration float64 `json:"duration"`
+	}
+	if json.Unmarshal(b, &d) != nil || d.Duration <= 0 {
+		return 0, false
+	}
+	return d.Duration, true
+}
+
 func parseProbe(b []byte) (*Info, error) {
 	var out ffprobeOutput
 	if err := json.Unmarshal(b, &out); err != nil {

@@ -72,6 +72,15 @@ function humanSize(n) {
   return `${i === 0 ? n : n.toFixed(n < 10 ? 1 : 0)} ${units[i]}`;
 }
 
+function humanDuration(sec) {
+  if (typeof sec !== 'number' || !(sec > 0)) return '';
+  const t = Math.round(sec);
+  const h = Math.floor(t / 3600);
+  const m = Math.floor((t % 3600) / 60);
+  const s = String(t % 60).padStart(2, '0');
+  return h ? `${h}:${String(m).padStart(2, '0')}:${s}` : `${m}:${s}`;
+}
+
 function humanDate(s) {
   const d = new Date(s);
   return isNaN(d) ? '' : d.toLocaleDateString();
@@ -141,7 +150,9 @@ function entryItem(e) {
   const date = document.createElement('span');
   date.className = 'date';
   date.textContent = humanDate(e.modified);
-  meta.append(isDir ? '' : humanSize(e.size), document.createElement('br'), date);
+  // The server knows a duration only for files probed before.
+  const facts = isDir ? '' : [humanDuration(e.duration), humanSize(e.size)].filter(Boolean).join(' \u00b7 ');
+  meta.append(facts, document.createElement('br'), date);
 
   a.append(icon, name, meta);
   li.append(a);
@@ -247,9 +258,9 @@ function fillAudio(tracks, selected) {
   $('audio-box').hidden = tracks.length < 2;
 }
 
-// When the master playlist fails, hls.js only knows the status code; the
-// server's JSON body says why (unknown id, not media, ...), so fetch it.
-async function explainManifestError(url, fallback) {
+// When a load fails, hls.js only knows the status code; the server's JSON
+// body says why (unknown id, not media, encoder failed...), so fetch it.
+async function explainLoadError(url, fallback) {
   try {
     const res = await fetch(url);
     if (!res.ok) {
@@ -287,13 +298,22 @@ function showPlayer(id) {
     hls.on(Hls.Events.LEVEL_SWITCHED, markAutoLevel);
     hls.on(Hls.Events.AUDIO_TRACKS_UPDATED, () => fillAudio(hls.audioTracks, hls.audioTrack));
     hls.on(Hls.Events.AUDIO_TRACK_SWITCHED, () => { $('audio').value = String(hls.audioTrack); });
+    let recovered = false;
     hls.on(Hls.Events.ERROR, (_, data) => {
       if (!data.fatal || hls !== mine) return;
+      // A decoder error is often cured by re-attaching the media once
+      // (hls.js's documented recovery); a second one is reported.
+      if (data.type === Hls.ErrorTypes.MEDIA_ERROR && !recovered) {
+        recovered = true;
+        hls.recoverMediaError();
+        return;
+      }
       const code = data.response && data.response.code ? ` (HTTP ${data.response.code})` : '';
       const msg = `Playback failed: ${data.type} / ${data.details}${code}`;
+      const failed = (data.frag && data.frag.url) || (data.context && data.context.url) || data.url;
       stopPlayer();
-      if (data.details === Hls.ErrorDetails.MANIFEST_LOAD_ERROR) {
-        explainManifestError(url, msg);
+      if (data.type === Hls.ErrorTypes.NETWORK_ERROR && failed && data.response && data.response.code >= 400) {
+        explainLoadError(failed, msg);
       } else {
         showError(msg);
       }
@@ -357,6 +377,19 @@ document.addEventListener('keydown', (ev) => {
     case 'ArrowRight':
       if (isFinite(video.duration)) video.currentTime = Math.min(video.duration, video.currentTime + 10);
       else video.currentTime += 10;
+      break;
+    case 'ArrowUp':
+      video.volume = Math.min(1, video.volume + 0.1);
+      break;
+    case 'ArrowDown':
+      video.volume = Math.max(0, video.volume - 0.1);
+      break;
+    case 'm':
+      video.muted = !video.muted;
+      break;
+    case 'f':
+      if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
+      else video.requestFullscreen().catch(() => {});
       break;
     default:
       return;

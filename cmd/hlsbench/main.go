@@ -19,6 +19,7 @@ import (
 	"github.com/hlsd/hlsd/server"
 	"github.com/hlsd/hlsd/transcoder"
 	"github.com/hlsd/hlsd/transcoder/testmedia"
+	"github.com/hlsd/hlsd/web/e2e"
 )
 
 type row struct {
@@ -29,6 +30,7 @@ type row struct {
 
 func main() {
 	runs := flag.Int("runs", 3, "cold runs per figure (the median is reported)")
+	browser := flag.Bool("browser", true, "also time startup and seeks in hls.js in Chromium (needs `make e2e-deps`)")
 	flag.Parse()
 	ctx := context.Background()
 	dir := testmedia.CacheDir()
@@ -76,6 +78,10 @@ func main() {
 	mbps := float64(st.Size()) / 1e6 / median(scans).Seconds()
 	rows = append(rows, row{fmt.Sprintf("keyframe scan throughput (%d MB file)", st.Size()/1e6), fmt.Sprintf("%.0f MB/s", mbps), ""})
 
+	if *browser {
+		rows = append(rows, browserRows(ctx)...)
+	}
+
 	fmt.Printf("\n%-70s %12s %12s\n", "figure (median of cold runs)", "measured", "target")
 	for _, r := range rows {
 		fmt.Printf("%-70s %12s %12s\n", r.name, r.value, r.target)
@@ -85,12 +91,8 @@ func main() {
 // coldSegment starts a fresh server with an empty cache and times the
 // playlist request, then segment n of one variant.
 func coldSegment(file, variant string, n int) (time.Duration, time.Duration) {
-	media, err := os.MkdirTemp("", "hlsbench-media-")
-	check(err)
-	defer os.RemoveAll(media)
-	cache, err := os.MkdirTemp("", "hlsbench-cache-")
-	check(err)
-	defer os.RemoveAll(cache)
+	media, cache, cleanup := scratchDirs()
+	defer cleanup()
 	// A hard link: a symlink out of the media root is refused, as it should be.
 	check(os.Link(file, filepath.Join(media, "f.mp4")))
 	srv, err := server.New(server.Config{MediaDir: media})
@@ -107,6 +109,18 @@ func coldSegment(file, variant string, n int) (time.Duration, time.Duration) {
 	t1 := time.Now()
 	get(base + fmt.Sprintf("segment-%d.m4s", n))
 	return t1.Sub(t0), time.Since(t1)
+}
+
+// scratchDirs makes an empty media root and cache for one cold run.
+func scratchDirs() (media, cache string, cleanup func()) {
+	media, err := os.MkdirTemp("", "hlsbench-media-")
+	check(err)
+	cache, err = os.MkdirTemp("", "hlsbench-cache-")
+	check(err)
+	return media, cache, func() {
+		os.RemoveAll(media)
+		os.RemoveAll(cache)
+	}
 }
 
 func get(url string) {
@@ -132,4 +146,33 @@ func check(err error) {
 		fmt.Fprintln(os.Stderr, "hlsbench:", err)
 		os.Exit(1)
 	}
+}
+
+// browserRows plays the browser corpus once, cold, in hls.js in Chromium,
+// and reports the median startup and seek across its files.
+func browserRows(ctx context.Context) []row {
+	if err := e2e.Ready(); err != nil {
+		return []row{{"browser figures skipped: " + err.Error(), "", ""}}
+	}
+	media, cache, cleanup := scratchDirs()
+	defer cleanup()
+	cfg, err := e2e.Library(ctx, media)
+	check(err)
+	srv, err := e2e.Start(media, cache, nil)
+	check(err)
+	defer srv.Close()
+	cfg.Base, cfg.Artifacts, cfg.Page = srv.URL, cache, nil
+	results, err := e2e.Run(ctx, cfg)
+	check(err)
+	var rows []row
+	for _, r := range results {
+		if p := r.Problems(); len(p) > 0 {
+			rows = append(rows, row{"browser: " + r.Name + " had problems: " + p[0], "", ""})
+		}
+	}
+	n := len(results)
+	return append(rows,
+		row{fmt.Sprintf("browser startup, hls.js in Chromium (median of %d files)", n), fmt.Sprintf("%.0f ms", e2e.Median(results, "startup")), "< 2000 ms"},
+		row{fmt.Sprintf("browser seek to 50%% and 90%% (median over %d files)", n), fmt.Sprintf("%.0f ms", e2e.Median(results, "seek")), "< 2000 ms"},
+	)
 }

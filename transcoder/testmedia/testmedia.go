@@ -22,7 +22,7 @@ import (
 
 // Version names the generation of recipes. Bump it whenever a recipe changes,
 // so CacheDir points somewhere new and stale clips are not reused.
-const Version = "v1"
+const Version = "v2"
 
 // recipe writes one clip to out. It gets the directory so that clips built
 // from other files can keep their intermediates next to the result.
@@ -169,15 +169,17 @@ func h264Args(out string) []string {
 }
 
 // hevcArgs: 10-bit HEVC in Matroska with 5.1 AC-3, a track browsers cannot
-// play as is, so the server must offer the AAC rung.
+// play as is, so the server must offer the AAC rung, and a second, stereo
+// track at another pitch, so switching tracks is audible.
 func hevcArgs(out string) []string {
 	// One tone per channel, so a mix-down that drops or swaps channels is audible.
 	surround := "aevalsrc=0.2*sin(2*PI*220*t)|0.2*sin(2*PI*330*t)|0.2*sin(2*PI*440*t)|0.2*sin(2*PI*55*t)|0.2*sin(2*PI*550*t)|0.2*sin(2*PI*660*t):s=48000:d=20:c=5.1"
-	return join(video(640, 360, 30, 20), []string{"-f", "lavfi", "-i", surround},
-		[]string{"-map", "0:v", "-map", "1:a",
+	return join(video(640, 360, 30, 20), []string{"-f", "lavfi", "-i", surround}, tone(880, 20),
+		[]string{"-map", "0:v", "-map", "1:a", "-map", "2:a",
 			"-c:v", "libx265", "-preset", "ultrafast", "-profile:v", "main10", "-pix_fmt", "yuv420p10le",
 			"-x265-params", "keyint=60:min-keyint=60:scenecut=0:log-level=error",
-			"-c:a", "ac3", "-b:a", "384k", "-metadata:s:a:0", "language=eng"},
+			"-c:a:0", "ac3", "-b:a:0", "384k", "-c:a:1", "aac", "-b:a:1", "128k", "-ac:a:1", "2",
+			"-metadata:s:a:0", "language=eng", "-metadata:s:a:1", "language=fra"},
 		tags("hevc.mkv"), []string{out})
 }
 

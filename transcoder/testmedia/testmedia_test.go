@@ -119,7 +119,7 @@ var short = map[string]want{
 	"h264.mp4": {vcodec: "h264", profile: "High", pixfmt: "yuv420p", width: 640, height: 360, fps: "24/1", duration: 20,
 		audio: []wantAudio{{"aac", 2, ""}}},
 	"hevc.mkv": {vcodec: "hevc", profile: "Main 10", pixfmt: "yuv420p10le", width: 640, height: 360, fps: "30/1", duration: 20,
-		audio: []wantAudio{{"ac3", 6, "eng"}}},
+		audio: []wantAudio{{"ac3", 6, "eng"}, {"aac", 2, "fra"}}},
 	"vp9.webm": {vcodec: "vp9", pixfmt: "yuv420p", width: 640, height: 360, fps: "30/1", duration: 20,
 		audio: []wantAudio{{"opus", 2, ""}}},
 	"longgop.mp4": {vcodec: "h264", pixfmt: "yuv420p", width: 640, height: 360, fps: "24/1", duration: 40,

@@ -1,0 +1,94 @@
+package server
+
+import (
+	"encoding/json"
+	"math"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/hlsd/hlsd/transcoder"
+)
+
+// A listing shows durations only for files probed before, and never probes.
+func TestListingDurations(t *testing.T) {
+	e := newEnv(t, transcoder.Config{}, "h264.mp4", "vp9.webm")
+	list := func() map[string]mediaEntry {
+		var out struct{ Entries []mediaEntry }
+		if err := json.Unmarshal(e.mustGet(e.url+"/api/media"), &out); err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]mediaEntry{}
+		for _, x := range out.Entries {
+			m[x.Name] = x
+		}
+		return m
+	}
+	for name, x := range list() {
+		if x.Duration != 0 {
+			t.Errorf("%s: duration %v before any probe", name, x.Duration)
+		}
+	}
+	e.mustGet(e.videoURL("h264.mp4") + "/info")
+	got := list()
+	if d := got["h264.mp4"].Duration; math.Abs(d-20) > 0.1 {
+		t.Errorf("h264.mp4: duration %v after /info, want about 20", d)
+	}
+	if d := got["vp9.webm"].Duration; d != 0 {
+		t.Errorf("vp9.webm: duration %v, but it was never probed", d)
+	}
+}
+
+// An 8-bit H.264 original plays wherever a rung does, so a rung that would
+// cost more bits than the original is not advertised (it stays requestable);
+// for HEVC, which many players cannot decode, every rung stays.
+func TestMasterLeavesOutRungsDearerThanOriginal(t *testing.T) {
+	e := newEnv(t, transcoder.Config{}, "h264.mp4", "hevc.mkv")
+	variants := func(file string) map[string]int {
+		out := map[string]int{} // NAME -> AVERAGE-BANDWIDTH
+		for _, line := range strings.Split(string(e.mustGet(e.videoURL(file)+"/master.m3u8")), "\n") {
+			if !strings.HasPrefix(line, "#EXT-X-STREAM-INF:") {
+				continue
+			}
+			name := regexp.MustCompile(`NAME="([^"]+)"`).FindStringSubmatch(line)
+			avg := regexp.MustCompile(`AVERAGE-BANDWIDTH=(\d+)`).FindStringSubmatch(line)
+			if name == nil || avg == nil {
+				t.Fatalf("%s: variant without NAME or AVERAGE-BANDWIDTH: %s", file, line)
+			}
+			out[name[1]], _ = strconv.Atoi(avg[1])
+		}
+		return out
+	}
+
+	h264 := variants("h264.mp4")
+	const audio = 128_000 // the AAC rendition's average, included in every variant's
+	orig, ok := h264["original"]
+	if !ok {
+		t.Fatalf("h264.mp4: no original in the master: %v", h264)
+	}
+	dropped := 0
+	for _, r := range transcoder.Ladder[:2] { // 240p and 360p: the rungs at or below 360p
+		_, listed := h264[r.Name]
+		if want := r.Bitrate < orig-audio; listed != want {
+			t.Errorf("h264.mp4: %s (%d b/s) listed=%v, original averages %d b/s", r.Name, r.Bitrate, listed, orig-audio)
+		}
+		if !listed {
+			dropped++
+			if status, body, _ := e.get(e.videoURL("h264.mp4") + "/video/0/" + r.Name + "/index.m3u8"); status != http.StatusOK {
+				t.Errorf("h264.mp4: unlisted %s playlist: status %d %s", r.Name, status, body)
+			}
+		}
+	}
+	if dropped == 0 {
+		t.Errorf("h264.mp4: the clip should average less than the 360p rung; variants %v", h264)
+	}
+
+	hevc := variants("hevc.mkv")
+	for _, r := range transcoder.Ladder[:2] {
+		if _, ok := hevc[r.Name]; !ok {
+			t.Errorf("hevc.mkv: %s missing; variants %v", r.Name, hevc)
+		}
+	}
+}

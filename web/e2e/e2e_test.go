@@ -1,0 +1,137 @@
+package e2e_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/hlsd/hlsd/web/e2e"
+)
+
+// TestBrowser plays the corpus through hls.js in Chromium against a real
+// hlsd and walks the web page once. It runs unless -short or
+// HLSD_SKIP_BROWSER=1; a machine without the browser fails with what to
+// install, so CI cannot pass by silently skipping it. Screenshots and the
+// browser's log (hls.js debug output too with HLSD_E2E_DEBUG=1) are left in
+// $HLSD_ARTIFACTS, else web/e2e/artifacts.
+func TestBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: no browser")
+	}
+	if os.Getenv("HLSD_SKIP_BROWSER") == "1" {
+		t.Skip("HLSD_SKIP_BROWSER=1")
+	}
+	if err := e2e.Ready(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Minute)
+	defer cancel()
+
+	media := t.TempDir()
+	cfg, err := e2e.Library(ctx, media)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := e2e.Start(media, t.TempDir(), zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	cfg.Base = srv.URL
+	cfg.Artifacts = artifactsDir(t)
+	cfg.Debug = os.Getenv("HLSD_E2E_DEBUG") == "1"
+
+	results, err := e2e.Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range results {
+		t.Run(r.Name, func(t *testing.T) {
+			for _, s := range r.Steps {
+				if s.Target == 0 {
+					t.Logf("%-24s %6.0f ms", s.Step, s.Ms)
+					continue
+				}
+				t.Logf("%-24s %6.0f ms  to %.3f s, resumed at %.3f s", s.Step, s.Ms, s.Target, s.Landed)
+				if s.Buffered && strings.HasPrefix(s.Step, "seek") {
+					// The short forward buffer of hlsjs.mjs should prevent
+					// this; a seek inside the buffer proves nothing about the server.
+					t.Errorf("%s: target was already buffered", s.Step)
+				}
+			}
+			for _, e := range r.Errors {
+				if !e.Fatal && e.Details == "aborted" {
+					continue // hls.js cancels loads itself on every seek and switch
+				}
+				t.Logf("hls.js %s/%s fatal=%v %s %s", e.Type, e.Details, e.Fatal, e.URL, e.Reason)
+			}
+			for _, p := range r.Problems() {
+				t.Error(p)
+			}
+			if r.Name == "web page" {
+				checkPage(t, r)
+			} else {
+				checkPlayed(t, r)
+			}
+		})
+	}
+}
+
+// checkPlayed asserts every action of the scenario ran, so a file that
+// offers nothing to switch cannot pass by skipping the switches.
+func checkPlayed(t *testing.T, r e2e.Result) {
+	t.Helper()
+	want := []string{"startup", "seek 50%", "switch to level", "switch back to level", "seek 90%"}
+	if len(r.Audio) > 1 {
+		want = append(want, "switch to audio", "switch back to audio")
+	}
+	if r.Failure != "" {
+		return // already reported, and the steps after it never ran
+	}
+	for _, w := range want {
+		if _, ok := r.StepMs(w); !ok {
+			t.Errorf("step %q did not run (levels %d, audio tracks %d)", w, len(r.Levels), len(r.Audio))
+		}
+	}
+	switch r.Name {
+	case "hevc.mkv", "twoaudio.mkv":
+		if len(r.Audio) != 2 {
+			t.Errorf("hls.js sees %d audio tracks, want 2", len(r.Audio))
+		}
+	}
+}
+
+func checkPage(t *testing.T, r e2e.Result) {
+	t.Helper()
+	png, err := os.ReadFile(r.Screenshot)
+	if err != nil {
+		t.Errorf("screenshot: %v", err)
+	} else if !bytes.HasPrefix(png, []byte("\x89PNG")) {
+		t.Errorf("screenshot %s is not a PNG", r.Screenshot)
+	} else {
+		t.Logf("screenshot: %s", r.Screenshot)
+	}
+	if !strings.Contains(r.Banner, "no such file") || !strings.Contains(r.Banner, "404") {
+		t.Errorf("a deep link to a missing file shows %q, want the server's 404 message", r.Banner)
+	}
+}
+
+// artifactsDir is where screenshots are kept after the test:
+// $HLSD_ARTIFACTS, else web/e2e/artifacts (ignored by git).
+func artifactsDir(t *testing.T) string {
+	dir := os.Getenv("HLSD_ARTIFACTS")
+	if dir == "" {
+		dir = filepath.Join(e2e.Dir(), "artifacts")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}

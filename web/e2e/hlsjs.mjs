@@ -1,0 +1,292 @@
+// Browser checks for hlsd, run by e2e.go: hls.js in Debian's Chromium plays
+// each file of a running server, seeks, switches quality and audio track,
+// and the web page is used once the way a person would. It prints one JSON
+// document on stdout (the results); everything else goes to stderr.
+//
+//   node hlsjs.mjs config.json
+//
+// config: {"base": "http://127.0.0.1:port", "chromium": "/usr/bin/chromium",
+//          "artifacts": "dir for screenshots",
+//          "files": [{"name": "h264.mp4", "id": "<media id>"}],
+//          "page": {"folder": "Shows", "name": "h264.mp4"}}   (optional)
+//
+// Judging is left to the caller: each result lists the steps that ran,
+// their times and every hls.js error seen, fatal or not.
+import { readFile, mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+const cfg = JSON.parse(await readFile(process.argv[2], 'utf8'));
+const log = (...a) => console.error('[e2e]', ...a);
+
+// Flags that work on these machines: the network is closed, so anything
+// that phones home only produces refused connections and delays.
+const browser = await chromium.launch({
+  executablePath: cfg.chromium || '/usr/bin/chromium',
+  headless: true,
+  args: [
+    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    '--autoplay-policy=no-user-gesture-required',
+  ],
+});
+
+const STEP_TIMEOUT = cfg.stepTimeoutMs || 30000;
+
+// harness runs inside the page: one hls.js instance on a bare <video>,
+// recording errors, switches and the playback position every 50 ms, so
+// jumps and stalls can be judged afterwards.
+function harness(master, debug) {
+  const video = document.createElement('video');
+  video.muted = true;
+  video.playsInline = true;
+  video.style.width = '640px';
+  document.body.append(video);
+  const T = { errors: [], switches: [], samples: [], epoch: 0, video };
+  window.T = T;
+  // A short forward buffer, so that seeks in 20 s clips leave what is
+  // buffered and measure the server, not the player's memory.
+  // (hls.js buffers min(maxMaxBufferLength, max(maxBufferLength, what
+  // maxBufferSize holds at the level's bitrate)) seconds ahead.)
+  const hls = new Hls({ debug: !!debug, maxBufferLength: 4, maxMaxBufferLength: 4 });
+  T.hls = hls;
+  hls.on(Hls.Events.ERROR, (_, d) => {
+    T.errors.push({
+      at: video.currentTime, fatal: !!d.fatal, type: d.type, details: d.details,
+      url: (d.frag && d.frag.url) || d.url || (d.context && d.context.url) || '',
+      code: d.response && d.response.code, reason: d.reason || (d.error && d.error.message) || '',
+    });
+  });
+  hls.on(Hls.Events.LEVEL_SWITCHED, (_, d) => T.switches.push({ kind: 'level', id: d.level, at: performance.now() }));
+  hls.on(Hls.Events.AUDIO_TRACK_SWITCHED, (_, d) => T.switches.push({ kind: 'audio', id: d.id, at: performance.now() }));
+  setInterval(() => {
+    if (!video.paused && !video.seeking) T.samples.push([performance.now(), video.currentTime, T.epoch]);
+  }, 50);
+  T.t0 = performance.now();
+  hls.loadSource(master);
+  hls.attachMedia(video);
+  hls.on(Hls.Events.MANIFEST_PARSED, () => video.play().catch((e) => T.errors.push({ fatal: true, details: 'play() refused: ' + e.message })));
+}
+
+// waitPlaying resolves with the milliseconds since T.mark once playback has
+// moved past `from` by `by` seconds with nothing pending.
+async function waitPlaying(page, from, by, what) {
+  const h = await page.waitForFunction(([from, by]) => {
+    const v = T.video;
+    if (T.errors.some((e) => e.fatal)) return { fatal: true };
+    if (v.paused || v.seeking || v.readyState < 3 || v.currentTime < from + by) return false;
+    return { ms: performance.now() - T.mark, pos: v.currentTime };
+  }, [from, by], { timeout: STEP_TIMEOUT, polling: 20 }).catch((e) => {
+    throw new Error(`${what}: playback did not reach ${(from + by).toFixed(2)} s: ${e.message.split('\n')[0]}`);
+  });
+  const r = await h.jsonValue();
+  if (r.fatal) throw new Error(`${what}: fatal hls.js error`);
+  // Waiting for some playback proves it resumed; the time it took to
+  // resume is the wait minus what was played meanwhile.
+  r.resumeMs = Math.max(0, r.ms - (r.pos - from) * 1000);
+  return r;
+}
+
+async function seek(page, frac, what) {
+  const { target, buffered } = await page.evaluate((frac) => {
+    T.epoch++;
+    T.mark = performance.now();
+    const t = T.video.duration * frac;
+    const b = T.video.buffered;
+    let buffered = false;
+    for (let i = 0; i < b.length; i++) buffered ||= b.start(i) <= t && t < b.end(i);
+    T.video.currentTime = t;
+    return { target: t, buffered };
+  }, frac);
+  // The position right after the seek tells whether the player landed where
+  // asked (a gap jump or a snap to a segment start would show here).
+  const r = await waitPlaying(page, target, 0.3, what);
+  const landed = await page.evaluate((ep) => {
+    const s = T.samples.find((x) => x[2] === ep);
+    return s ? s[1] : null;
+  }, await page.evaluate(() => T.epoch));
+  return { step: what, ms: Math.round(r.resumeMs), target, landed, buffered };
+}
+
+// waitSwitch resolves with the milliseconds from T.mark to hls.js reporting
+// the switch (LEVEL_SWITCHED: the new rung's first segment is buffered).
+async function waitSwitch(page, kind, id, what) {
+  const h = await page.waitForFunction(([kind, id]) => {
+    if (T.errors.some((e) => e.fatal)) return { fatal: true };
+    const s = T.switches.slice(T.switchMark).find((s) => s.kind === kind && s.id === id);
+    return s ? { ms: s.at - T.mark } : false;
+  }, [kind, id], { timeout: STEP_TIMEOUT, polling: 20 }).catch((e) => {
+    throw new Error(`${what}: no ${kind} switch to ${id}: ${e.message.split('\n')[0]}`);
+  });
+  const r = await h.jsonValue();
+  if (r.fatal) throw new Error(`${what}: fatal hls.js error`);
+  return r.ms;
+}
+
+async function playFile(file) {
+  const res = { name: file.name, steps: [], errors: [], jumps: [], failure: '' };
+  const page = await browser.newPage();
+  page.on('pageerror', (e) => res.errors.push({ fatal: true, details: 'page error: ' + e.message }));
+  try {
+    // A same-origin blank document: the harness needs only hls.js.
+    await page.goto(cfg.base + '/healthz');
+    await page.setContent('<!doctype html><title>hls.js</title><body></body>');
+    await page.addScriptTag({ url: cfg.base + '/hls.min.js' });
+    const master = `${cfg.base}/videos/${file.id}/master.m3u8?clientId=e2e-${encodeURIComponent(file.name)}`;
+    if (cfg.debug) page.on('console', (m) => log(file.name, m.text()));
+    await page.evaluate(`(${harness})(${JSON.stringify(master)}, ${!!cfg.debug}); T.mark = T.t0;`);
+
+    const start = await waitPlaying(page, 0, 0.3, 'startup');
+    res.steps.push({ step: 'startup', ms: Math.round(start.resumeMs) });
+    const info = await page.evaluate(() => ({
+      duration: T.video.duration,
+      levels: T.hls.levels.map((l) => ({ height: l.height, bitrate: l.bitrate, url: l.uri || [].concat(l.url)[0], codecs: l.codecs })),
+      level: T.hls.currentLevel,
+      audio: T.hls.audioTracks.map((a) => ({ name: a.name, lang: a.lang, default: a.default })),
+    }));
+    res.duration = info.duration;
+    res.levels = info.levels;
+    res.audio = info.audio;
+    log(file.name, `started in ${res.steps[0].ms} ms, ${info.levels.length} levels, ${info.audio.length} audio tracks`);
+
+    // Seeks first, while the buffer holds only the start, so that both
+    // leave it and measure the server.
+    res.steps.push(await seek(page, 0.5, 'seek 50%'));
+    res.steps.push(await seek(page, 0.9, 'seek 90%'));
+    // Play on: segments of the run the seek started must join without a stall.
+    const pos = await page.evaluate(() => { T.mark = performance.now(); return T.video.currentTime; });
+    await waitPlaying(page, pos, Math.min(2, res.duration - pos - 0.5), 'play on after seek 90%');
+    // Back near the start, to leave room for the switches in short clips.
+    res.steps.push(await seek(page, 0.1, 'rewind to 10%'));
+
+    // Switch to another rung mid-play and back, the way ABR does: nextLevel
+    // keeps the buffer and appends the new rung's segments after it, so
+    // any misalignment between rungs shows up as a hole or a stall.
+    const from = info.level;
+    const to = info.levels.length > 1 ? (from === 0 ? info.levels.length - 1 : 0) : -1;
+    if (to >= 0) {
+      for (const [lvl, what] of [[to, `switch to level ${to}`], [from, `switch back to level ${from}`]]) {
+        const pos = await page.evaluate((lvl) => { T.epoch++; T.mark = performance.now(); T.switchMark = T.switches.length; T.hls.nextLevel = lvl; return T.video.currentTime; }, lvl);
+        const ms = await waitSwitch(page, 'level', lvl, what);
+        await waitPlaying(page, pos, 0.5, what);
+        res.steps.push({ step: what, ms: Math.round(ms) });
+      }
+    }
+
+    if (info.audio.length > 1) {
+      for (const [id, what] of [[1, 'switch to audio 1'], [0, 'switch back to audio 0']]) {
+        const pos = await page.evaluate((id) => { T.epoch++; T.mark = performance.now(); T.switchMark = T.switches.length; T.hls.audioTrack = id; return T.video.currentTime; }, id);
+        const ms = await waitSwitch(page, 'audio', id, what);
+        await waitPlaying(page, pos, 0.5, what);
+        res.steps.push({ step: what, ms: Math.round(ms) });
+      }
+    }
+
+  } catch (e) {
+    res.failure = e.message;
+    await page.screenshot({ path: path.join(cfg.artifacts, `fail-${file.name}.png`) }).catch(() => {});
+  }
+  const after = await page.evaluate(() => ({ errors: T.errors, samples: T.samples })).catch(() => ({ errors: [], samples: [] }));
+  res.errors.push(...after.errors);
+  // Within one epoch (between two of our own actions) the position must only
+  // move forward at about real time: 50 ms samples never jump by more than a second.
+  const s = after.samples;
+  for (let i = 1; i < s.length; i++) {
+    if (s[i][2] !== s[i - 1][2]) continue;
+    const dt = s[i][1] - s[i - 1][1];
+    const wall = (s[i][0] - s[i - 1][0]) / 1000;
+    if (dt < -0.001 || dt > wall + 1) res.jumps.push({ from: s[i - 1][1], to: s[i][1] });
+  }
+  await page.close();
+  return res;
+}
+
+// pageTest uses the web player as a person would: library, folder, file,
+// playback, a quality from the menu, the keyboard, the way back (which now
+// knows the duration), a phone-sized screen; then a deep link to a file
+// that does not exist must show the server's error.
+async function pageTest(p) {
+  const res = { name: 'web page', steps: [], errors: [], jumps: [], failure: '' };
+  const page = await browser.newPage({ viewport: { width: 1024, height: 700 } });
+  page.on('pageerror', (e) => res.errors.push({ fatal: true, details: 'page error: ' + e.message }));
+  const video = () => page.evaluate(() => {
+    const v = document.getElementById('video');
+    return { t: v.currentTime, paused: v.paused };
+  });
+  const check = (ok, msg) => { if (!ok) throw new Error(msg); };
+  try {
+    await mkdir(cfg.artifacts, { recursive: true });
+    const t0 = Date.now();
+    await page.goto(cfg.base + '/');
+    await page.getByRole('link', { name: p.folder }).click();
+    await page.getByRole('link', { name: p.name }).click();
+    await page.waitForFunction(() => {
+      const v = document.getElementById('video');
+      return !v.paused && v.currentTime > 0.3;
+    }, null, { timeout: STEP_TIMEOUT });
+    res.steps.push({ step: 'browse and play', ms: Date.now() - t0 });
+
+    check(await page.locator('#audio-box').isHidden(), 'audio menu shown for a file with one audio track');
+    check(await page.locator('#quality-box').isVisible(), 'no quality menu');
+    const options = await page.locator('#quality option').evaluateAll((os) => os.map((o) => [o.value, o.textContent]));
+    const pick = options.find(([v]) => v !== '-1' && v !== '0') || options.find(([v]) => v !== '-1');
+    check(pick, 'quality menu has no rungs: ' + JSON.stringify(options));
+    const pos = (await video()).t;
+    await page.selectOption('#quality', pick[0]);
+    await page.waitForFunction(([lvl, pos]) => hls && hls.currentLevel === lvl && document.getElementById('video').currentTime > pos + 0.5,
+      [Number(pick[0]), pos], { timeout: STEP_TIMEOUT });
+    res.steps.push({ step: `quality menu: ${options.map((o) => o[1]).join(', ')}; picked ${pick[1]}` });
+    check(await page.locator('#banner').isHidden(), 'error banner: ' + await page.locator('#banner-text').textContent());
+    res.screenshot = path.join(cfg.artifacts, 'web-player.png');
+    await page.screenshot({ path: res.screenshot });
+
+    // Keyboard: space pauses and resumes, the right arrow skips 10 s.
+    await page.locator('body').click({ position: { x: 5, y: 5 } }); // focus the page, not the menu
+    await page.keyboard.press(' ');
+    check((await video()).paused, 'space did not pause');
+    await page.keyboard.press(' ');
+    const before = (await video()).t;
+    await page.keyboard.press('ArrowRight');
+    const after = (await video()).t;
+    check(!(await video()).paused && after >= before + 9.5, `ArrowRight: ${before.toFixed(2)} -> ${after.toFixed(2)}, want +10 s and playing`);
+    res.steps.push({ step: 'keyboard: space, space, ArrowRight' });
+
+    // Back to the folder: the file has been probed, so its duration shows.
+    await page.getByRole('button', { name: /Back/ }).click();
+    const row = page.getByRole('link', { name: new RegExp(p.name) });
+    await row.waitFor({ timeout: STEP_TIMEOUT });
+    const text = await row.textContent();
+    check(/0:2\d \u00b7 /.test(text), `library row lacks the duration: ${JSON.stringify(text)}`);
+    res.steps.push({ step: 'back to the folder: ' + text.replace(/\s+/g, ' ').trim() });
+
+    // A phone: the player fits the width, menus included.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await row.click();
+    await page.locator('#quality-box').waitFor({ state: 'visible', timeout: STEP_TIMEOUT });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    check(overflow <= 0, `page is ${overflow}px wider than a 390px screen`);
+    await page.screenshot({ path: path.join(cfg.artifacts, 'web-player-phone.png') });
+    res.steps.push({ step: 'phone-sized screen: no horizontal overflow' });
+
+    // A deep link to a missing file: the person must see why it fails.
+    await page.goto(cfg.base + '/#/play/' + p.missingId);
+    await page.locator('#banner').waitFor({ state: 'visible', timeout: STEP_TIMEOUT });
+    res.banner = await page.locator('#banner-text').textContent();
+    res.steps.push({ step: 'deep link to a missing file shows: ' + res.banner });
+  } catch (e) {
+    res.failure = e.message;
+    await page.screenshot({ path: path.join(cfg.artifacts, 'fail-web-page.png') }).catch(() => {});
+  }
+  await page.close();
+  return res;
+}
+
+const results = [];
+try {
+  await mkdir(cfg.artifacts, { recursive: true });
+  for (const f of cfg.files || []) results.push(await playFile(f));
+  if (cfg.page) results.push(await pageTest(cfg.page));
+} finally {
+  await browser.close();
+}
+process.stdout.write(JSON.stringify(results) + '\n');

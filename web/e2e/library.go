@@ -1,0 +1,95 @@
+package e2e
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/hlsd/hlsd/server"
+	"github.com/hlsd/hlsd/transcoder"
+	"github.com/hlsd/hlsd/transcoder/testmedia"
+)
+
+// Corpus is what the browser suite plays, one clip per kind of source a
+// player meets: H.264/AAC mp4 with B-frames, 10-bit HEVC with 5.1 AC-3 and a
+// second audio track (neither codec decodes in Chromium's MSE), VP9/Opus
+// WebM, a 25 s GOP, two audio tracks of different pitch, and 32 minutes.
+var Corpus = []string{"h264.mp4", "hevc.mkv", "vp9.webm", "longgop.mp4", "twoaudio.mkv", "long.mp4"}
+
+// pageFolder holds the file the page walk browses to.
+const pageFolder = "Shows"
+
+// Library fills dir with the corpus (hard links to clips made once per
+// machine by testmedia) and a copy of the first clip in a folder, and
+// returns the configuration to play it all, minus Base and Artifacts.
+func Library(ctx context.Context, dir string) (Config, error) {
+	var cfg Config
+	if err := os.MkdirAll(filepath.Join(dir, pageFolder), 0o755); err != nil {
+		return cfg, err
+	}
+	for i, name := range Corpus {
+		src, err := testmedia.Make(ctx, testmedia.CacheDir(), name)
+		if err != nil {
+			return cfg, err
+		}
+		if err := link(src, filepath.Join(dir, name)); err != nil {
+			return cfg, err
+		}
+		cfg.Files = append(cfg.Files, File{Name: name, ID: ID(name)})
+		if i == 0 {
+			if err := link(src, filepath.Join(dir, pageFolder, name)); err != nil {
+				return cfg, err
+			}
+			cfg.Page = &PageCheck{Folder: pageFolder, Name: name, MissingID: ID(pageFolder + "/missing.mp4")}
+		}
+	}
+	return cfg, nil
+}
+
+// ID is the media id of a path relative to the media root (api.md).
+func ID(rel string) string { return base64.RawURLEncoding.EncodeToString([]byte(rel)) }
+
+// link hard-links, falling back to a symlink across file systems.
+func link(src, dst string) error {
+	if err := os.Link(src, dst); err == nil {
+		return nil
+	}
+	return os.Symlink(src, dst)
+}
+
+// Server is hlsd running in this process on a loopback port.
+type Server struct {
+	URL      string
+	Registry *prometheus.Registry
+	hs       *httptest.Server
+	tc       *transcoder.Transcoder
+}
+
+// Start serves media with a fresh transcoder caching in cache, configured
+// as the hlsd command's defaults would.
+func Start(media, cache string, log *zap.Logger) (*Server, error) {
+	reg := prometheus.NewRegistry()
+	srv, err := server.New(server.Config{MediaDir: media, AllowOrigin: "*", Log: log, Registry: reg})
+	if err != nil {
+		return nil, err
+	}
+	tc := transcoder.New(transcoder.Config{CacheDir: cache, Log: log, Observer: srv.Observer()})
+	if err := tc.Initialize(); err != nil {
+		return nil, fmt.Errorf("transcoder: %w", err)
+	}
+	srv.Initialize(tc)
+	hs := httptest.NewServer(srv)
+	return &Server{URL: hs.URL, Registry: reg, hs: hs, tc: tc}, nil
+}
+
+// Close stops serving, then stops every encoder.
+func (s *Server) Close() {
+	s.hs.Close()
+	s.tc.Close()
+}
