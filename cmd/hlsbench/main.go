@@ -82,9 +82,9 @@ func main() {
 		rows = append(rows, browserRows(ctx)...)
 	}
 
-	fmt.Printf("\n%-70s %12s %12s\n", "figure (median of cold runs)", "measured", "target")
+	fmt.Printf("\n%-70s %16s %12s\n", "figure (median of cold runs)", "measured", "target")
 	for _, r := range rows {
-		fmt.Printf("%-70s %12s %12s\n", r.name, r.value, r.target)
+		fmt.Printf("%-70s %16s %12s\n", r.name, r.value, r.target)
 	}
 }
 
@@ -169,6 +169,12 @@ func browserRows(ctx context.Context) []row {
 		if p := r.Problems(); len(p) > 0 {
 			rows = append(rows, row{"browser: " + r.Name + " had problems: " + p[0], "", ""})
 		}
+	}
+	for _, r := range results {
+		st, _ := r.StepMs("startup")
+		s50, _ := r.StepMs("seek 50%")
+		s90, _ := r.StepMs("seek 90%")
+		rows = append(rows, row{fmt.Sprintf("browser %s: startup / seek 50%% / seek 90%%", r.Name), fmt.Sprintf("%.0f/%.0f/%.0f ms", st, s50, s90), ""})
 	}
 	n := len(results)
 	return append(rows,
