@@ -46,11 +46,14 @@ demo: deps ## make a demo library in ./demo-media and serve it on 127.0.0.1:7666
 	@echo "open http://$(LISTEN)/"
 	$(GO) run ./cmd/hlsd --media ./demo-media --listen $(LISTEN)
 
-test: e2e-deps ## vet and run every test, browser tests included (race detector on)
+test: e2e-deps ## vet and run every test, browser tests included (race detector on), then a 45 s load test
 	$(GO) vet ./... && $(GO) test -race -count=1 -timeout 20m ./...
+	@# Alone and without -race: the load test checks timing on a loaded machine.
+	HLSD_LOAD=1 $(GO) test -count=1 -timeout 10m -run TestLoad ./cmd/hlsload/
 
-bench: e2e-deps ## run the end-to-end benchmark (cmd/hlsbench), browser figures included
+bench: e2e-deps ## run the end-to-end benchmark (cmd/hlsbench, browser figures included), then 2 minutes of load (cmd/hlsload)
 	$(GO) run ./cmd/hlsbench $(ARGS)
+	$(GO) run ./cmd/hlsload
 
 lint: ## gofmt, go vet, and check go.mod/go.sum are tidy
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

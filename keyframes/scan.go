@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"syscall"
 	"time"
@@ -14,10 +15,16 @@ const (
 	waitDelay  = 5 * time.Second
 )
 
-// scan runs ffprobe over path and feeds every video packet into k as the
+// ChildInput is the input path given to a child that inherits the media
+// file as its first extra descriptor (exec.Cmd.ExtraFiles[0] is fd 3).
+// Opening it yields the very file the parent opened and checked: no path
+// is walked again, so no symlink swapped in meanwhile can be followed.
+const ChildInput = "/proc/self/fd/3"
+
+// scan runs ffprobe over f and feeds every video packet into k as the
 // output arrives. It reads packets without decoding, which is what makes it
-// fast enough to run on demand.
-func (s *Store) scan(path string, startTime float64, k *Keyframes) error {
+// fast enough to run on demand. path only names the file in messages.
+func (s *Store) scan(path string, f *os.File, startTime float64, k *Keyframes) error {
 	// A private context lets a read error stop ffprobe without touching
 	// the Store's context.
 	ctx, cancel := context.WithCancel(s.ctx)
@@ -30,7 +37,8 @@ func (s *Store) scan(path string, startTime float64, k *Keyframes) error {
 		"-select_streams", "V:0",
 		"-show_entries", "packet=pts_time,size,flags",
 		"-of", "csv=print_section=0",
-		path)
+		ChildInput)
+	cmd.ExtraFiles = []*os.File{f}
 	// ffprobe gets its own process group so cancellation kills anything it
 	// may have spawned, not just the direct child.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/patrickmn/go-cache"
@@ -96,19 +97,38 @@ func NewStore(dir, ffprobe string, log *zap.Logger, scanSeconds Observer) *Store
 	}
 }
 
-// Get returns the Keyframes of the file at path, an absolute path already
-// validated by the caller. startTime is the file's format start_time, which
-// is subtracted from every timestamp.
+// Get returns the Keyframes of the file at path. startTime is the file's
+// format start_time, which is subtracted from every timestamp.
 func (s *Store) Get(path string, startTime float64) (*Keyframes, error) {
-	fi, err := os.Stat(path)
+	// O_NONBLOCK: opening a FIFO for reading must not wait for a writer.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("keyframes: %w", err)
 	}
-	key := fileKey{Path: path, Size: fi.Size(), MTime: fi.ModTime().UnixNano()}
+	return s.GetFile(path, f, startTime)
+}
+
+// GetFile is Get for a file the caller opened; name identifies it in caches
+// and logs. The Store owns f from then on. ffprobe reads f itself (see
+// ChildInput), so a path swapped for a symlink after the caller's checks
+// cannot redirect the scan.
+func (s *Store) GetFile(name string, f *os.File, startTime float64) (*Keyframes, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("keyframes: %w", err)
+	}
+	key := fileKey{Path: name, Size: fi.Size(), MTime: fi.ModTime().UnixNano()}
 	id := key.id()
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	owned := false // whether a scan took f
+	defer func() {
+		if !owned {
+			f.Close()
+		}
+	}()
 	if s.closed {
 		return nil, ErrClosed
 	}
@@ -132,9 +152,11 @@ func (s *Store) Get(path string, startTime float64) (*Keyframes, error) {
 	s.cache.SetDefault(id, k)
 	s.scans.Add(1)
 	s.wg.Add(1)
+	owned = true
 	go func() {
 		defer s.wg.Done()
-		s.run(key, id, startTime, k)
+		defer f.Close()
+		s.run(key, id, f, startTime, k)
 	}()
 	return k, nil
 }
@@ -171,10 +193,10 @@ func (s *Store) load(key fileKey, id string) *Keyframes {
 }
 
 // run scans one file, persists a successful result and publishes the end.
-func (s *Store) run(key fileKey, id string, startTime float64, k *Keyframes) {
+func (s *Store) run(key fileKey, id string, f *os.File, startTime float64, k *Keyframes) {
 	s.log.Debug("keyframes: scan start", zap.String("path", key.Path))
 	start := time.Now()
-	err := s.scan(key.Path, startTime, k)
+	err := s.scan(key.Path, f, startTime, k)
 	elapsed := time.Since(start)
 
 	if err != nil {

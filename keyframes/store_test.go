@@ -406,14 +406,17 @@ func TestCloseStopsScan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Opening for writing returns once ffprobe has opened the FIFO to read.
+	// The Store holds the FIFO open for reading, so this returns at once;
+	// ffprobe may still be starting.
 	w, err := os.OpenFile(fifo, os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	if len(ffprobesOn(t, fifo)) == 0 {
-		t.Fatal("no ffprobe running on the FIFO")
+	for deadline := time.Now().Add(5 * time.Second); len(ffprobesOn(t, fifo)) == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no ffprobe running on the FIFO")
+		}
 	}
 
 	begin := time.Now()
@@ -437,7 +440,9 @@ func TestCloseStopsScan(t *testing.T) {
 	}
 }
 
-// ffprobesOn lists processes whose command line names path.
+// ffprobesOn lists the ffprobe processes reading path. They get the file
+// as an inherited descriptor (ChildInput), so it is found among their open
+// files rather than on their command line.
 func ffprobesOn(t *testing.T, path string) []string {
 	t.Helper()
 	entries, err := os.ReadDir("/proc")
@@ -446,9 +451,16 @@ func ffprobesOn(t *testing.T, path string) []string {
 	}
 	var pids []string
 	for _, e := range entries {
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && strings.Contains(string(cmdline), path) {
-			pids = append(pids, e.Name())
+		comm, err := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
+		if err != nil || strings.TrimSpace(string(comm)) != "ffprobe" {
+			continue
+		}
+		fds, _ := os.ReadDir(filepath.Join("/proc", e.Name(), "fd"))
+		for _, fd := range fds {
+			if target, _ := os.Readlink(filepath.Join("/proc", e.Name(), "fd", fd.Name())); target == path {
+				pids = append(pids, e.Name())
+				break
+			}
 		}
 	}
 	return pids

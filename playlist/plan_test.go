@@ -281,3 +281,38 @@ func FuzzKeyframePlan(f *testing.F) {
 		}
 	})
 }
+
+// FuzzGridPlan checks the grid for re-encoded rungs: it runs from 0 to the
+// duration, strictly increasing, every inner boundary on the frame grid, and
+// no segment longer than the target by more than a frame, except a final one
+// that absorbed a short tail (at most 1.5 targets plus a frame).
+func FuzzGridPlan(f *testing.F) {
+	f.Fuzz(func(t *testing.T, durationMs uint32, fpsMilli uint32, targetMs uint16) {
+		if targetMs < 100 || fpsMilli < 1000 || fpsMilli > 240_000 {
+			t.Skip("not a real configuration")
+		}
+		duration := float64(durationMs%(1<<26)) / 1000
+		fps := float64(fpsMilli) / 1000
+		target := float64(targetMs) / 1000
+		p := GridPlan(duration, fps, target)
+		if millis(duration) == 0 {
+			return
+		}
+		checkPlan(t, p, duration)
+		frame := 1 / fps
+		for i := range p.Len() {
+			if i > 0 {
+				if f := p.Start(i) * fps; math.Abs(f-math.Round(f)) > 1e-6 {
+					t.Fatalf("boundary %v is not on the %v fps grid", p.Start(i), fps)
+				}
+			}
+			limit := target + frame
+			if i == p.Len()-1 {
+				limit = 1.5*target + frame
+			}
+			if d := p.Bounds[i+1] - p.Bounds[i]; d > limit+1e-9 {
+				t.Fatalf("segment %d is %v s, over %v (target %v, fps %v)", i, d, limit, target, fps)
+			}
+		}
+	})
+}

@@ -47,6 +47,8 @@ func statusOf(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, transcoder.ErrNotFound):
 		return http.StatusNotFound
+	case errors.Is(err, transcoder.ErrForbidden):
+		return http.StatusForbidden
 	case errors.Is(err, transcoder.ErrNotMedia):
 		return http.StatusUnsupportedMediaType
 	default:

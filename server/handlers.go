@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
+	"path"
 	"regexp"
 	"sort"
 	"strconv"
@@ -18,23 +18,22 @@ import (
 )
 
 // mediaPath decodes the {id} of the route and confines it to the media root.
+// mediaPath is the file an id names, relative to the media root. Whether it
+// exists, and where its symlinks lead, is for the transcoder to find out
+// when it opens the file.
 func (s *Server) mediaPath(r *http.Request) (string, error) {
 	rel, err := decodeID(chi.URLParam(r, "id"))
 	if err != nil {
 		return "", err
 	}
-	path, err := s.root.resolve(rel)
+	rel, err = clean(rel)
 	if err != nil {
 		return "", err
 	}
-	st, err := os.Stat(path)
-	if err != nil {
-		return "", errorf(http.StatusNotFound, "no such file: "+rel)
+	if rel == "" {
+		return "", errorf(http.StatusNotFound, "the media root is a directory, not a media file")
 	}
-	if st.IsDir() {
-		return "", errorf(http.StatusNotFound, rel+" is a directory, not a media file")
-	}
-	return path, nil
+	return rel, nil
 }
 
 type mediaEntry struct {
@@ -50,31 +49,23 @@ type mediaEntry struct {
 }
 
 func (s *Server) listMedia(w http.ResponseWriter, r *http.Request) error {
-	rel := strings.Trim(r.URL.Query().Get("dir"), "/")
-	dir := s.root.dir
-	if rel != "" {
-		var err error
-		if dir, err = s.root.resolve(rel); err != nil {
-			return err
-		}
-	}
-	files, err := os.ReadDir(dir)
+	rel, err := clean(r.URL.Query().Get("dir"))
 	if err != nil {
-		return errorf(http.StatusNotFound, "no such directory: "+rel)
+		return err
+	}
+	files, err := s.root.readDir(rel)
+	if err != nil {
+		return err
 	}
 	entries := []mediaEntry{}
 	for _, f := range files {
 		if strings.HasPrefix(f.Name(), ".") {
 			continue
 		}
-		p := filepath.ToSlash(filepath.Join(rel, f.Name()))
-		real, err := s.root.resolve(p)
+		p := path.Join(rel, f.Name())
+		st, err := s.root.stat(p)
 		if err != nil {
 			continue // dangling or escaping symlinks are not listed
-		}
-		st, err := os.Stat(real)
-		if err != nil {
-			continue
 		}
 		e := mediaEntry{Name: f.Name(), Path: p, ID: encodeID(p), Size: st.Size(), Modified: st.ModTime().UTC()}
 		switch {
@@ -83,7 +74,7 @@ func (s *Server) listMedia(w http.ResponseWriter, r *http.Request) error {
 		case st.Mode().IsRegular() && isMediaName(f.Name()):
 			e.Type = "media"
 			e.Master = "/videos/" + e.ID + "/master.m3u8"
-			e.Duration, _ = s.tc.KnownDuration(real, st)
+			e.Duration, _ = s.tc.KnownDuration(p, st)
 		default:
 			continue
 		}

@@ -32,11 +32,24 @@ type testEnv struct {
 	media string
 	cache string
 	tc    *transcoder.Transcoder
+	srv   *Server
 	reg   *prometheus.Registry
 	hs    *httptest.Server
 }
 
 func newEnv(t *testing.T, cfg transcoder.Config, clips ...string) *testEnv {
+	t.Helper()
+	return newEnvCache(t, cfg, t.TempDir(), clips...)
+}
+
+// newEnvCache is newEnv with the cache in a directory of the caller's.
+func newEnvCache(t *testing.T, cfg transcoder.Config, cache string, clips ...string) *testEnv {
+	t.Helper()
+	return newEnvDirs(t, cfg, mediaDir(t, clips...), cache)
+}
+
+// mediaDir is a new media root holding hard links to the named clips.
+func mediaDir(t *testing.T, clips ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -50,18 +63,30 @@ func newEnv(t *testing.T, cfg transcoder.Config, clips ...string) *testEnv {
 			t.Fatal(err)
 		}
 	}
-	e := &testEnv{t: t, media: media, cache: t.TempDir(), reg: prometheus.NewRegistry()}
-	log := zaptest.NewLogger(t)
-	srv, err := New(Config{MediaDir: media, AllowOrigin: "*", Log: log, Registry: e.reg})
+	return media
+}
+
+// newEnvDirs serves an existing media directory with an existing cache;
+// opts adjust the server's configuration (its Log is the transcoder's too).
+func newEnvDirs(t *testing.T, cfg transcoder.Config, media, cache string, opts ...func(*Config)) *testEnv {
+	t.Helper()
+	e := &testEnv{t: t, media: media, cache: cache, reg: prometheus.NewRegistry()}
+	scfg := Config{MediaDir: media, AllowOrigin: "*", Log: zaptest.NewLogger(t), Registry: e.reg}
+	for _, o := range opts {
+		o(&scfg)
+	}
+	log := scfg.Log
+	srv, err := New(scfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.CacheDir, cfg.Log, cfg.Observer = e.cache, log, srv.Observer()
+	cfg.MediaDir, cfg.CacheDir, cfg.Log, cfg.Observer = media, e.cache, log, srv.Observer()
 	e.tc = transcoder.New(cfg)
 	if err := e.tc.Initialize(); err != nil {
 		t.Fatal(err)
 	}
 	srv.Initialize(e.tc)
+	e.srv = srv
 	e.hs = httptest.NewServer(srv)
 	e.url = e.hs.URL
 	t.Cleanup(e.close)
@@ -71,6 +96,7 @@ func newEnv(t *testing.T, cfg transcoder.Config, clips ...string) *testEnv {
 func (e *testEnv) close() {
 	e.hs.Close()
 	e.tc.Close()
+	e.srv.Close()
 }
 
 func (e *testEnv) videoURL(file string) string { return e.url + "/videos/" + encodeID(file) }

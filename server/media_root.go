@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"unicode/utf8"
@@ -14,28 +15,20 @@ import (
 // maxIDLength bounds ids: base64 of the longest path Linux allows, with room.
 const maxIDLength = 8192
 
-// mediaRoot confines every file access to the media directory.
+// mediaRoot confines the listing to the media directory. os.Root checks
+// every step of every path, symlinks included, at the moment it is used, so
+// a symlink swapped in after a check cannot lead out of the root. (The
+// transcoder opens media files through its own os.Root the same way.)
 type mediaRoot struct {
-	dir string // absolute, symlinks resolved
+	root *os.Root
 }
 
 func newMediaRoot(dir string) (*mediaRoot, error) {
-	abs, err := filepath.Abs(dir)
+	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, err
 	}
-	real, err := filepath.EvalSymlinks(abs)
-	if err != nil {
-		return nil, err
-	}
-	st, err := os.Stat(real)
-	if err != nil {
-		return nil, err
-	}
-	if !st.IsDir() {
-		return nil, errors.New(real + " is not a directory")
-	}
-	return &mediaRoot{dir: real}, nil
+	return &mediaRoot{root: root}, nil
 }
 
 // decodeID turns an id into the relative path it names.
@@ -52,38 +45,61 @@ func decodeID(id string) (string, error) {
 
 func encodeID(rel string) string { return base64.RawURLEncoding.EncodeToString([]byte(rel)) }
 
-// resolve returns the real path of rel, refusing anything that leaves the
-// root: "..", absolute paths, and symlinks that point outside.
-func (m *mediaRoot) resolve(rel string) (string, error) {
-	if strings.ContainsRune(rel, 0) || filepath.IsAbs(rel) {
+// clean checks rel lexically and returns it in canonical form ("" for the
+// root). Names that could only mean leaving the root are refused here, with
+// 403, before any file is touched.
+func clean(rel string) (string, error) {
+	if strings.ContainsAny(rel, "\x00\\") {
 		return "", errorf(http.StatusForbidden, "the path escapes the media root")
 	}
-	for _, part := range strings.Split(filepath.ToSlash(rel), "/") {
-		if part == ".." {
-			return "", errorf(http.StatusForbidden, "the path escapes the media root")
-		}
+	rel = strings.TrimSuffix(rel, "/")
+	if rel == "" || rel == "." {
+		return "", nil
 	}
-	real, err := filepath.EvalSymlinks(filepath.Join(m.dir, rel))
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return "", errorf(http.StatusNotFound, "no such file: "+rel)
-		}
-		return "", errorf(http.StatusNotFound, "cannot open "+rel)
-	}
-	if real != m.dir && !strings.HasPrefix(real, m.dir+string(filepath.Separator)) {
+	if !filepath.IsLocal(rel) {
 		return "", errorf(http.StatusForbidden, "the path escapes the media root")
 	}
-	return real, nil
+	return path.Clean(rel), nil
 }
 
-// relative is the path of real under the root, for listings.
-func (m *mediaRoot) relative(real string) string {
-	rel, _ := filepath.Rel(m.dir, real)
-	if rel == "." {
-		return ""
+// stat follows rel's symlinks, refusing any that lead out of the root.
+func (m *mediaRoot) stat(rel string) (os.FileInfo, error) {
+	if rel == "" {
+		rel = "."
 	}
-	return filepath.ToSlash(rel)
+	st, err := m.root.Stat(rel)
+	switch {
+	case err == nil:
+		return st, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, errorf(http.StatusNotFound, "no such file: "+rel)
+	case strings.Contains(err.Error(), "escapes"):
+		return nil, errorf(http.StatusForbidden, "the path escapes the media root")
+	}
+	return nil, errorf(http.StatusNotFound, "cannot open "+rel)
 }
+
+// readDir lists the directory rel.
+func (m *mediaRoot) readDir(rel string) ([]os.DirEntry, error) {
+	if rel == "" {
+		rel = "."
+	}
+	f, err := m.root.Open(rel)
+	if err != nil {
+		if _, serr := m.stat(rel); serr != nil {
+			return nil, serr
+		}
+		return nil, errorf(http.StatusNotFound, "no such directory: "+rel)
+	}
+	defer f.Close()
+	entries, err := f.ReadDir(-1)
+	if err != nil {
+		return nil, errorf(http.StatusNotFound, "not a directory: "+rel)
+	}
+	return entries, nil
+}
+
+func (m *mediaRoot) Close() error { return m.root.Close() }
 
 // mediaExtensions are the containers listed as media; others are left out.
 var mediaExtensions = map[string]bool{

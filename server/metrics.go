@@ -31,7 +31,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "hlsd_encoders_running", Help: "ffmpeg processes running, by class (encode: video re-encode, copy: stream copy and audio).",
 		}, []string{"class"}),
 		starts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "hlsd_encoder_starts_total", Help: "ffmpeg runs started, by class and reason (start, seek, init, prefetch, restart).",
+			Name: "hlsd_encoder_starts_total", Help: "ffmpeg runs started, by class and reason (start, seek, init, prefetch, restart, retry).",
 		}, []string{"class", "reason"}),
 		segmentWait: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "hlsd_segment_wait_seconds", Help: "Time a segment request waited for its segment.",

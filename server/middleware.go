@@ -1,9 +1,12 @@
 package server
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -46,6 +49,50 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 				s.writeError(w, r, fmt.Errorf("panic: %v", v))
 			}
 		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// tokenCookie carries the token for the web player's own requests (its
+// scripts, the listing, hls.js), once the page was opened with ?token=.
+const tokenCookie = "hlsd_token"
+
+// auth requires the token on every route but /healthz: as a Bearer
+// Authorization header, a token query parameter (which playlists pass on to
+// every URI they list), or the web player's cookie.
+func (s *Server) auth(next http.Handler) http.Handler {
+	if s.cfg.AuthToken == "" {
+		return next
+	}
+	// Comparing digests keeps the comparison constant-time whatever the
+	// length of the guess.
+	want := sha256.Sum256([]byte(s.cfg.AuthToken))
+	ok := func(got string) bool {
+		sum := sha256.Sum256([]byte(got))
+		return got != "" && subtle.ConstantTimeCompare(sum[:], want[:]) == 1
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		bearer, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		query := r.URL.Query().Get("token")
+		var cookie string
+		if c, err := r.Cookie(tokenCookie); err == nil {
+			cookie = c.Value
+		}
+		// Evaluate all three: which one matched must not show in the timing.
+		okBearer, okQuery, okCookie := ok(bearer), ok(query), ok(cookie)
+		if !okBearer && !okQuery && !okCookie {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="hlsd"`)
+			s.writeError(w, r, errorf(http.StatusUnauthorized, "a token is required: send Authorization: Bearer <token> or add ?token=<token>"))
+			return
+		}
+		if okQuery && !okCookie && (r.URL.Path == "/" || r.URL.Path == "/index.html") {
+			http.SetCookie(w, &http.Cookie{Name: tokenCookie, Value: query, Path: "/",
+				HttpOnly: true, SameSite: http.SameSiteStrictMode})
+		}
 		next.ServeHTTP(w, r)
 	})
 }

@@ -30,6 +30,7 @@ type Streamer interface {
 type Config struct {
 	MediaDir    string
 	AllowOrigin string // Access-Control-Allow-Origin; empty disables CORS headers
+	AuthToken   string // when set, required on every route but /healthz
 	Log         *zap.Logger
 	Registry    *prometheus.Registry
 }
@@ -67,7 +68,7 @@ func (s *Server) Observer() transcoder.Observer { return s.metrics }
 func (s *Server) Initialize(tc Streamer) {
 	s.tc = tc
 	r := chi.NewRouter()
-	r.Use(s.recoverer, s.observe, s.cors)
+	r.Use(s.recoverer, s.observe, s.cors, s.auth)
 	r.NotFound(s.handle(func(http.ResponseWriter, *http.Request) error {
 		return errorf(http.StatusNotFound, "no such route")
 	}))
@@ -90,3 +91,6 @@ func (s *Server) Initialize(tc Streamer) {
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
+
+// Close releases the media root. Call it after the HTTP server has stopped.
+func (s *Server) Close() { s.root.Close() }

@@ -10,6 +10,7 @@ import (
 // %w so the message stays specific while errors.Is still matches.
 var (
 	ErrNotFound   = errors.New("not found")
+	ErrForbidden  = errors.New("outside the media root")
 	ErrBadRequest = errors.New("bad request")
 	ErrNotMedia   = errors.New("not playable media")
 	ErrEncoder    = errors.New("encoder failed")

@@ -75,7 +75,9 @@ func (h *head) run() {
 	switch {
 	case err == nil:
 		t.log.Debug("encoder finished", h.fields()...)
-	case h.ctx.Err() != nil:
+	case h.ctx.Err() != nil && !errors.Is(err, ErrEncoder):
+		// Stopped on purpose (idle, released, shutdown). A publish failure
+		// also cancels the context, but it is a failure.
 		err = nil
 		t.log.Debug("encoder stopped", append(h.fields(), zap.String("why", cause.Error()))...)
 	default:
@@ -88,7 +90,7 @@ func (h *head) run() {
 
 func (h *head) fields() []zap.Field {
 	v := h.v
-	return []zap.Field{zap.String("file", v.m.path), zap.String("variant", v.name()),
+	return []zap.Field{zap.String("file", v.m.name), zap.String("variant", v.name()),
 		zap.Int("start", h.start), zap.Int("head", h.id)}
 }
 
@@ -113,7 +115,14 @@ func (h *head) runInner() error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrEncoder, err)
 	}
-	if err := cmd.Start(); err != nil {
+	src, err := t.source(h.v.m)
+	if err != nil {
+		return err
+	}
+	cmd.ExtraFiles = []*os.File{src}
+	err = cmd.Start()
+	src.Close() // ffmpeg inherited its own descriptor
+	if err != nil {
 		return fmt.Errorf("%w: cannot start ffmpeg: %v", ErrEncoder, err)
 	}
 	t.obs.HeadStarted(h.v.costClass(), h.reason)

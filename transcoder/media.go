@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/hlsd/hlsd/keyframes"
 	"github.com/hlsd/hlsd/playlist"
@@ -14,10 +15,12 @@ const SegmentTarget = 4.0
 
 // media is one source file, identified by (path, size, mtime).
 type media struct {
-	path string
-	key  string
-	info *Info
-	kf   *keyframes.Keyframes
+	name    string // relative to the media root, slash-separated
+	size    int64
+	modTime time.Time
+	key     string
+	info    *Info
+	kf      *keyframes.Keyframes
 
 	mu    sync.Mutex
 	plans *plans

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hlsd/hlsd/keyframes"
 )
 
 // Info is what hlsd knows about a media file; it is served as /info.
@@ -128,8 +130,8 @@ type ffprobeOutput struct {
 
 // probe runs ffprobe on path. The result depends only on the file's bytes,
 // so it is cached on disk under the (path, size, mtime) key.
-func (t *Transcoder) probe(ctx context.Context, path string, st os.FileInfo) (*Info, error) {
-	key := fileKey(path, st)
+func (t *Transcoder) probe(ctx context.Context, name string, st os.FileInfo, f *os.File) (*Info, error) {
+	key := fileKey(name, st)
 	if v, ok := t.infos.Get(key); ok {
 		return v.(*Info), nil
 	}
@@ -146,8 +148,9 @@ func (t *Transcoder) probe(ctx context.Context, path string, st os.FileInfo) (*I
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, t.cfg.FFprobe, "-v", "error", "-print_format", "json",
-		"-show_format", "-show_streams", path)
+		"-show_format", "-show_streams", keyframes.ChildInput)
 	prepareCmd(cmd)
+	cmd.ExtraFiles = []*os.File{f}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -176,8 +179,8 @@ func (t *Transcoder) probe(ctx context.Context, path string, st os.FileInfo) (*I
 // KnownDuration is the duration of a file probed before (in memory or in
 // the disk cache), without running ffprobe: a directory listing shows what
 // is known and never waits for a probe.
-func (t *Transcoder) KnownDuration(path string, st os.FileInfo) (float64, bool) {
-	key := fileKey(path, st)
+func (t *Transcoder) KnownDuration(name string, st os.FileInfo) (float64, bool) {
+	key := fileKey(name, st)
 	if v, ok := t.infos.Get(key); ok {
 		return v.(*Info).Duration, true
 	}

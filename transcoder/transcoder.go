@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -26,7 +25,9 @@ import (
 // Config of a Transcoder. Zero values get the defaults of New.
 type Config struct {
 	FFmpeg, FFprobe string
-	CacheDir        string
+	// MediaDir is the library root; every file is opened through it.
+	MediaDir string
+	CacheDir string
 	// MaxEncoders caps concurrent video re-encodes (CPU bound).
 	MaxEncoders int
 	// MaxCopies caps concurrent stream copies and audio encodes (cheap, I/O bound).
@@ -64,6 +65,7 @@ type Transcoder struct {
 	cfg   Config
 	log   *zap.Logger
 	obs   Observer
+	root  *os.Root
 	kf    *keyframes.Store
 	infos *gocache.Cache
 
@@ -120,6 +122,11 @@ func New(cfg Config) *Transcoder {
 // Initialize creates the cache directories, accounts the segments an earlier
 // run left there, and starts the janitor.
 func (t *Transcoder) Initialize() error {
+	root, err := os.OpenRoot(t.cfg.MediaDir)
+	if err != nil {
+		return fmt.Errorf("media directory: %w", err)
+	}
+	t.root = root
 	if err := os.MkdirAll(filepath.Join(t.cfg.CacheDir, "segments"), 0o755); err != nil {
 		return fmt.Errorf("cache directory: %w", err)
 	}
@@ -144,32 +151,35 @@ func (t *Transcoder) Close() {
 	t.cancel(errShutdown)
 	t.wg.Wait()
 	t.kf.Close()
+	t.root.Close()
 }
 
-// open returns the media state of an absolute, already confined path.
-func (t *Transcoder) open(ctx context.Context, path string) (*media, error) {
-	st, err := os.Stat(path)
+// open returns the media state of name, a path relative to the media root.
+// Its key includes size and modification time, so a file replaced on disk
+// gets new state rather than the old file's plans and segments.
+func (t *Transcoder) open(ctx context.Context, name string) (*media, error) {
+	f, st, err := t.openFile(name)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("%w: no such file", ErrNotFound)
+		return nil, err
+	}
+	defer func() {
+		if f != nil {
+			f.Close()
 		}
-		return nil, fmt.Errorf("%w: %v", ErrNotFound, err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%w: not a regular file", ErrNotMedia)
-	}
-	key := fileKey(path, st)
+	}()
+	key := fileKey(name, st)
 	t.mu.Lock()
 	m := t.medias[key]
 	t.mu.Unlock()
 	if m != nil {
 		return m, nil
 	}
-	info, err := t.probe(ctx, path, st)
+	info, err := t.probe(ctx, name, st, f)
 	if err != nil {
 		return nil, err
 	}
-	kf, err := t.kf.Get(path, info.StartTime)
+	kf, err := t.kf.GetFile(name, f, info.StartTime)
+	f = nil // the keyframe store owns it now
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNotMedia, err)
 	}
@@ -178,7 +188,7 @@ func (t *Transcoder) open(ctx context.Context, path string) (*media, error) {
 	if m := t.medias[key]; m != nil {
 		return m, nil
 	}
-	m = &media{path: path, key: key, info: info, kf: kf}
+	m = &media{name: name, size: st.Size(), modTime: st.ModTime(), key: key, info: info, kf: kf}
 	t.medias[key] = m
 	return m, nil
 }
@@ -311,16 +321,23 @@ func (t *Transcoder) acquire(ctx context.Context, h *head) (func(), error) {
 	if h.reason == "prefetch" {
 		return nil, errors.New("no free encoder for a prefetch")
 	}
-	t.preempt(h)
 	timer := time.NewTimer(t.cfg.CapacityWait)
 	defer timer.Stop()
-	select {
-	case sem <- struct{}{}:
-		return release, nil
-	case <-timer.C:
-		return nil, &CapacityError{RetryAfter: 2 * time.Second}
-	case <-ctx.Done():
-		return nil, context.Cause(ctx)
+	// A head that is not preemptible now (its reader asked a moment ago)
+	// may be soon, so look again while waiting rather than only once.
+	again := time.NewTicker(200 * time.Millisecond)
+	defer again.Stop()
+	for {
+		t.preempt(h)
+		select {
+		case sem <- struct{}{}:
+			return release, nil
+		case <-again.C:
+		case <-timer.C:
+			return nil, &CapacityError{RetryAfter: 2 * time.Second}
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
 	}
 }
 
@@ -346,7 +363,13 @@ func (t *Transcoder) preempt(for_ *head) {
 	for _, v := range vs {
 		v.mu.Lock()
 		for _, h := range v.heads {
-			if h == for_ || h.heavy != for_.heavy || h.waiting > 0 || h.next == h.start || h.ctx.Err() != nil {
+			if h != for_ && h.heavy == for_.heavy && h.ctx.Err() != nil {
+				// One is already giving its slot up: wait for it rather
+				// than stop a second.
+				v.mu.Unlock()
+				return
+			}
+			if h == for_ || h.heavy != for_.heavy || h.waiting > 0 || h.next == h.start {
 				continue
 			}
 			if time.Since(h.lastDemand) > 2*time.Second && (victim == nil || h.lastDemand.Before(oldest)) {

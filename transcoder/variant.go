@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/hlsd/hlsd/playlist"
+
+	"github.com/hlsd/hlsd/keyframes"
 )
 
 // variant is one (file, track, quality): its segments on disk and the heads producing them.
@@ -99,7 +101,7 @@ func (v *variant) load() int64 {
 
 func (v *variant) runSpec(start int, dir string) runSpec {
 	r := runSpec{
-		input: v.m.path, kind: v.kind, track: v.track, qual: v.quality, first: start,
+		input: keyframes.ChildInput, kind: v.kind, track: v.track, qual: v.quality, first: start,
 		bounds: v.plan.Bounds[start:], preset: v.t.cfg.Preset, outDir: dir,
 	}
 	if v.kind == "video" {
@@ -160,6 +162,7 @@ func (v *variant) segment(ctx context.Context, n int, clientID string) (string, 
 	began := time.Now()
 	defer func() { v.t.obs.SegmentWaited(time.Since(began)) }()
 	reason := "seek"
+	retried := false
 	for attempt := 0; ; attempt++ {
 		if v.t.ctx.Err() != nil {
 			return "", ErrShuttingDown
@@ -167,6 +170,11 @@ func (v *variant) segment(ctx context.Context, n int, clientID string) (string, 
 		v.mu.Lock()
 		v.t.touch(v)
 		v.noteDemand(n, clientID)
+		if v.ready[n] && !exists(v.segmentPath(n)) {
+			// Deleted behind our back (an operator cleaning the cache):
+			// make it again rather than promise a file that is gone.
+			v.ready[n] = false
+		}
 		if v.ready[n] {
 			v.prefetch(n, clientID)
 			v.mu.Unlock()
@@ -209,7 +217,14 @@ func (v *variant) segment(ctx context.Context, n int, clientID string) (string, 
 		select {
 		case <-h.done:
 			if h.err != nil {
-				return "", h.err
+				if retried {
+					return "", h.err
+				}
+				// One failed run is retried: ffmpeg killed from outside (the
+				// OOM killer, an operator) should cost a delay, not an error.
+				// A second failure is the file's fault and is reported.
+				retried, reason = true, "retry"
+				continue
 			}
 			if h.stoppedBy == nil {
 				return "", fmt.Errorf("%w: ffmpeg ended before writing segment %d", ErrEncoder, n)
@@ -270,7 +285,7 @@ func (v *variant) initSegment(ctx context.Context, hint int, clientID string) (s
 		}
 		select {
 		case <-h.done:
-			if h.err != nil {
+			if h.err != nil && attempt > 0 {
 				return "", h.err
 			}
 		default:
@@ -292,10 +307,15 @@ func (v *variant) publish(h *head, n int, src string) error {
 	if err != nil {
 		return fmt.Errorf("%w: reading segment %d: %v", ErrEncoder, n, err)
 	}
-	os.Remove(src)
 	init, body, err := splitFMP4(data)
 	if err != nil {
-		return fmt.Errorf("%w: segment %d: %v", ErrEncoder, n, err)
+		// A truncated segment is what ffmpeg leaves when the disk fills
+		// up; say so while the partial file still takes the space.
+		err = fmt.Errorf("%w: segment %d: %v%s", ErrEncoder, n, err, diskFullHint(v.dir))
+	}
+	os.Remove(src)
+	if err != nil {
+		return err
 	}
 	if v.quality == QualityOriginal {
 		start, err := fragmentStart(init, body)

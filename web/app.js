@@ -23,6 +23,13 @@ const clientId = (() => {
   return id;
 })();
 
+// With --auth-token, the page is opened as /?token=...; the server then sets
+// a cookie for the page's own requests, and the token also goes on the
+// master playlist URL so that players that ignore cookies (native HLS)
+// carry it on to every URI the playlists list.
+const token = new URLSearchParams(location.search).get('token');
+const withToken = (url) => (token ? `${url}${url.includes('?') ? '&' : '?'}token=${encodeURIComponent(token)}` : url);
+
 // ---- errors ---------------------------------------------------------------
 
 function showError(msg) {
@@ -176,7 +183,7 @@ async function showLibrary(dir) {
   list.replaceChildren();
   let data;
   try {
-    data = await getJSON('/api/media?dir=' + encodeURIComponent(dir));
+    data = await getJSON(withToken('/api/media?dir=' + encodeURIComponent(dir)));
   } catch (e) {
     if (seq !== listingSeq) return;
     status.textContent = '';
@@ -285,7 +292,7 @@ function showPlayer(id) {
   $('library').hidden = true;
   $('player').hidden = false;
 
-  const url = `/videos/${encodeURIComponent(id)}/master.m3u8?clientId=${encodeURIComponent(clientId)}`;
+  const url = withToken(`/videos/${encodeURIComponent(id)}/master.m3u8?clientId=${encodeURIComponent(clientId)}`);
   const video = $('video');
 
   if (window.Hls && Hls.isSupported()) {

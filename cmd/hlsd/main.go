@@ -27,10 +27,10 @@ import (
 )
 
 type config struct {
-	media, cache, listen, origin, logLevel, ffmpeg, ffprobe, preset string
-	cacheSize                                                       int64
-	maxEncoders                                                     int
-	idle, grace                                                     time.Duration
+	media, cache, listen, origin, logLevel, ffmpeg, ffprobe, preset, token string
+	cacheSize                                                              int64
+	maxEncoders                                                            int
+	idle, grace                                                            time.Duration
 }
 
 func defaultCacheDir() string {
@@ -60,6 +60,7 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&c.idle, "idle-timeout", envDuration("HLSD_IDLE_TIMEOUT", 30*time.Second), "stop an encoder nobody has read from for this long (env HLSD_IDLE_TIMEOUT)")
 	fs.DurationVar(&c.grace, "shutdown-timeout", envDuration("HLSD_SHUTDOWN_TIMEOUT", 10*time.Second), "how long shutdown waits for requests in flight (env HLSD_SHUTDOWN_TIMEOUT)")
 	fs.StringVar(&c.origin, "cors-origin", env("HLSD_CORS_ORIGIN", "*"), "Access-Control-Allow-Origin value; empty disables CORS (env HLSD_CORS_ORIGIN)")
+	fs.StringVar(&c.token, "auth-token", env("HLSD_AUTH_TOKEN", ""), "when set, every route but /healthz needs Authorization: Bearer <token> or ?token=<token>; prefer the env var, which ps does not show (env HLSD_AUTH_TOKEN)")
 	fs.StringVar(&c.logLevel, "log-level", env("HLSD_LOG_LEVEL", "info"), "debug, info, warn or error (env HLSD_LOG_LEVEL)")
 	fs.StringVar(&c.ffmpeg, "ffmpeg", env("HLSD_FFMPEG", "ffmpeg"), "ffmpeg binary (env HLSD_FFMPEG)")
 	fs.StringVar(&c.ffprobe, "ffprobe", env("HLSD_FFPROBE", "ffprobe"), "ffprobe binary (env HLSD_FFPROBE)")
@@ -154,12 +155,13 @@ func run(c config, log *zap.Logger) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	srv, err := server.New(server.Config{MediaDir: c.media, AllowOrigin: c.origin, Log: log, Registry: reg})
+	srv, err := server.New(server.Config{MediaDir: c.media, AllowOrigin: c.origin, AuthToken: c.token, Log: log, Registry: reg})
 	if err != nil {
 		return fmt.Errorf("media directory: %w", err)
 	}
+	defer srv.Close()
 	tc := transcoder.New(transcoder.Config{
-		FFmpeg: c.ffmpeg, FFprobe: c.ffprobe, CacheDir: c.cache, MaxEncoders: c.maxEncoders,
+		FFmpeg: c.ffmpeg, FFprobe: c.ffprobe, MediaDir: c.media, CacheDir: c.cache, MaxEncoders: c.maxEncoders,
 		CacheBytes: c.cacheSize, IdleTimeout: c.idle, Preset: c.preset, Log: log, Observer: srv.Observer(),
 	})
 	if err := tc.Initialize(); err != nil {

@@ -69,6 +69,7 @@ type Server struct {
 	Registry *prometheus.Registry
 	hs       *httptest.Server
 	tc       *transcoder.Transcoder
+	srv      *server.Server
 }
 
 // Start serves media with a fresh transcoder caching in cache, configured
@@ -79,17 +80,19 @@ func Start(media, cache string, log *zap.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	tc := transcoder.New(transcoder.Config{CacheDir: cache, Log: log, Observer: srv.Observer()})
+	tc := transcoder.New(transcoder.Config{MediaDir: media, CacheDir: cache, Log: log, Observer: srv.Observer()})
 	if err := tc.Initialize(); err != nil {
+		srv.Close()
 		return nil, fmt.Errorf("transcoder: %w", err)
 	}
 	srv.Initialize(tc)
 	hs := httptest.NewServer(srv)
-	return &Server{URL: hs.URL, Registry: reg, hs: hs, tc: tc}, nil
+	return &Server{URL: hs.URL, Registry: reg, hs: hs, tc: tc, srv: srv}, nil
 }
 
 // Close stops serving, then stops every encoder.
 func (s *Server) Close() {
 	s.hs.Close()
 	s.tc.Close()
+	s.srv.Close()
 }
