@@ -80,6 +80,8 @@ func (h *head) run() {
 		// also cancels the context, but it is a failure.
 		err = nil
 		t.log.Debug("encoder stopped", append(h.fields(), zap.String("why", cause.Error()))...)
+	case errors.As(err, new(*CapacityError)):
+		t.log.Warn("no free encoder", append(h.fields(), zap.Error(err))...)
 	default:
 		t.log.Error("encoder failed", append(h.fields(), zap.Error(err))...)
 	}

@@ -349,8 +349,11 @@ func (t *Transcoder) canPrefetch(v *variant) bool {
 	return len(t.light) < cap(t.light)
 }
 
-// preempt stops the running head of the same class whose output was wanted
-// least recently, if nobody waits on it and nobody asked for 2 s.
+// preempt stops a running head of the same class that nobody waits on and
+// that can spare its slot: one whose readers have not asked for 2 s, or one
+// at least two segments ahead of the furthest segment asked for (its reader
+// has 8 s of content in hand, far more than a restart costs). The head
+// furthest ahead goes first, then the one wanted least recently.
 func (t *Transcoder) preempt(for_ *head) {
 	t.mu.Lock()
 	vs := make([]*variant, 0, len(t.variants))
@@ -359,6 +362,7 @@ func (t *Transcoder) preempt(for_ *head) {
 	}
 	t.mu.Unlock()
 	var victim *head
+	var most int
 	var oldest time.Time
 	for _, v := range vs {
 		v.mu.Lock()
@@ -372,8 +376,12 @@ func (t *Transcoder) preempt(for_ *head) {
 			if h == for_ || h.heavy != for_.heavy || h.waiting > 0 || h.next == h.start {
 				continue
 			}
-			if time.Since(h.lastDemand) > 2*time.Second && (victim == nil || h.lastDemand.Before(oldest)) {
-				victim, oldest = h, h.lastDemand
+			ahead := h.next - h.demandSeg
+			if time.Since(h.lastDemand) <= 2*time.Second && ahead < 2 {
+				continue
+			}
+			if victim == nil || ahead > most || (ahead == most && h.lastDemand.Before(oldest)) {
+				victim, most, oldest = h, ahead, h.lastDemand
 			}
 		}
 		v.mu.Unlock()

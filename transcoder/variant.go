@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -217,8 +218,8 @@ func (v *variant) segment(ctx context.Context, n int, clientID string) (string, 
 		select {
 		case <-h.done:
 			if h.err != nil {
-				if retried {
-					return "", h.err
+				if retried || !errors.Is(h.err, ErrEncoder) {
+					return "", h.err // capacity is answered now, with Retry-After
 				}
 				// One failed run is retried: ffmpeg killed from outside (the
 				// OOM killer, an operator) should cost a delay, not an error.
@@ -285,7 +286,7 @@ func (v *variant) initSegment(ctx context.Context, hint int, clientID string) (s
 		}
 		select {
 		case <-h.done:
-			if h.err != nil && attempt > 0 {
+			if h.err != nil && (attempt > 0 || !errors.Is(h.err, ErrEncoder)) {
 				return "", h.err
 			}
 		default:

@@ -159,7 +159,7 @@ func browserRows(ctx context.Context) []row {
 	defer cleanup()
 	cfg, err := e2e.Library(ctx, media)
 	check(err)
-	srv, err := e2e.Start(media, cache, nil)
+	srv, err := e2e.Start(media, cache, nil, "")
 	check(err)
 	defer srv.Close()
 	cfg.Base, cfg.Artifacts, cfg.Page = srv.URL, cache, nil

@@ -287,7 +287,7 @@ func startServer(ctx context.Context, cfg Config) (*inProcess, error) {
 		log = zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.Lock(zapcore.AddSync(cfg.ServerLog)), zap.InfoLevel))
 	}
 	if cfg.MaxEncoders <= 0 {
-		s, err := e2e.Start(media, cache, log)
+		s, err := e2e.Start(media, cache, log, "")
 		if err != nil {
 			return fail(err)
 		}

@@ -41,6 +41,11 @@ func TestLoad(t *testing.T) {
 	if res.FDEnd-res.FDStart > 50 {
 		t.Errorf("open fds: %d at the start, %d at the end (more than 50 leaked)", res.FDStart, res.FDEnd)
 	}
+	// The whole test process (players and server) peaked at 50-90 MB here;
+	// a leak of buffers or state per segment would pass this fast.
+	if res.RSSHWM > 256<<20 {
+		t.Errorf("peak RSS %d MB, want under 256 MB", res.RSSHWM>>20)
+	}
 	if res.Segments == 0 {
 		t.Error("no segment was fetched")
 	}

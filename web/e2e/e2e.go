@@ -40,14 +40,24 @@ type PageCheck struct {
 	MissingID string `json:"missingId"`
 }
 
+// TokenCheck is the page walk against a server started with a token: the
+// page without it must say a token is needed; opened with ?token= it plays.
+type TokenCheck struct {
+	Base   string `json:"base"`
+	Token  string `json:"token"`
+	Folder string `json:"folder"`
+	Name   string `json:"name"`
+}
+
 // Config is what hlsjs.mjs reads.
 type Config struct {
-	Base      string     `json:"base"` // server URL, no trailing slash
-	Chromium  string     `json:"chromium,omitempty"`
-	Artifacts string     `json:"artifacts"` // screenshots go here
-	Files     []File     `json:"files"`
-	Page      *PageCheck `json:"page,omitempty"`
-	Debug     bool       `json:"debug,omitempty"` // hls.js debug log to stderr
+	Base      string      `json:"base"` // server URL, no trailing slash
+	Chromium  string      `json:"chromium,omitempty"`
+	Artifacts string      `json:"artifacts"` // screenshots go here
+	Files     []File      `json:"files"`
+	Page      *PageCheck  `json:"page,omitempty"`
+	Token     *TokenCheck `json:"token,omitempty"`
+	Debug     bool        `json:"debug,omitempty"` // hls.js debug log to stderr
 }
 
 // Step is one action and how long the player took to play again after it.
@@ -211,7 +221,7 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
 		return nil, fmt.Errorf("hlsjs.mjs printed no results (%v)\n%s", err, tail(stderr.String(), 40))
 	}
-	if len(out) != len(cfg.Files)+btoi(cfg.Page != nil) {
+	if len(out) != len(cfg.Files)+btoi(cfg.Page != nil)+btoi(cfg.Token != nil) {
 		return out, errors.New("hlsjs.mjs returned fewer results than files")
 	}
 	return out, nil

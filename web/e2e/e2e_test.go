@@ -39,12 +39,20 @@ func TestBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := e2e.Start(media, t.TempDir(), zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
+	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	srv, err := e2e.Start(media, t.TempDir(), log, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer srv.Close()
 	cfg.Base = srv.URL
+	const token = "e2e-token"
+	locked, err := e2e.Start(media, t.TempDir(), log, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer locked.Close()
+	cfg.Token = &e2e.TokenCheck{Base: locked.URL, Token: token, Folder: cfg.Page.Folder, Name: cfg.Page.Name}
 	cfg.Artifacts = artifactsDir(t)
 	cfg.Debug = os.Getenv("HLSD_E2E_DEBUG") == "1"
 
@@ -75,9 +83,14 @@ func TestBrowser(t *testing.T) {
 			for _, p := range r.Problems() {
 				t.Error(p)
 			}
-			if r.Name == "web page" {
+			switch r.Name {
+			case "web page":
 				checkPage(t, r)
-			} else {
+			case "web page with a token":
+				if len(r.Steps) != 2 && r.Failure == "" {
+					t.Errorf("steps %v, want the 401 and the playback", r.Steps)
+				}
+			default:
 				checkPlayed(t, r)
 			}
 		})

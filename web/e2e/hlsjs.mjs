@@ -281,11 +281,38 @@ async function pageTest(p) {
   return res;
 }
 
+// tokenTest walks the page of a server that requires a token: without it,
+// the person is told so; opened once with ?token=, the page plays (its
+// scripts, listing and playlists are authorised by the cookie it got).
+async function tokenTest(p) {
+  const res = { name: 'web page with a token', steps: [], errors: [], jumps: [], failure: '' };
+  const page = await browser.newPage({ viewport: { width: 1024, height: 700 } });
+  try {
+    const denied = await page.goto(p.base + '/');
+    if (denied.status() !== 401) throw new Error(`page without the token: HTTP ${denied.status()}, want 401`);
+    res.steps.push({ step: 'without the token: HTTP 401' });
+    await page.goto(`${p.base}/?token=${encodeURIComponent(p.token)}#/dir/${encodeURIComponent(p.folder)}`);
+    await page.getByRole('link', { name: p.name }).click();
+    await page.waitForFunction(() => {
+      const v = document.getElementById('video');
+      return !v.paused && v.currentTime > 0.3;
+    }, null, { timeout: STEP_TIMEOUT });
+    if (await page.locator('#banner').isVisible()) throw new Error('error banner: ' + await page.locator('#banner-text').textContent());
+    res.steps.push({ step: 'opened with ?token=: browse and play' });
+  } catch (e) {
+    res.failure = e.message;
+    await page.screenshot({ path: path.join(cfg.artifacts, 'fail-web-page-token.png') }).catch(() => {});
+  }
+  await page.close();
+  return res;
+}
+
 const results = [];
 try {
   await mkdir(cfg.artifacts, { recursive: true });
   for (const f of cfg.files || []) results.push(await playFile(f));
   if (cfg.page) results.push(await pageTest(cfg.page));
+  if (cfg.token) results.push(await tokenTest(cfg.token));
 } finally {
   await browser.close();
 }

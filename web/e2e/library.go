@@ -73,10 +73,10 @@ type Server struct {
 }
 
 // Start serves media with a fresh transcoder caching in cache, configured
-// as the hlsd command's defaults would.
-func Start(media, cache string, log *zap.Logger) (*Server, error) {
+// as the hlsd command's defaults would; a token turns access control on.
+func Start(media, cache string, log *zap.Logger, token string) (*Server, error) {
 	reg := prometheus.NewRegistry()
-	srv, err := server.New(server.Config{MediaDir: media, AllowOrigin: "*", Log: log, Registry: reg})
+	srv, err := server.New(server.Config{MediaDir: media, AllowOrigin: "*", AuthToken: token, Log: log, Registry: reg})
 	if err != nil {
 		return nil, err
 	}
