@@ -137,7 +137,7 @@ func TestClientGoneWhileWaiting(t *testing.T) {
 	base := e.videoURL("h264-1080.mp4") + "/video/0/1080p/"
 	e.mustGet(base + "index.m3u8")
 	route := map[string]string{"route": "/videos/{id}/{kind}/{track}/{quality}/{file}"}
-	before := e.metricSum("hlsd_http_requests_total", route)
+	before := e.metricValue("hlsd_http_requests_total", route)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"segment-3.m4s", nil)
@@ -156,7 +156,7 @@ func TestClientGoneWhileWaiting(t *testing.T) {
 		t.Fatalf("client: %v", err)
 	}
 	eventually(t, 5*time.Second, "the handler to return", func() bool {
-		return e.metricSum("hlsd_http_requests_total", route) > before
+		return e.metricValue("hlsd_http_requests_total", route) > before
 	})
 	eventually(t, 10*time.Second, "the abandoned encoder to stop", func() bool {
 		return e.metricValue("hlsd_encoders_running", map[string]string{"class": "encode"}) == 0 && len(ffmpegChildren()) == 0
@@ -276,7 +276,7 @@ func TestRestart(t *testing.T) {
 	// (Serving them may prefetch the segments after them; that is not a
 	// run made for these.)
 	for _, reason := range []string{"start", "seek", "init", "restart", "retry"} {
-		if n := e.metricSum("hlsd_encoder_starts_total", map[string]string{"class": "encode", "reason": reason}); n != 0 {
+		if n := e.metricValue("hlsd_encoder_starts_total", map[string]string{"class": "encode", "reason": reason}); n != 0 {
 			t.Errorf("%v encoder runs (%s) to serve segments made before the restart", n, reason)
 		}
 	}

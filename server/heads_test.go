@@ -13,39 +13,9 @@ import (
 	"github.com/hlsd/hlsd/transcoder"
 )
 
-// metricValue reads one sample from the registry; 0 when absent.
+// metricValue sums the series of a metric whose labels match labels (a
+// histogram counts its observations); 0 when there is none.
 func (e *testEnv) metricValue(name string, labels map[string]string) float64 {
-	e.t.Helper()
-	families, err := e.reg.Gather()
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range f.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if want, ok := labels[lp.GetName()]; ok && want != lp.GetValue() {
-					continue next
-				}
-			}
-			switch {
-			case m.Counter != nil:
-				return m.Counter.GetValue()
-			case m.Gauge != nil:
-				return m.Gauge.GetValue()
-			case m.Histogram != nil:
-				return float64(m.Histogram.GetSampleCount())
-			}
-		}
-	}
-	return 0
-}
-
-// metricSum adds up every series of a counter or gauge that matches labels.
-func (e *testEnv) metricSum(name string, labels map[string]string) float64 {
 	e.t.Helper()
 	families, err := e.reg.Gather()
 	if err != nil {
@@ -63,7 +33,7 @@ func (e *testEnv) metricSum(name string, labels map[string]string) float64 {
 					continue next
 				}
 			}
-			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue() + float64(m.GetHistogram().GetSampleCount())
 		}
 	}
 	return sum

@@ -2,14 +2,14 @@ package server
 
 import (
 	"encoding/base64"
-	"errors"
-	"io/fs"
 	"net/http"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/hlsd/hlsd/transcoder"
 )
 
 // maxIDLength bounds ids: base64 of the longest path Linux allows, with room.
@@ -68,15 +68,10 @@ func (m *mediaRoot) stat(rel string) (os.FileInfo, error) {
 		rel = "."
 	}
 	st, err := m.root.Stat(rel)
-	switch {
-	case err == nil:
-		return st, nil
-	case errors.Is(err, fs.ErrNotExist):
-		return nil, errorf(http.StatusNotFound, "no such file: "+rel)
-	case strings.Contains(err.Error(), "escapes"):
-		return nil, errorf(http.StatusForbidden, "the path escapes the media root")
+	if err != nil {
+		return nil, transcoder.RootError(rel, err)
 	}
-	return nil, errorf(http.StatusNotFound, "cannot open "+rel)
+	return st, nil
 }
 
 // readDir lists the directory rel.
@@ -86,10 +81,7 @@ func (m *mediaRoot) readDir(rel string) ([]os.DirEntry, error) {
 	}
 	f, err := m.root.Open(rel)
 	if err != nil {
-		if _, serr := m.stat(rel); serr != nil {
-			return nil, serr
-		}
-		return nil, errorf(http.StatusNotFound, "no such directory: "+rel)
+		return nil, transcoder.RootError(rel, err)
 	}
 	defer f.Close()
 	entries, err := f.ReadDir(-1)

@@ -18,16 +18,7 @@ func (t *Transcoder) openFile(name string) (*os.File, os.FileInfo, error) {
 	// O_NONBLOCK: a FIFO planted in the library must not hang the request.
 	f, err := t.root.OpenFile(filepath.FromSlash(name), os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			return nil, nil, fmt.Errorf("%w: no such file: %s", ErrNotFound, name)
-		case errors.Is(err, fs.ErrPermission):
-			return nil, nil, fmt.Errorf("%w: %s is not readable", ErrForbidden, name)
-		case strings.Contains(err.Error(), "escapes"):
-			// os.Root's "path escapes from parent" has no exported sentinel.
-			return nil, nil, fmt.Errorf("%w: %s leads outside the media root", ErrForbidden, name)
-		}
-		return nil, nil, fmt.Errorf("%w: cannot open %s: %v", ErrNotFound, name, errors.Unwrap(err))
+		return nil, nil, RootError(name, err)
 	}
 	st, err := f.Stat()
 	if err != nil {
@@ -53,14 +44,30 @@ func exists(path string) bool {
 // diskFullHint explains a write failure when the disk holding dir is
 // (nearly) out of space, which ffmpeg only reports as a short file.
 func diskFullHint(dir string) string {
-	var fs syscall.Statfs_t
-	if syscall.Statfs(dir, &fs) != nil {
+	var st syscall.Statfs_t
+	if syscall.Statfs(dir, &st) != nil {
 		return ""
 	}
-	if free := int64(fs.Bavail) * fs.Bsize; free < 1<<20 {
+	if free := int64(st.Bavail) * st.Bsize; free < 1<<20 {
 		return fmt.Sprintf(" (no space left on the cache disk: %d KiB free)", free>>10)
 	}
 	return ""
+}
+
+// RootError classifies the error of an os.Root operation on name: a file
+// that is not there (ErrNotFound), or one that is outside the root or not
+// readable (ErrForbidden).
+func RootError(name string, err error) error {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%w: no such file: %s", ErrNotFound, name)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("%w: %s is not readable", ErrForbidden, name)
+	case strings.Contains(err.Error(), "escapes"):
+		// os.Root's "path escapes from parent" has no exported sentinel.
+		return fmt.Errorf("%w: %s leads outside the media root", ErrForbidden, name)
+	}
+	return fmt.Errorf("%w: cannot open %s: %v", ErrNotFound, name, errors.Unwrap(err))
 }
 
 // source opens the file of m for one child process, and checks it is still
