@@ -2,11 +2,16 @@ package server
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/hlsd/hlsd/transcoder"
@@ -90,5 +95,42 @@ func TestMasterLeavesOutRungsDearerThanOriginal(t *testing.T) {
 		if _, ok := hevc[r.Name]; !ok {
 			t.Errorf("hevc.mkv: %s missing; variants %v", r.Name, hevc)
 		}
+	}
+}
+
+// The first viewers of a file arrive together; one ffprobe answers them all
+// (and one keyframe scan), however many ask at once.
+func TestConcurrentFirstRequestsProbeOnce(t *testing.T) {
+	dir := t.TempDir()
+	count := filepath.Join(dir, "runs")
+	real, err := exec.LookPath("ffprobe")
+	if err != nil {
+		t.Skip("no ffprobe")
+	}
+	wrapper := filepath.Join(dir, "ffprobe")
+	script := fmt.Sprintf("#!/bin/sh\necho run >> %q\nexec %q \"$@\"\n", count, real)
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, transcoder.Config{FFprobe: wrapper}, "h264.mp4")
+	var wg sync.WaitGroup
+	for i := range 12 {
+		wg.Go(func() {
+			url := e.videoURL("h264.mp4") + []string{"/master.m3u8", "/info", "/video/0/original/index.m3u8", "/audio/0/aac/index.m3u8"}[i%4]
+			resp, err := http.Get(url)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("%s: %d", url, resp.StatusCode)
+			}
+		})
+	}
+	wg.Wait()
+	b, _ := os.ReadFile(count)
+	if runs := strings.Count(string(b), "run"); runs != 2 {
+		t.Errorf("%d ffprobe runs for 12 concurrent first requests, want 2 (one probe, one keyframe scan)", runs)
 	}
 }

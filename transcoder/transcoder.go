@@ -78,6 +78,7 @@ type Transcoder struct {
 
 	mu       sync.Mutex
 	medias   map[string]*media
+	opening  map[string]chan struct{} // closed when the open of that key ends
 	variants map[string]*variant
 	clients  map[string]*client
 	cache    map[string]*cacheEntry // by variant directory
@@ -137,6 +138,7 @@ func (t *Transcoder) Initialize() error {
 	t.heavy = make(chan struct{}, t.cfg.MaxEncoders)
 	t.light = make(chan struct{}, t.cfg.MaxCopies)
 	t.medias = map[string]*media{}
+	t.opening = map[string]chan struct{}{}
 	t.variants = map[string]*variant{}
 	t.clients = map[string]*client{}
 	t.cache = map[string]*cacheEntry{}
@@ -168,12 +170,40 @@ func (t *Transcoder) open(ctx context.Context, name string) (*media, error) {
 		}
 	}()
 	key := fileKey(name, st)
-	t.mu.Lock()
-	m := t.medias[key]
-	t.mu.Unlock()
-	if m != nil {
-		return m, nil
+	// The first viewers of a file arrive together (a player asks for the
+	// master and both media playlists at once, a household starts a film on
+	// two screens): one of them probes, the others wait for its result.
+	for {
+		t.mu.Lock()
+		if m := t.medias[key]; m != nil {
+			t.mu.Unlock()
+			return m, nil
+		}
+		busy, ok := t.opening[key]
+		if !ok {
+			break // still locked: this caller opens it
+		}
+		t.mu.Unlock()
+		select {
+		case <-busy:
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
 	}
+	done := make(chan struct{})
+	t.opening[key] = done
+	t.mu.Unlock()
+	var m *media
+	defer func() {
+		t.mu.Lock()
+		delete(t.opening, key)
+		if m != nil {
+			t.medias[key] = m
+		}
+		close(done) // on failure a waiter tries for itself
+		t.mu.Unlock()
+	}()
+
 	info, err := t.probe(ctx, name, st, f)
 	if err != nil {
 		return nil, err
@@ -183,13 +213,7 @@ func (t *Transcoder) open(ctx context.Context, name string) (*media, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNotMedia, err)
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if m := t.medias[key]; m != nil {
-		return m, nil
-	}
 	m = &media{name: name, size: st.Size(), modTime: st.ModTime(), key: key, info: info, kf: kf}
-	t.medias[key] = m
 	return m, nil
 }
 
