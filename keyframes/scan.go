@@ -5,21 +5,9 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"syscall"
-	"time"
-)
 
-const (
-	stderrTail = 4096
-	waitDelay  = 5 * time.Second
+	"github.com/hlsd/hlsd/transcoder/child"
 )
-
-// ChildInput is the input path given to a child that inherits the media
-// file as its first extra descriptor (exec.Cmd.ExtraFiles[0] is fd 3).
-// Opening it yields the very file the parent opened and checked: no path
-// is walked again, so no symlink swapped in meanwhile can be followed.
-const ChildInput = "/proc/self/fd/3"
 
 // scan runs ffprobe over f and feeds every video packet into k as the
 // output arrives. It reads packets without decoding, which is what makes it
@@ -31,22 +19,14 @@ func (s *Store) scan(path string, f *os.File, startTime float64, k *Keyframes) e
 	defer cancel()
 
 	// V:0 rather than v:0 skips attached pictures such as cover art.
-	cmd := exec.CommandContext(ctx, s.ffprobe,
+	cmd := child.Command(ctx, f, s.ffprobe,
 		"-loglevel", "error",
 		"-fflags", "+genpts",
 		"-select_streams", "V:0",
 		"-show_entries", "packet=pts_time,size,flags",
 		"-of", "csv=print_section=0",
-		ChildInput)
-	cmd.ExtraFiles = []*os.File{f}
-	// ffprobe gets its own process group so cancellation kills anything it
-	// may have spawned, not just the direct child.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error {
-		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	}
-	cmd.WaitDelay = waitDelay
-	stderr := &tailBuffer{max: stderrTail}
+		child.Input)
+	stderr := &child.Tail{Max: 4096}
 	cmd.Stderr = stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -110,7 +110,7 @@ func (s *Store) Get(path string, startTime float64) (*Keyframes, error) {
 
 // GetFile is Get for a file the caller opened; name identifies it in caches
 // and logs. The Store owns f from then on. ffprobe reads f itself (see
-// ChildInput), so a path swapped for a symlink after the caller's checks
+// child.Input), so a path swapped for a symlink after the caller's checks
 // cannot redirect the scan.
 func (s *Store) GetFile(name string, f *os.File, startTime float64) (*Keyframes, error) {
 	fi, err := f.Stat()

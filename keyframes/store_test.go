@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"go.uber.org/zap/zaptest"
+
+	"github.com/hlsd/hlsd/transcoder/child"
 )
 
 const ffprobeBin = "ffprobe"
@@ -421,7 +423,7 @@ func TestCloseStopsScan(t *testing.T) {
 
 	begin := time.Now()
 	s.Close()
-	if d := time.Since(begin); d >= waitDelay {
+	if d := time.Since(begin); d >= child.WaitDelay {
 		t.Errorf("Close took %v: ffprobe was not killed", d)
 	}
 	select {

@@ -6,15 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/hlsd/hlsd/transcoder/child"
 )
 
 // head is one ffmpeg run producing segments of a variant from `start` onward.
@@ -49,20 +48,6 @@ var (
 	errPreempted       = errors.New("preempted by a waiting request")
 	errShutdown        = errors.New("server shutting down")
 )
-
-// prepareCmd puts a child in its own process group and makes cancellation
-// kill the whole group at once: a partial segment is discarded anyway, and
-// nothing a child may have started can outlive it.
-func prepareCmd(cmd *exec.Cmd) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error {
-		if cmd.Process == nil {
-			return nil
-		}
-		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	}
-	cmd.WaitDelay = 5 * time.Second
-}
 
 func (h *head) stop(cause error) { h.cancel(cause) }
 
@@ -109,19 +94,18 @@ func (h *head) runInner() error {
 	}
 	args := ffmpegArgs(h.v.runSpec(h.start, h.dir))
 	t.log.Debug("ffmpeg command", append(h.fields(), zap.Strings("args", args))...)
-	cmd := exec.CommandContext(h.ctx, t.cfg.FFmpeg, args...)
-	prepareCmd(cmd)
-	stderr := &tailBuffer{max: 4096}
-	cmd.Stderr = stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrEncoder, err)
-	}
 	src, err := t.source(h.v.m)
 	if err != nil {
 		return err
 	}
-	cmd.ExtraFiles = []*os.File{src}
+	cmd := child.Command(h.ctx, src, t.cfg.FFmpeg, args...)
+	stderr := &child.Tail{Max: 4096}
+	cmd.Stderr = stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		src.Close()
+		return fmt.Errorf("%w: %v", ErrEncoder, err)
+	}
 	err = cmd.Start()
 	src.Close() // ffmpeg inherited its own descriptor
 	if err != nil {
@@ -169,26 +153,3 @@ func parseSegmentName(name string) (int, bool) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
-
-// tailBuffer keeps the last bytes written: ffmpeg's reason for failing is at the end.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	b   []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > t.max {
-		t.b = t.b[len(t.b)-t.max:]
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.b)
-}

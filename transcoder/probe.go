@@ -8,13 +8,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/hlsd/hlsd/keyframes"
+	"github.com/hlsd/hlsd/transcoder/child"
 )
 
 // Info is what hlsd knows about a media file; it is served as /info.
@@ -147,10 +146,8 @@ func (t *Transcoder) probe(ctx context.Context, name string, st os.FileInfo, f *
 
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, t.cfg.FFprobe, "-v", "error", "-print_format", "json",
-		"-show_format", "-show_streams", keyframes.ChildInput)
-	prepareCmd(cmd)
-	cmd.ExtraFiles = []*os.File{f}
+	cmd := child.Command(ctx, f, t.cfg.FFprobe, "-v", "error", "-print_format", "json",
+		"-show_format", "-show_streams", child.Input)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

@@ -15,7 +15,7 @@ import (
 
 	"github.com/hlsd/hlsd/playlist"
 
-	"github.com/hlsd/hlsd/keyframes"
+	"github.com/hlsd/hlsd/transcoder/child"
 )
 
 // variant is one (file, track, quality): its segments on disk and the heads producing them.
@@ -102,7 +102,7 @@ func (v *variant) load() int64 {
 
 func (v *variant) runSpec(start int, dir string) runSpec {
 	r := runSpec{
-		input: keyframes.ChildInput, kind: v.kind, track: v.track, qual: v.quality, first: start,
+		input: child.Input, kind: v.kind, track: v.track, qual: v.quality, first: start,
 		bounds: v.plan.Bounds[start:], preset: v.t.cfg.Preset, outDir: dir,
 	}
 	if v.kind == "video" {

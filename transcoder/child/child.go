@@ -1,0 +1,76 @@
+// Package child starts ffmpeg and ffprobe the way every hlsd child must be
+// started: reading the media file from a descriptor it inherits, in a
+// process group of its own that is killed as a whole when its context ends,
+// with the end of its stderr kept for error messages. Both keyframes and
+// transcoder use it, so it depends on neither.
+package child
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Input is the path a child gives ffmpeg or ffprobe as input: the media file
+// passed to Command, inherited as descriptor 3. Opening it yields the very
+// file the parent opened and checked; no path is walked again, so a symlink
+// swapped into the library meanwhile cannot redirect the child.
+const Input = "/proc/self/fd/3"
+
+// WaitDelay bounds how long Wait waits for the child's output pipes after
+// the process group was killed.
+const WaitDelay = 5 * time.Second
+
+// Command is exec.CommandContext for a child that reads media (nil for none)
+// as Input. When ctx ends the whole process group gets SIGKILL: ffmpeg may
+// have spawned helpers, and a plain kill would leave them running. The
+// caller may close media once the command has started.
+func Command(ctx context.Context, media *os.File, bin string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error {
+		if cmd.Process == nil {
+			return nil
+		}
+		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	cmd.WaitDelay = WaitDelay
+	if media != nil {
+		cmd.ExtraFiles = []*os.File{media}
+	}
+	return cmd
+}
+
+// Tail keeps the last Max bytes written to it: a chatty child cannot grow
+// memory, and its final error message, which comes last, is kept.
+type Tail struct {
+	Max int
+
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (t *Tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := len(p)
+	if len(p) > t.Max {
+		p = p[len(p)-t.Max:]
+	}
+	if over := len(t.buf) + len(p) - t.Max; over > 0 {
+		t.buf = append(t.buf[:0], t.buf[over:]...)
+	}
+	t.buf = append(t.buf, p...)
+	return n, nil
+}
+
+// String is what was kept, without surrounding white space.
+func (t *Tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.TrimSpace(string(t.buf))
+}
