@@ -17,27 +17,30 @@ import (
 	"github.com/hlsd/hlsd/transcoder"
 )
 
+// listing is the media root's /api/media entries by name.
+func (e *testEnv) listing() map[string]mediaEntry {
+	e.t.Helper()
+	var out struct{ Entries []mediaEntry }
+	if err := json.Unmarshal(e.mustGet(e.url+"/api/media"), &out); err != nil {
+		e.t.Fatal(err)
+	}
+	m := map[string]mediaEntry{}
+	for _, x := range out.Entries {
+		m[x.Name] = x
+	}
+	return m
+}
+
 // A listing shows durations only for files probed before, and never probes.
 func TestListingDurations(t *testing.T) {
 	e := newEnv(t, transcoder.Config{}, "h264.mp4", "vp9.webm")
-	list := func() map[string]mediaEntry {
-		var out struct{ Entries []mediaEntry }
-		if err := json.Unmarshal(e.mustGet(e.url+"/api/media"), &out); err != nil {
-			t.Fatal(err)
-		}
-		m := map[string]mediaEntry{}
-		for _, x := range out.Entries {
-			m[x.Name] = x
-		}
-		return m
-	}
-	for name, x := range list() {
+	for name, x := range e.listing() {
 		if x.Duration != 0 {
 			t.Errorf("%s: duration %v before any probe", name, x.Duration)
 		}
 	}
 	e.mustGet(e.videoURL("h264.mp4") + "/info")
-	got := list()
+	got := e.listing()
 	if d := got["h264.mp4"].Duration; math.Abs(d-20) > 0.1 {
 		t.Errorf("h264.mp4: duration %v after /info, want about 20", d)
 	}
