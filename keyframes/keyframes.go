@@ -1,6 +1,7 @@
-// Package keyframes extracts video keyframe timestamps with a packet-level
-// ffprobe scan, streams them to waiters while the scan runs, and persists
-// completed scans on disk.
+// Package keyframes finds the video keyframe timestamps of a file: from its
+// container's own index (MP4 sample tables, Matroska Cues) when it has one
+// that can be trusted, else with a packet-level ffprobe scan whose progress
+// is streamed to waiters. Completed results are persisted on disk.
 package keyframes
 
 import (
@@ -16,9 +17,16 @@ const (
 	publishDelay = 50 * time.Millisecond
 )
 
-// Keyframes is the result of one scan, possibly still growing.
+// Where keyframes came from, as /info reports it.
+const (
+	SourceIndex = "index"
+	SourceScan  = "scan"
+)
+
+// Keyframes is the result of one read, possibly still growing.
 type Keyframes struct {
 	mu       sync.Mutex
+	source   string
 	times    []float64
 	gopBytes []int64
 	scanned  float64
@@ -36,11 +44,38 @@ func newKeyframes() *Keyframes {
 }
 
 // newCompleteKeyframes wraps a result loaded from disk.
-func newCompleteKeyframes(times []float64, gopBytes []int64, scanned float64) *Keyframes {
+func newCompleteKeyframes(times []float64, gopBytes []int64, scanned float64, source string) *Keyframes {
 	k := newKeyframes()
-	k.times, k.gopBytes, k.scanned = times, gopBytes, scanned
+	k.times, k.gopBytes, k.scanned, k.source = times, gopBytes, scanned, source
 	k.finish(nil)
 	return k
+}
+
+// Source says where the keyframes come from: SourceIndex, SourceScan, or ""
+// while the index is being read.
+func (k *Keyframes) Source() string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.source
+}
+
+func (k *Keyframes) setSource(source string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.source = source
+}
+
+// setIndex takes the whole result from a container index at once.
+func (k *Keyframes) setIndex(idx *index, startTime float64) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.source = SourceIndex
+	k.times = make([]float64, len(idx.times))
+	for i, t := range idx.times {
+		k.times[i] = t - startTime
+	}
+	k.gopBytes = append([]int64(nil), idx.gopBytes...)
+	k.scanned = k.times[len(k.times)-1]
 }
 
 // Snapshot copies the current state. times are keyframe timestamps in

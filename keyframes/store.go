@@ -31,13 +31,27 @@ var ErrClosed = errors.New("keyframes: store closed")
 // Observer receives scan durations; prometheus.Observer satisfies it.
 type Observer interface{ Observe(float64) }
 
-// Store hands out Keyframes per file, sharing one scan among concurrent
-// callers and reusing completed scans from memory or disk.
+// Options configure a Store; the zero value works.
+type Options struct {
+	// FFprobe is the ffprobe binary; default "ffprobe".
+	FFprobe string
+	Log     *zap.Logger
+	// ScanSeconds receives the duration of every packet scan; may be nil.
+	ScanSeconds Observer
+	// ScanOnly ignores container indexes: every file gets the packet scan.
+	ScanOnly bool
+}
+
+// Store hands out Keyframes per file, sharing one read among concurrent
+// callers and reusing completed ones from memory or disk. A file's keyframes
+// come from its container index when it has a trustworthy one, else from a
+// packet scan.
 type Store struct {
 	dir         string
 	ffprobe     string
 	log         *zap.Logger
 	scanSeconds Observer
+	scanOnly    bool
 
 	// ctx outlives any caller: a client leaving must not cancel a scan
 	// that other clients are waiting on.
@@ -51,8 +65,9 @@ type Store struct {
 	lastSweep time.Time
 	closed    bool
 
-	// scans counts started ffprobe scans; tests use it to prove reuse.
-	scans atomic.Int64
+	// reads counts keyframe reads started (index or scan), scans the ffprobe
+	// scans among them; tests use them to prove reuse.
+	reads, scans atomic.Int64
 }
 
 // fileKey identifies one version of a file.
@@ -73,23 +88,24 @@ type record struct {
 	Times    []float64 `json:"times"`
 	GopBytes []int64   `json:"gop_bytes"`
 	Scanned  float64   `json:"scanned"`
+	Source   string    `json:"source"`
 }
 
-// NewStore returns a Store persisting completed scans under dir/keyframes/.
-// ffprobe defaults to "ffprobe"; scanSeconds may be nil.
-func NewStore(dir, ffprobe string, log *zap.Logger, scanSeconds Observer) *Store {
-	if ffprobe == "" {
-		ffprobe = "ffprobe"
+// NewStore returns a Store persisting completed results under dir/keyframes/.
+func NewStore(dir string, o Options) *Store {
+	if o.FFprobe == "" {
+		o.FFprobe = "ffprobe"
 	}
-	if log == nil {
-		log = zap.NewNop()
+	if o.Log == nil {
+		o.Log = zap.NewNop()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Store{
 		dir:         dir,
-		ffprobe:     ffprobe,
-		log:         log,
-		scanSeconds: scanSeconds,
+		ffprobe:     o.FFprobe,
+		log:         o.Log,
+		scanSeconds: o.ScanSeconds,
+		scanOnly:    o.ScanOnly,
 		ctx:         ctx,
 		cancel:      cancel,
 		cache:       cache.New(cacheTTL, 0),
@@ -150,7 +166,7 @@ func (s *Store) GetFile(name string, f *os.File, startTime float64) (*Keyframes,
 
 	k := newKeyframes()
 	s.cache.SetDefault(id, k)
-	s.scans.Add(1)
+	s.reads.Add(1)
 	s.wg.Add(1)
 	owned = true
 	go func() {
@@ -189,14 +205,17 @@ func (s *Store) load(key fileKey, id string) *Keyframes {
 		s.log.Warn("keyframes: ignoring invalid cache file", zap.String("path", key.Path), zap.String("file", s.jsonPath(id)))
 		return nil
 	}
-	return newCompleteKeyframes(r.Times, r.GopBytes, r.Scanned)
+	if r.Source == "" {
+		r.Source = SourceScan // written before indexes were read
+	}
+	return newCompleteKeyframes(r.Times, r.GopBytes, r.Scanned, r.Source)
 }
 
-// run scans one file, persists a successful result and publishes the end.
+// run reads one file's keyframes, persists a successful result and
+// publishes the end.
 func (s *Store) run(key fileKey, id string, f *os.File, startTime float64, k *Keyframes) {
-	s.log.Debug("keyframes: scan start", zap.String("path", key.Path))
 	start := time.Now()
-	err := s.scan(key.Path, f, startTime, k)
+	err := s.read(key, f, startTime, k)
 	elapsed := time.Since(start)
 
 	if err != nil {
@@ -212,21 +231,45 @@ func (s *Store) run(key fileKey, id string, f *os.File, startTime float64, k *Ke
 		return
 	}
 
-	if s.scanSeconds != nil {
-		s.scanSeconds.Observe(elapsed.Seconds())
-	}
 	times, gopBytes, scanned, _, _ := k.Snapshot()
-	s.log.Info("keyframes: scan done",
-		zap.String("path", key.Path),
-		zap.Duration("duration", elapsed),
-		zap.Int("keyframes", len(times)),
-		zap.Float64("mb_per_s", float64(key.Size)/1e6/elapsed.Seconds()))
+	source := k.Source()
+	fields := []zap.Field{zap.String("path", key.Path), zap.String("source", source),
+		zap.Duration("duration", elapsed), zap.Int("keyframes", len(times))}
+	if source == SourceScan {
+		if s.scanSeconds != nil {
+			s.scanSeconds.Observe(elapsed.Seconds())
+		}
+		fields = append(fields, zap.Float64("mb_per_s", float64(key.Size)/1e6/elapsed.Seconds()))
+	}
+	s.log.Info("keyframes: done", fields...)
 	// Persist before announcing completion, so Done implies the file exists.
-	r := record{fileKey: key, Times: times, GopBytes: gopBytes, Scanned: scanned}
+	r := record{fileKey: key, Times: times, GopBytes: gopBytes, Scanned: scanned, Source: source}
 	if err := s.save(id, &r); err != nil {
 		s.log.Warn("keyframes: write cache file", zap.String("path", key.Path), zap.Error(err))
 	}
 	k.finish(nil)
+}
+
+// read fills k from the container index when the file has one that can be
+// trusted, and from a packet scan otherwise. The index costs a few reads
+// whatever the file's size; the scan reads every byte.
+func (s *Store) read(key fileKey, f *os.File, startTime float64, k *Keyframes) error {
+	if !s.scanOnly {
+		idx, err := readIndex(f, key.Size)
+		if err == nil {
+			k.setIndex(idx, startTime)
+			return nil
+		}
+		if errors.Is(err, errNoIndex) {
+			s.log.Debug("keyframes: no container index, scanning", zap.String("path", key.Path), zap.Error(err))
+		} else {
+			s.log.Info("keyframes: container index not trusted, scanning", zap.String("path", key.Path), zap.Error(err))
+		}
+	}
+	s.scans.Add(1)
+	k.setSource(SourceScan)
+	s.log.Debug("keyframes: scan start", zap.String("path", key.Path))
+	return s.scan(key.Path, f, startTime, k)
 }
 
 // save writes r atomically: readers see either no file or a whole one.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -89,7 +90,7 @@ func decodedKeyframes(t *testing.T, path string, start float64) []float64 {
 }
 
 func newTestStore(t *testing.T, dir string) *Store {
-	s := NewStore(dir, ffprobeBin, zaptest.NewLogger(t), nil)
+	s := NewStore(dir, Options{FFprobe: ffprobeBin, Log: zaptest.NewLogger(t)})
 	t.Cleanup(s.Close)
 	return s
 }
@@ -139,7 +140,9 @@ func videoBytes(t *testing.T, path string) int64 {
 
 func checkScan(t *testing.T, path string, want []float64) {
 	start := startTime(t, path)
-	k, err := newTestStore(t, t.TempDir()).Get(path, start)
+	s := NewStore(t.TempDir(), Options{FFprobe: ffprobeBin, Log: zaptest.NewLogger(t), ScanOnly: true})
+	t.Cleanup(s.Close)
+	k, err := s.Get(path, start)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,8 +262,8 @@ func TestConcurrentGetsShareScan(t *testing.T) {
 			t.Fatalf("Get %d returned a different *Keyframes", i)
 		}
 	}
-	if n := s.scans.Load(); n != 1 {
-		t.Errorf("%d scans started, want 1", n)
+	if n := s.reads.Load(); n != 1 {
+		t.Errorf("%d reads started, want 1", n)
 	}
 	waitDone(t, got[0])
 }
@@ -270,7 +273,7 @@ func TestPersistedScanReused(t *testing.T) {
 	path := makeH264(t, "persist.mp4", 4, "-g", "24")
 	dir := t.TempDir()
 
-	first := NewStore(dir, ffprobeBin, zaptest.NewLogger(t), nil)
+	first := NewStore(dir, Options{FFprobe: ffprobeBin, Log: zaptest.NewLogger(t)})
 	k, err := first.Get(path, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -287,8 +290,8 @@ func TestPersistedScanReused(t *testing.T) {
 	if !complete || err != nil {
 		t.Fatalf("persisted result not complete at once: complete=%v err=%v", complete, err)
 	}
-	if n := second.scans.Load(); n != 0 {
-		t.Errorf("%d scans started, want 0", n)
+	if n := second.reads.Load(); n != 0 {
+		t.Errorf("%d reads started, want 0", n)
 	}
 	sameTimes(t, times, want)
 	if len(gop) != len(wantGop) || gop[0] != wantGop[0] {
@@ -310,8 +313,8 @@ func TestPersistedScanReused(t *testing.T) {
 	}
 	times, _ = waitDone(t, k)
 	sameTimes(t, times, want)
-	if n := third.scans.Load(); n != 1 {
-		t.Errorf("%d scans started after corruption, want 1", n)
+	if n := third.reads.Load(); n != 1 {
+		t.Errorf("%d reads started after corruption, want 1", n)
 	}
 }
 
@@ -342,8 +345,8 @@ func TestChangedMtimeRescans(t *testing.T) {
 	}
 	times, _ := waitDone(t, k2)
 	sameTimes(t, times, want)
-	if n := s.scans.Load(); n != 2 {
-		t.Errorf("%d scans started, want 2", n)
+	if n := s.reads.Load(); n != 2 {
+		t.Errorf("%d reads started, want 2", n)
 	}
 }
 
@@ -403,7 +406,7 @@ func TestCloseStopsScan(t *testing.T) {
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := NewStore(t.TempDir(), ffprobeBin, zaptest.NewLogger(t), nil)
+	s := NewStore(t.TempDir(), Options{FFprobe: ffprobeBin, Log: zaptest.NewLogger(t)})
 	k, err := s.Get(fifo, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -466,4 +469,51 @@ func ffprobesOn(t *testing.T, path string) []string {
 		}
 	}
 	return pids
+}
+
+// TestIndexPreferred: files with a container index never run ffprobe, and
+// give the scan's keyframes relative to the same start time; other files
+// are scanned. The source survives persistence.
+func TestIndexPreferred(t *testing.T) {
+	t.Parallel()
+	mp4 := makeH264(t, "index.mp4", 10, "-g", "1000", "-x264-params", "scenecut=0",
+		"-force_key_frames", "0,1.5,4.25,5,8.125")
+	mkv := makeH264(t, "index.mkv", 10, "-g", "1000", "-x264-params", "scenecut=0",
+		"-force_key_frames", "0,2,3.5,7")
+	ts := makeH264(t, "noindex.ts", 6, "-g", "48")
+	for _, c := range []struct {
+		path, source string
+		scans        int64
+	}{{mp4, SourceIndex, 0}, {mkv, SourceIndex, 0}, {ts, SourceScan, 1}} {
+		start := startTime(t, c.path)
+		dir := t.TempDir()
+		s := newTestStore(t, dir)
+		k, err := s.Get(c.path, start)
+		if err != nil {
+			t.Fatal(err)
+		}
+		times, gop := waitDone(t, k)
+		if k.Source() != c.source || s.scans.Load() != c.scans {
+			t.Errorf("%s: source %q after %d scans, want %q after %d", c.path, k.Source(), s.scans.Load(), c.source, c.scans)
+		}
+		ref := NewStore(t.TempDir(), Options{FFprobe: ffprobeBin, ScanOnly: true})
+		t.Cleanup(ref.Close)
+		k, err = ref.Get(c.path, start)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, wantGop := waitDone(t, k)
+		sameTimes(t, times, want)
+		if c.path == mp4 && !slices.Equal(gop, wantGop) {
+			t.Errorf("%s: GOP bytes %v, scan says %v", c.path, gop, wantGop)
+		}
+
+		again := newTestStore(t, dir)
+		if k, err = again.Get(c.path, start); err != nil {
+			t.Fatal(err)
+		}
+		if k.Source() != c.source || again.reads.Load() != 0 {
+			t.Errorf("%s: persisted source %q after %d reads", c.path, k.Source(), again.reads.Load())
+		}
+	}
 }

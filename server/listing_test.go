@@ -101,8 +101,8 @@ func TestMasterLeavesOutRungsDearerThanOriginal(t *testing.T) {
 	}
 }
 
-// The first viewers of a file arrive together; one ffprobe answers them all
-// (and one keyframe scan), however many ask at once.
+// The first viewers of a file arrive together; one ffprobe answers them all,
+// however many ask at once, and the keyframes come from the mp4's index.
 func TestConcurrentFirstRequestsProbeOnce(t *testing.T) {
 	dir := t.TempDir()
 	count := filepath.Join(dir, "runs")
@@ -133,7 +133,7 @@ func TestConcurrentFirstRequestsProbeOnce(t *testing.T) {
 	}
 	wg.Wait()
 	b, _ := os.ReadFile(count)
-	if runs := strings.Count(string(b), "run"); runs != 2 {
-		t.Errorf("%d ffprobe runs for 12 concurrent first requests, want 2 (one probe, one keyframe scan)", runs)
+	if runs := strings.Count(string(b), "run"); runs != 1 {
+		t.Errorf("%d ffprobe runs for 12 concurrent first requests, want 1 (the probe; keyframes from the index)", runs)
 	}
 }

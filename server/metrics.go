@@ -16,6 +16,8 @@ type metrics struct {
 	segmentWait  prometheus.Histogram
 	keyframeScan prometheus.Histogram
 	cacheBytes   prometheus.Gauge
+	hwFallbacks  *prometheus.CounterVec
+	hwEnabled    *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -28,10 +30,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"route"}),
 		running: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "hlsd_encoders_running", Help: "ffmpeg processes running, by class (encode: video re-encode, copy: stream copy and audio).",
+			Name: "hlsd_encoders_running", Help: "ffmpeg processes running, by class (encode: video re-encode in software, hardware: on the GPU, copy: stream copy and audio).",
 		}, []string{"class"}),
 		starts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "hlsd_encoder_starts_total", Help: "ffmpeg runs started, by class and reason (start, seek, init, prefetch, restart, retry).",
+			Name: "hlsd_encoder_starts_total", Help: "ffmpeg runs started, by class and reason (start, seek, init, prefetch, restart, retry, fallback).",
 		}, []string{"class", "reason"}),
 		segmentWait: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "hlsd_segment_wait_seconds", Help: "Time a segment request waited for its segment.",
@@ -44,8 +46,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		cacheBytes: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "hlsd_cache_bytes", Help: "Bytes of segments in the on-disk cache.",
 		}),
+		hwFallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hlsd_hw_fallbacks_total", Help: "Hardware encoder runs that failed and were redone in software, by accelerator.",
+		}, []string{"accel"}),
+		hwEnabled: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "hlsd_hw_enabled", Help: "1 while the configured accelerator is in use, 0 once repeated failures disabled it.",
+		}, []string{"accel"}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.running, m.starts, m.segmentWait, m.keyframeScan, m.cacheBytes)
+	reg.MustRegister(m.requests, m.duration, m.running, m.starts, m.segmentWait, m.keyframeScan, m.cacheBytes,
+		m.hwFallbacks, m.hwEnabled)
 	return m
 }
 
@@ -60,3 +69,12 @@ func (m *metrics) HeadStopped(class string)      { m.running.WithLabelValues(cla
 func (m *metrics) SegmentWaited(d time.Duration) { m.segmentWait.Observe(d.Seconds()) }
 func (m *metrics) CacheBytes(n int64)            { m.cacheBytes.Set(float64(n)) }
 func (m *metrics) Observe(scanSeconds float64)   { m.keyframeScan.Observe(scanSeconds) }
+func (m *metrics) HWFallback(accel string)       { m.hwFallbacks.WithLabelValues(accel).Inc() }
+
+func (m *metrics) HWEnabled(accel string, on bool) {
+	v := 0.0
+	if on {
+		v = 1
+	}
+	m.hwEnabled.WithLabelValues(accel).Set(v)
+}

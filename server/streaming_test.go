@@ -82,6 +82,10 @@ func TestCorpus(t *testing.T) {
 					}
 				}
 			}
+			// Every corpus file is mp4, mkv or webm, all with an index.
+			if err := json.Unmarshal(e.mustGet(base+"/info"), &info); err != nil || info.Keyframes.Source != "index" || !info.Keyframes.Complete {
+				t.Errorf("/info keyframes = %+v (%v), want complete from the index", info.Keyframes, err)
+			}
 			if c.longGOP {
 				orig := parseMediaPlaylist(t, e.mustGet(url(variantRef{"video", transcoder.QualityOriginal, 0}, "index.m3u8")))
 				if orig.target <= 8 {

@@ -9,16 +9,16 @@ import (
 
 // A run of one variant: which segments and at which times ffmpeg must cut.
 type runSpec struct {
-	input  string
-	kind   string // "video" or "audio"
-	track  int    // among streams of that kind
-	qual   string
-	first  int       // number of the first segment the run writes
-	bounds []float64 // plan boundaries from segment `first` to the end of the file
-	video  VideoStream
-	audio  AudioStream
-	preset string
-	outDir string // ffmpeg writes s-<n>.mp4 files here
+	input   string
+	kind    string // "video" or "audio"
+	track   int    // among streams of that kind
+	qual    string
+	first   int       // number of the first segment the run writes
+	bounds  []float64 // plan boundaries from segment `first` to the end of the file
+	video   VideoStream
+	audio   AudioStream
+	profile videoProfile // for video re-encodes
+	outDir  string       // ffmpeg writes s-<n>.mp4 files here
 }
 
 // fmp4Options make the segment muxer write fragmented MP4 whose tfdt is the
@@ -81,21 +81,18 @@ func ffmpegArgs(r runSpec) []string {
 		if start > 0 {
 			args = append(args, "-ss", ts(start-quarter))
 		}
-		level := rungLevel(r.video, rung)
-		codec = []string{"-map", fmt.Sprintf("0:V:%d", r.track),
-			"-vf", fmt.Sprintf("scale=%d:%d:flags=bicubic,setsar=1,format=yuv420p", w, h),
+		args = append(args, r.profile.inputArgs(r.video)...)
+		codec = []string{"-map", fmt.Sprintf("0:V:%d", r.track), "-vf", r.profile.filter(r.video, w, h),
 			// Keep source timestamps: the segment muxer would otherwise make
 			// ffmpeg re-time frames onto a 1/fps grid, and the encoder time
 			// base would round them to it.
-			"-fps_mode", "passthrough", "-enc_time_base:v", "-1",
-			"-c:v", "libx264", "-preset", r.preset, "-profile:v", "high",
-			"-level:v", fmt.Sprintf("%d.%d", level/10, level%10),
-			"-b:v", strconv.Itoa(rung.Bitrate), "-maxrate", strconv.Itoa(rung.Maxrate),
-			"-bufsize", strconv.Itoa(2 * rung.Maxrate),
-			// Keyframes only where the plan cuts: no scene-cut or periodic ones.
-			"-g", "100000", "-keyint_min", "100000", "-sc_threshold", "0",
-			"-x264-params", "open_gop=0",
-		}
+			"-fps_mode", "passthrough", "-enc_time_base:v", "-1"}
+		codec = append(codec, r.profile.encoderArgs(rung, rungLevel(r.video, rung))...)
+		// SPS and PPS before every IDR: runs of one variant may come from
+		// different encoders (a GPU, its software fallback, another
+		// --encoder-preset before a restart) while players keep the first
+		// init.mp4, whose parameter sets would not decode the others.
+		codec = append(codec, "-bsf:v", "dump_extra=freq=keyframe")
 		if len(cuts) > 0 {
 			codec = append(codec, "-force_key_frames", joinTimes(cuts))
 		}

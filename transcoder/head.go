@@ -22,6 +22,7 @@ type head struct {
 	id     int
 	start  int
 	heavy  bool // re-encodes video: counts against the CPU-bound cap
+	hw     bool // holds a hardware session and encodes on the GPU; set by acquire under v.mu
 	reason string
 	dir    string
 
@@ -51,6 +52,15 @@ var (
 
 func (h *head) stop(cause error) { h.cancel(cause) }
 
+// class labels the head in metrics: "hardware" for GPU encodes, else the
+// variant's cost class. Only the head's own goroutine may call it.
+func (h *head) class() string {
+	if h.hw {
+		return "hardware"
+	}
+	return h.v.costClass()
+}
+
 // run owns the ffmpeg process; it ends when ffmpeg does.
 func (h *head) run() {
 	t := h.v.t
@@ -67,6 +77,12 @@ func (h *head) run() {
 		t.log.Debug("encoder stopped", append(h.fields(), zap.String("why", cause.Error()))...)
 	case errors.As(err, new(*CapacityError)):
 		t.log.Warn("no free encoder", append(h.fields(), zap.Error(err))...)
+	case errors.As(err, new(*HWError)):
+		// The variant's next runs are in software; the request that waits
+		// on this head starts one at once.
+		t.log.Warn("hardware encoder failed, falling back to software", append(h.fields(), zap.Error(err))...)
+		h.v.setSoftwareOnly()
+		t.hw.failed(err)
 	default:
 		t.log.Error("encoder failed", append(h.fields(), zap.Error(err))...)
 	}
@@ -92,7 +108,17 @@ func (h *head) runInner() error {
 	if err := os.MkdirAll(h.dir, 0o755); err != nil {
 		return fmt.Errorf("%w: cannot create work directory: %v", ErrEncoder, err)
 	}
-	args := ffmpegArgs(h.v.runSpec(h.start, h.dir))
+	profile := videoProfile{accel: AccelNone, preset: t.cfg.Preset}
+	if h.hw {
+		profile = t.hw.profile
+	}
+	return h.encode(profile)
+}
+
+// encode runs ffmpeg with the given video profile until it ends.
+func (h *head) encode(profile videoProfile) error {
+	t := h.v.t
+	args := ffmpegArgs(h.v.runSpec(h.start, h.dir, profile))
 	t.log.Debug("ffmpeg command", append(h.fields(), zap.Strings("args", args))...)
 	src, err := t.source(h.v.m)
 	if err != nil {
@@ -111,12 +137,20 @@ func (h *head) runInner() error {
 	if err != nil {
 		return fmt.Errorf("%w: cannot start ffmpeg: %v", ErrEncoder, err)
 	}
-	t.obs.HeadStarted(h.v.costClass(), h.reason)
-	defer t.obs.HeadStopped(h.v.costClass())
+	t.obs.HeadStarted(h.class(), h.reason)
+	defer t.obs.HeadStopped(h.class())
 	t.log.Debug("encoder started", append(h.fields(), zap.String("reason", h.reason))...)
+
+	var stall *time.Timer
+	if h.hw {
+		// A GPU that hangs rather than fails would hold its viewers forever.
+		stall = time.AfterFunc(t.cfg.HWStallTimeout, func() { h.stop(errHWStalled) })
+		defer stall.Stop()
+	}
 
 	sc := bufio.NewScanner(stdout)
 	var pubErr error
+	published := false
 	for sc.Scan() {
 		name := strings.TrimSpace(sc.Text())
 		n, ok := parseSegmentName(name)
@@ -128,6 +162,11 @@ func (h *head) runInner() error {
 			h.stop(err)
 			break
 		}
+		if h.hw && !published {
+			published = true
+			stall.Stop()
+			t.hw.succeeded()
+		}
 	}
 	// Drain so ffmpeg never blocks on a full pipe while it is being killed.
 	go func() { _, _ = bufio.NewReader(stdout).WriteTo(discard{}) }()
@@ -135,10 +174,18 @@ func (h *head) runInner() error {
 	if pubErr != nil {
 		return pubErr
 	}
-	if waitErr != nil && h.ctx.Err() == nil {
-		return fmt.Errorf("%w: ffmpeg exited with %v: %s", ErrEncoder, waitErr, strings.TrimSpace(stderr.String()))
+	err = nil
+	switch {
+	case h.hw && !published && errors.Is(context.Cause(h.ctx), errHWStalled):
+		err = fmt.Errorf("%w: no segment after %s", ErrEncoder, t.cfg.HWStallTimeout)
+	case waitErr != nil && h.ctx.Err() == nil:
+		err = fmt.Errorf("%w: ffmpeg exited with %v: %s", ErrEncoder, waitErr, strings.TrimSpace(stderr.String()))
 	}
-	return nil
+	if err != nil && h.hw {
+		// Only the encoder's own failures: a full disk is not the GPU's fault.
+		err = &HWError{Accel: profile.accel, Err: err}
+	}
+	return err
 }
 
 func parseSegmentName(name string) (int, bool) {

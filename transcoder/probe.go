@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hlsd/hlsd/keyframes"
 	"github.com/hlsd/hlsd/transcoder/child"
 )
 
@@ -80,6 +81,9 @@ type Qualities struct {
 type KeyframeStatus struct {
 	Count    int  `json:"count"`
 	Complete bool `json:"complete"`
+	// Source is "index" (the container's keyframe index) or "scan" (a
+	// packet scan of the whole file); absent while the index is being read.
+	Source string `json:"source,omitempty"`
 }
 
 // DisplaySize is the frame size a viewer sees: rotation and non-square pixels applied.
@@ -146,8 +150,16 @@ func (t *Transcoder) probe(ctx context.Context, name string, st os.FileInfo, f *
 
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	cmd := child.Command(ctx, f, t.cfg.FFprobe, "-v", "error", "-print_format", "json",
-		"-show_format", "-show_streams", child.Input)
+	args := []string{"-v", "error"}
+	if keyframes.IndexedContainer(f, st.Size()) {
+		// MP4 and Matroska declare every stream in their header, so ffprobe
+		// need not read its default 5 s of packets (20 MB and more at remux
+		// rates, from a cold disk) to find them: this is most of a first
+		// request's time once keyframes come from the index.
+		args = append(args, "-analyzeduration", "500000", "-probesize", "2000000")
+	}
+	args = append(args, "-print_format", "json", "-show_format", "-show_streams", child.Input)
+	cmd := child.Command(ctx, f, t.cfg.FFprobe, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

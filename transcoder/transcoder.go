@@ -39,8 +39,20 @@ type Config struct {
 	// CapacityWait is how long a request waits for a free encoder before 503.
 	CapacityWait time.Duration
 	Preset       string
-	Log          *zap.Logger
-	Observer     Observer
+	// HWAccel is none, auto, nvidia, vaapi or qsv; auto tries each at
+	// Initialize and keeps the first that encodes.
+	HWAccel string
+	// HWDevice is the render node for VAAPI and QSV, the GPU index for NVIDIA.
+	HWDevice string
+	// HWSessions caps concurrent hardware encodes; more go to software.
+	HWSessions int
+	// HWStallTimeout fails a hardware run that wrote no segment by then.
+	HWStallTimeout time.Duration
+	// KeyframeScanOnly ignores container indexes and always runs the packet
+	// scan: the escape hatch should an index ever mislead.
+	KeyframeScanOnly bool
+	Log              *zap.Logger
+	Observer         Observer
 }
 
 // Observer receives events for metrics; the server implements it with Prometheus.
@@ -49,6 +61,8 @@ type Observer interface {
 	HeadStopped(class string)
 	SegmentWaited(d time.Duration)
 	CacheBytes(n int64)
+	HWFallback(accel string)
+	HWEnabled(accel string, on bool)
 	keyframes.Observer // keyframe scan durations, seconds
 }
 
@@ -58,6 +72,8 @@ func (nopObserver) HeadStarted(string, string)  {}
 func (nopObserver) HeadStopped(string)          {}
 func (nopObserver) SegmentWaited(time.Duration) {}
 func (nopObserver) CacheBytes(int64)            {}
+func (nopObserver) HWFallback(string)           {}
+func (nopObserver) HWEnabled(string, bool)      {}
 func (nopObserver) Observe(float64)             {}
 
 // Transcoder owns every media file state, encoder head and cached segment.
@@ -74,6 +90,7 @@ type Transcoder struct {
 	wg     sync.WaitGroup // heads and the janitor
 
 	heavy, light chan struct{}
+	hw           *hardware // nil: software only
 	headSeq      atomic.Int64
 
 	mu       sync.Mutex
@@ -111,6 +128,15 @@ func New(cfg Config) *Transcoder {
 	if cfg.Preset == "" {
 		cfg.Preset = "veryfast"
 	}
+	if cfg.HWAccel == "" {
+		cfg.HWAccel = AccelNone
+	}
+	if cfg.HWSessions <= 0 {
+		cfg.HWSessions = 3
+	}
+	if cfg.HWStallTimeout <= 0 {
+		cfg.HWStallTimeout = 20 * time.Second
+	}
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
 	}
@@ -131,8 +157,33 @@ func (t *Transcoder) Initialize() error {
 	if err := os.MkdirAll(filepath.Join(t.cfg.CacheDir, "segments"), 0o755); err != nil {
 		return fmt.Errorf("cache directory: %w", err)
 	}
+	accel := t.cfg.HWAccel
+	switch accel {
+	case AccelNone, AccelNVIDIA, AccelVAAPI, AccelQSV:
+	case "auto":
+		var why map[string]string
+		accel, why = DetectAccel(context.Background(), t.cfg.FFmpeg, t.cfg.HWDevice)
+		var fields []zap.Field
+		for _, a := range Accels {
+			if r, ok := why[a]; ok {
+				fields = append(fields, zap.String(a, r))
+			}
+		}
+		if accel == AccelNone {
+			t.log.Info("hwaccel auto: no hardware encoder works here, encoding in software", fields...)
+		} else {
+			t.log.Info("hwaccel auto: encoding on "+accel, fields...)
+		}
+	default:
+		return fmt.Errorf("hardware acceleration %q: want none, auto, nvidia, vaapi or qsv", accel)
+	}
+	if accel != AccelNone {
+		t.hw = newHardware(videoProfile{accel: accel, device: t.cfg.HWDevice, preset: t.cfg.Preset},
+			t.cfg.HWSessions, t.log, t.obs)
+	}
 	t.ctx, t.cancel = context.WithCancelCause(context.Background())
-	t.kf = keyframes.NewStore(t.cfg.CacheDir, t.cfg.FFprobe, t.log, t.obs)
+	t.kf = keyframes.NewStore(t.cfg.CacheDir, keyframes.Options{
+		FFprobe: t.cfg.FFprobe, Log: t.log, ScanSeconds: t.obs, ScanOnly: t.cfg.KeyframeScanOnly})
 	// No go-cache janitor goroutine: ours sweeps expired entries, so Close owns every goroutine.
 	t.infos = gocache.New(time.Hour, 0)
 	t.heavy = make(chan struct{}, t.cfg.MaxEncoders)
@@ -232,7 +283,7 @@ func (t *Transcoder) Info(ctx context.Context, path string) (*Info, error) {
 		info.Qualities.Audio = audioQualities(info.Audio[0])
 	}
 	times, _, _, complete, _ := m.kf.Snapshot()
-	info.Keyframes = KeyframeStatus{Count: len(times), Complete: complete}
+	info.Keyframes = KeyframeStatus{Count: len(times), Complete: complete, Source: m.kf.Source()}
 	return &info, nil
 }
 
@@ -332,6 +383,14 @@ func contains(list []string, s string) bool {
 // acquire waits for an encoder slot of the head's class. When none is free,
 // a head nobody is waiting on gives its slot up: a waiting request goes first.
 func (t *Transcoder) acquire(ctx context.Context, h *head) (func(), error) {
+	if h.heavy && !h.v.softwareOnly() {
+		if release, ok := t.hw.acquire(h.v.m.info.Video[h.v.track]); ok {
+			h.v.mu.Lock()
+			h.hw = true
+			h.v.mu.Unlock()
+			return release, nil
+		}
+	}
 	sem := t.light
 	if h.heavy {
 		sem = t.heavy
@@ -365,10 +424,11 @@ func (t *Transcoder) acquire(ctx context.Context, h *head) (func(), error) {
 	}
 }
 
-// canPrefetch leaves the last re-encode slot to requests that wait.
+// canPrefetch leaves the last re-encode slot to requests that wait; a free
+// hardware session may always prefetch. Caller holds v.mu.
 func (t *Transcoder) canPrefetch(v *variant) bool {
 	if v.costClass() == "encode" {
-		return len(t.heavy) < cap(t.heavy)
+		return len(t.heavy) < cap(t.heavy) || (!v.noHW && t.hw.free(v.m.info.Video[v.track]))
 	}
 	return len(t.light) < cap(t.light)
 }
@@ -391,13 +451,14 @@ func (t *Transcoder) preempt(for_ *head) {
 	for _, v := range vs {
 		v.mu.Lock()
 		for _, h := range v.heads {
-			if h != for_ && h.heavy == for_.heavy && h.ctx.Err() != nil {
+			if h != for_ && h.heavy == for_.heavy && !h.hw && h.ctx.Err() != nil {
 				// One is already giving its slot up: wait for it rather
 				// than stop a second.
 				v.mu.Unlock()
 				return
 			}
-			if h == for_ || h.heavy != for_.heavy || h.waiting > 0 || h.next == h.start {
+			// A hardware head holds a GPU session, not the CPU slot for_ waits for.
+			if h == for_ || h.heavy != for_.heavy || h.hw || h.waiting > 0 || h.next == h.start {
 				continue
 			}
 			ahead := h.next - h.demandSeg

@@ -35,6 +35,21 @@ type variant struct {
 	waiters map[int]chan struct{}
 	initCh  chan struct{} // closed when init.mp4 exists
 	heads   []*head
+	// noHW: a hardware run of this variant failed, so its later runs use
+	// software even while the accelerator stays enabled for others.
+	noHW bool
+}
+
+func (v *variant) softwareOnly() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.noHW
+}
+
+func (v *variant) setSoftwareOnly() {
+	v.mu.Lock()
+	v.noHW = true
+	v.mu.Unlock()
 }
 
 func (v *variant) name() string { return fmt.Sprintf("%s/%d/%s", v.kind, v.track, v.quality) }
@@ -100,10 +115,10 @@ func (v *variant) load() int64 {
 	return total
 }
 
-func (v *variant) runSpec(start int, dir string) runSpec {
+func (v *variant) runSpec(start int, dir string, profile videoProfile) runSpec {
 	r := runSpec{
 		input: child.Input, kind: v.kind, track: v.track, qual: v.quality, first: start,
-		bounds: v.plan.Bounds[start:], preset: v.t.cfg.Preset, outDir: dir,
+		bounds: v.plan.Bounds[start:], profile: profile, outDir: dir,
 	}
 	if v.kind == "video" {
 		r.video = v.m.info.Video[v.track]
@@ -187,7 +202,7 @@ func (v *variant) segment(ctx context.Context, n int, clientID string) (string, 
 				v.mu.Unlock()
 				return "", fmt.Errorf("%w: segment %d was not produced after %d encoder runs", ErrEncoder, n, attempt)
 			}
-			if n == 0 {
+			if n == 0 && reason == "seek" {
 				reason = "start"
 			}
 			h = v.startHead(n, reason, clientID)
@@ -217,6 +232,12 @@ func (v *variant) segment(ctx context.Context, n int, clientID string) (string, 
 		}
 		select {
 		case <-h.done:
+			if errors.As(h.err, new(*HWError)) {
+				// The same segments again, in software (the head marked the
+				// variant): the GPU's failure is not the file's.
+				reason = "fallback"
+				continue
+			}
 			if h.err != nil {
 				if retried || !errors.Is(h.err, ErrEncoder) {
 					return "", h.err // capacity is answered now, with Retry-After
@@ -254,6 +275,7 @@ func (v *variant) prefetch(n int, clientID string) {
 // initSegment returns init.mp4, starting a head if none is running: the init
 // segment comes out of the same encoder run as the media segments.
 func (v *variant) initSegment(ctx context.Context, hint int, clientID string) (string, error) {
+	reason := "init"
 	for attempt := 0; attempt < 3; attempt++ {
 		v.mu.Lock()
 		select {
@@ -269,7 +291,7 @@ func (v *variant) initSegment(ctx context.Context, hint int, clientID string) (s
 			}
 		}
 		if h == nil {
-			h = v.startHead(min(max(hint, 0), len(v.ready)-1), "init", clientID)
+			h = v.startHead(min(max(hint, 0), len(v.ready)-1), reason, clientID)
 		}
 		h.waiting++
 		v.mu.Unlock()
@@ -286,7 +308,10 @@ func (v *variant) initSegment(ctx context.Context, hint int, clientID string) (s
 		}
 		select {
 		case <-h.done:
-			if h.err != nil && (attempt > 0 || !errors.Is(h.err, ErrEncoder)) {
+			if errors.As(h.err, new(*HWError)) {
+				attempt-- // a software run follows; it gets the attempts
+				reason = "fallback"
+			} else if h.err != nil && (attempt > 0 || !errors.Is(h.err, ErrEncoder)) {
 				return "", h.err
 			}
 		default:

@@ -31,6 +31,8 @@ type row struct {
 func main() {
 	runs := flag.Int("runs", 3, "cold runs per figure (the median is reported)")
 	browser := flag.Bool("browser", true, "also time startup and seeks in hls.js in Chromium (needs `make e2e-deps`)")
+	big := flag.Bool("big", true, "also time the first playlists of a 10 GB mp4 and mkv, index against scan (needs 21 GB free in -big-dir)")
+	bigDir := flag.String("big-dir", os.TempDir(), "where the 10 GB files are made and removed afterwards")
 	flag.Parse()
 	ctx := context.Background()
 	dir := testmedia.CacheDir()
@@ -52,7 +54,7 @@ func main() {
 	rows = append(rows, row{"original first segment, 1080p H.264 (cold)", ms(s), "< 300 ms"})
 	_, s = seg(short, "video/0/720p", 0)
 	rows = append(rows, row{"720p first segment, 1080p H.264 source (cold)", ms(s), "< 1500 ms"})
-	rows = append(rows, row{"first playlist, 20 s file (probe + keyframe scan)", ms(p), ""})
+	rows = append(rows, row{"first playlist, 20 s file (probe + keyframes)", ms(p), ""})
 	st, err := os.Stat(long)
 	check(err)
 	n := int(0.9 * 1920 / transcoder.SegmentTarget)
@@ -60,13 +62,13 @@ func main() {
 	rows = append(rows, row{fmt.Sprintf("720p segment %d at 90%% of a 32 min file (cold, after playlist)", n), ms(s), "< 1500 ms"})
 	_, s = seg(long, "video/0/original", n)
 	rows = append(rows, row{fmt.Sprintf("original segment %d at 90%% of a 32 min file (cold)", n), ms(s), "< 300 ms"})
-	rows = append(rows, row{"first playlist, 32 min file (probe + keyframe scan)", ms(lp), ""})
+	rows = append(rows, row{"first playlist, 32 min file (probe + keyframes)", ms(lp), ""})
 
 	var scans []time.Duration
 	for i := 0; i < *runs; i++ {
 		tmp, err := os.MkdirTemp("", "hlsbench-kf-")
 		check(err)
-		store := keyframes.NewStore(tmp, "ffprobe", nil, nil)
+		store := keyframes.NewStore(tmp, keyframes.Options{ScanOnly: true})
 		start := time.Now()
 		kf, err := store.Get(long, 0)
 		check(err)
@@ -78,6 +80,9 @@ func main() {
 	mbps := float64(st.Size()) / 1e6 / median(scans).Seconds()
 	rows = append(rows, row{fmt.Sprintf("keyframe scan throughput (%d MB file)", st.Size()/1e6), fmt.Sprintf("%.0f MB/s", mbps), ""})
 
+	if *big {
+		rows = append(rows, bigFileRows(ctx, *bigDir, *runs)...)
+	}
 	if *browser {
 		rows = append(rows, browserRows(ctx)...)
 	}
@@ -91,25 +96,36 @@ func main() {
 // coldSegment starts a fresh server with an empty cache and times the
 // playlist request, then segment n of one variant.
 func coldSegment(file, variant string, n int) (time.Duration, time.Duration) {
-	media, cache, cleanup := scratchDirs()
-	defer cleanup()
-	// A hard link: a symlink out of the media root is refused, as it should be.
-	check(os.Link(file, filepath.Join(media, "f.mp4")))
-	srv, err := server.New(server.Config{MediaDir: media})
-	check(err)
-	defer srv.Close()
-	tc := transcoder.New(transcoder.Config{MediaDir: media, CacheDir: cache, Observer: srv.Observer()})
-	check(tc.Initialize())
-	defer tc.Close()
-	srv.Initialize(tc)
-	hs := httptest.NewServer(srv)
-	defer hs.Close()
-	base := hs.URL + "/videos/" + base64.RawURLEncoding.EncodeToString([]byte("f.mp4")) + "/" + variant + "/"
+	video, stop := coldServer(file, transcoder.Config{})
+	defer stop()
+	base := video + "/" + variant + "/"
 	t0 := time.Now()
 	get(base + "index.m3u8")
 	t1 := time.Now()
 	get(base + fmt.Sprintf("segment-%d.m4s", n))
 	return t1.Sub(t0), time.Since(t1)
+}
+
+// coldServer serves file alone from a fresh server with an empty cache and
+// returns the file's /videos/{id} URL.
+func coldServer(file string, cfg transcoder.Config) (video string, stop func()) {
+	media, cache, cleanup := scratchDirs()
+	name := "f" + filepath.Ext(file)
+	// A hard link: a symlink out of the media root is refused, as it should be.
+	check(os.Link(file, filepath.Join(media, name)))
+	srv, err := server.New(server.Config{MediaDir: media})
+	check(err)
+	cfg.MediaDir, cfg.CacheDir, cfg.Observer = media, cache, srv.Observer()
+	tc := transcoder.New(cfg)
+	check(tc.Initialize())
+	srv.Initialize(tc)
+	hs := httptest.NewServer(srv)
+	return hs.URL + "/videos/" + base64.RawURLEncoding.EncodeToString([]byte(name)), func() {
+		hs.Close()
+		tc.Close()
+		srv.Close()
+		cleanup()
+	}
 }
 
 // scratchDirs makes an empty media root and cache for one cold run.
@@ -124,14 +140,16 @@ func scratchDirs() (media, cache string, cleanup func()) {
 	}
 }
 
-func get(url string) {
+func get(url string) []byte {
 	resp, err := http.Get(url)
 	check(err)
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	b, err := io.ReadAll(resp.Body)
+	check(err)
 	if resp.StatusCode != http.StatusOK {
 		check(fmt.Errorf("GET %s: %d %s", url, resp.StatusCode, b))
 	}
+	return b
 }
 
 func median(d []time.Duration) time.Duration {

@@ -27,10 +27,11 @@ import (
 )
 
 type config struct {
-	media, cache, listen, origin, logLevel, ffmpeg, ffprobe, preset, token string
-	cacheSize                                                              int64
-	maxEncoders                                                            int
-	idle, grace                                                            time.Duration
+	media, cache, listen, origin, logLevel, ffmpeg, ffprobe, preset, token, keyframes string
+	hwaccel, hwDevice                                                                 string
+	cacheSize                                                                         int64
+	maxEncoders, hwSessions                                                           int
+	idle, grace                                                                       time.Duration
 }
 
 func defaultCacheDir() string {
@@ -56,11 +57,15 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.listen, "listen", env("HLSD_LISTEN", "127.0.0.1:7666"), "address to listen on (env HLSD_LISTEN)")
 	size := fs.String("cache-size", env("HLSD_CACHE_SIZE", "10GiB"), "disk budget for cached segments, e.g. 500MiB, 10GiB (env HLSD_CACHE_SIZE)")
 	fs.IntVar(&c.maxEncoders, "max-encoders", envInt("HLSD_MAX_ENCODERS", runtime.NumCPU()), "concurrent video re-encodes; stream copies may use 8x as many (env HLSD_MAX_ENCODERS)")
-	fs.StringVar(&c.preset, "encoder-preset", env("HLSD_ENCODER_PRESET", "veryfast"), "x264 preset for re-encoded qualities (env HLSD_ENCODER_PRESET)")
+	fs.StringVar(&c.preset, "encoder-preset", env("HLSD_ENCODER_PRESET", "veryfast"), "x264 preset for re-encoded qualities, ultrafast to veryslow; hardware encoders use their nearest equivalent (env HLSD_ENCODER_PRESET)")
+	fs.StringVar(&c.hwaccel, "hwaccel", env("HLSD_HWACCEL", "auto"), "hardware encoder: none, auto (try nvidia, vaapi, qsv at startup and keep the first that encodes), nvidia, vaapi or qsv; failures fall back to software (env HLSD_HWACCEL)")
+	fs.StringVar(&c.hwDevice, "hwaccel-device", env("HLSD_HWACCEL_DEVICE", ""), "render node for vaapi and qsv (default "+transcoder.DefaultRenderNode+"), or GPU index for nvidia (default 0) (env HLSD_HWACCEL_DEVICE)")
+	fs.IntVar(&c.hwSessions, "hw-sessions", envInt("HLSD_HW_SESSIONS", 3), "concurrent hardware encodes; more run in software (consumer NVIDIA cards allow 3 to 5) (env HLSD_HW_SESSIONS)")
 	fs.DurationVar(&c.idle, "idle-timeout", envDuration("HLSD_IDLE_TIMEOUT", 30*time.Second), "stop an encoder nobody has read from for this long (env HLSD_IDLE_TIMEOUT)")
 	fs.DurationVar(&c.grace, "shutdown-timeout", envDuration("HLSD_SHUTDOWN_TIMEOUT", 10*time.Second), "how long shutdown waits for requests in flight (env HLSD_SHUTDOWN_TIMEOUT)")
 	fs.StringVar(&c.origin, "cors-origin", env("HLSD_CORS_ORIGIN", "*"), "Access-Control-Allow-Origin value; empty disables CORS (env HLSD_CORS_ORIGIN)")
 	fs.StringVar(&c.token, "auth-token", env("HLSD_AUTH_TOKEN", ""), "when set, every route but /healthz needs Authorization: Bearer <token> or ?token=<token>; prefer the env var, which ps does not show (env HLSD_AUTH_TOKEN)")
+	fs.StringVar(&c.keyframes, "keyframes", env("HLSD_KEYFRAMES", "index"), "where keyframe times come from: index (the MP4 or Matroska index when it can be trusted, else a scan) or scan (always read the whole file) (env HLSD_KEYFRAMES)")
 	fs.StringVar(&c.logLevel, "log-level", env("HLSD_LOG_LEVEL", "info"), "debug, info, warn or error (env HLSD_LOG_LEVEL)")
 	fs.StringVar(&c.ffmpeg, "ffmpeg", env("HLSD_FFMPEG", "ffmpeg"), "ffmpeg binary (env HLSD_FFMPEG)")
 	fs.StringVar(&c.ffprobe, "ffprobe", env("HLSD_FFPROBE", "ffprobe"), "ffprobe binary (env HLSD_FFPROBE)")
@@ -76,6 +81,17 @@ func parseFlags(args []string) (config, error) {
 		return c, fmt.Errorf("--cache-size: %w", err)
 	}
 	c.cacheSize = n
+	switch c.hwaccel {
+	case "none", "auto", "nvidia", "vaapi", "qsv":
+	default:
+		return c, fmt.Errorf("--hwaccel: %q is not one of none, auto, nvidia, vaapi, qsv", c.hwaccel)
+	}
+	if c.hwSessions < 1 {
+		return c, fmt.Errorf("--hw-sessions: %d, want at least 1", c.hwSessions)
+	}
+	if c.keyframes != "index" && c.keyframes != "scan" {
+		return c, fmt.Errorf("--keyframes: %q is neither index nor scan", c.keyframes)
+	}
 	return c, nil
 }
 
@@ -162,7 +178,9 @@ func run(c config, log *zap.Logger) error {
 	defer srv.Close()
 	tc := transcoder.New(transcoder.Config{
 		FFmpeg: c.ffmpeg, FFprobe: c.ffprobe, MediaDir: c.media, CacheDir: c.cache, MaxEncoders: c.maxEncoders,
-		CacheBytes: c.cacheSize, IdleTimeout: c.idle, Preset: c.preset, Log: log, Observer: srv.Observer(),
+		CacheBytes: c.cacheSize, IdleTimeout: c.idle, Preset: c.preset, KeyframeScanOnly: c.keyframes == "scan",
+		HWAccel: c.hwaccel, HWDevice: c.hwDevice, HWSessions: c.hwSessions,
+		Log: log, Observer: srv.Observer(),
 	})
 	if err := tc.Initialize(); err != nil {
 		return err

@@ -1,0 +1,159 @@
+package transcoder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/hlsd/hlsd/transcoder/child"
+)
+
+// hwFailureLimit is how many hardware runs in a row may fail before the
+// accelerator is switched off for the life of the process: a driver that
+// fails three times will not recover by itself, and each failure costs a
+// viewer a delay.
+const hwFailureLimit = 3
+
+// HWError is a hardware encoder run that failed; its segments are made again
+// in software.
+type HWError struct {
+	Accel string
+	Err   error
+}
+
+func (e *HWError) Error() string { return e.Accel + " encoder failed: " + e.Err.Error() }
+func (e *HWError) Unwrap() error { return e.Err }
+
+// errHWStalled stops a hardware run that wrote no segment in time.
+var errHWStalled = errors.New("hardware encoder wrote no segment in time")
+
+// hardware is the accelerator in use: its sessions and its failure record.
+// A nil *hardware means software only.
+type hardware struct {
+	profile  videoProfile
+	sessions chan struct{}
+	log      *zap.Logger
+	obs      Observer
+
+	mu       sync.Mutex
+	failures int // consecutive
+	disabled bool
+}
+
+func newHardware(p videoProfile, sessions int, log *zap.Logger, obs Observer) *hardware {
+	obs.HWEnabled(p.accel, true)
+	return &hardware{profile: p, sessions: make(chan struct{}, sessions), log: log, obs: obs}
+}
+
+// acquire takes a session without waiting: past the limit, the work goes to
+// the software encoder at once rather than queue behind the GPU.
+func (hw *hardware) acquire(v VideoStream) (release func(), ok bool) {
+	if hw == nil || !hw.profile.handles(v) {
+		return nil, false
+	}
+	hw.mu.Lock()
+	disabled := hw.disabled
+	hw.mu.Unlock()
+	if disabled {
+		return nil, false
+	}
+	select {
+	case hw.sessions <- struct{}{}:
+		return func() { <-hw.sessions }, true
+	default:
+		return nil, false
+	}
+}
+
+// free says whether acquire would succeed now.
+func (hw *hardware) free(v VideoStream) bool {
+	if hw == nil || !hw.profile.handles(v) {
+		return false
+	}
+	hw.mu.Lock()
+	defer hw.mu.Unlock()
+	return !hw.disabled && len(hw.sessions) < cap(hw.sessions)
+}
+
+// succeeded records a run that wrote a segment.
+func (hw *hardware) succeeded() {
+	hw.mu.Lock()
+	hw.failures = 0
+	hw.mu.Unlock()
+}
+
+// failed records a failed run, and disables the accelerator after
+// hwFailureLimit of them in a row, saying so once.
+func (hw *hardware) failed(err error) {
+	hw.obs.HWFallback(hw.profile.accel)
+	hw.mu.Lock()
+	hw.failures++
+	disable := !hw.disabled && hw.failures >= hwFailureLimit
+	if disable {
+		hw.disabled = true
+	}
+	hw.mu.Unlock()
+	if disable {
+		hw.obs.HWEnabled(hw.profile.accel, false)
+		hw.log.Error("hardware encoding disabled until restart: every encode now runs in software",
+			zap.String("accel", hw.profile.accel), zap.Int("failures in a row", hwFailureLimit), zap.Error(err))
+	}
+}
+
+// DetectAccel tries each accelerator in turn by encoding a few frames of a
+// synthetic source through the profile's upload, scale and encoder chain,
+// and returns the first that works, or AccelNone. why holds, per
+// accelerator tried, the reason it was not picked.
+func DetectAccel(ctx context.Context, ffmpeg, device string) (accel string, why map[string]string) {
+	why = map[string]string{}
+	for _, a := range Accels {
+		if err := tryAccel(ctx, ffmpeg, videoProfile{accel: a, device: device, preset: "veryfast"}); err != nil {
+			why[a] = err.Error()
+			continue
+		}
+		return a, why
+	}
+	return AccelNone, why
+}
+
+// tryAccel encodes ten frames the way a rung would (software decode, as
+// lavfi frames are in memory) and throws them away.
+func tryAccel(ctx context.Context, ffmpeg string, p videoProfile) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	src := VideoStream{Codec: "rawvideo", Width: 320, Height: 240, FPS: 25, BitDepth: 8}
+	args := []string{"-hide_banner", "-nostdin", "-loglevel", "error"}
+	args = append(args, p.inputArgs(src)...)
+	args = append(args, "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-frames:v", "10",
+		"-vf", p.filter(src, 320, 240))
+	args = append(args, p.encoderArgs(Ladder[0], 30)...)
+	args = append(args, "-f", "null", "-")
+	cmd := child.Command(ctx, nil, ffmpeg, args...)
+	stderr := &child.Tail{Max: 2048}
+	cmd.Stderr = stderr
+	if err := cmd.Run(); err != nil {
+		if msg := firstLine(stderr.String()); msg != "" {
+			return fmt.Errorf("%v: %s", err, msg)
+		}
+		return err
+	}
+	return nil
+}
+
+// firstLine keeps ffmpeg's first complaint, which names the cause ("Cannot
+// load libcuda.so.1"); later lines only say what failed because of it.
+// The "[AVHWDeviceContext @ 0x...]" prefix goes: it changes every run.
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	if strings.HasPrefix(line, "[") {
+		if _, rest, ok := strings.Cut(line, "] "); ok {
+			line = rest
+		}
+	}
+	return strings.TrimSpace(line)
+}
