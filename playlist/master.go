@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/grafov/m3u8"
 )
@@ -28,14 +29,28 @@ type Audio struct {
 	Channels int // CHANNELS="2"; omitted when <= 0
 }
 
-// Master describes a master playlist.
-type Master struct {
-	Variants []Variant
-	Audio    []Audio
-	Query    string // raw query appended to every URI written; empty = none
+// Subtitle is one subtitle rendition (a WebVTT media playlist); all share
+// GROUP-ID "subs".
+type Subtitle struct {
+	URI      string
+	Name     string
+	Language string // omitted when empty or "und"
+	Default  bool
+	Forced   bool
 }
 
-const audioGroup = "audio"
+// Master describes a master playlist.
+type Master struct {
+	Variants  []Variant
+	Audio     []Audio
+	Subtitles []Subtitle
+	Query     string // raw query appended to every URI written; empty = none
+}
+
+const (
+	audioGroup    = "audio"
+	subtitleGroup = "subs"
+)
 
 // masterVersion: grafov always writes PROGRAM-ID on EXT-X-STREAM-INF, an
 // attribute removed in protocol version 6, so the master must declare less.
@@ -47,8 +62,8 @@ const masterVersion = 4
 func WriteMaster(m Master) []byte {
 	pl := m3u8.NewMasterPlaylist()
 	pl.SetIndependentSegments(true)
-	if len(m.Audio) > 0 {
-		pl.SetCustomTag(audioTags{renditions: m.Audio, query: m.Query})
+	if len(m.Audio) > 0 || len(m.Subtitles) > 0 {
+		pl.SetCustomTag(mediaTags{audio: m.Audio, subtitles: m.Subtitles, query: m.Query})
 	}
 	for _, v := range m.Variants {
 		params := m3u8.VariantParams{
@@ -64,55 +79,74 @@ func WriteMaster(m Master) []byte {
 		if len(m.Audio) > 0 {
 			params.Audio = audioGroup
 		}
+		if len(m.Subtitles) > 0 {
+			params.Subtitles = subtitleGroup
+		}
 		pl.Append(withQuery(v.URI, m.Query), nil, params)
 	}
 	pl.SetVersion(masterVersion)
 	return pl.Encode().Bytes()
 }
 
-// audioTags writes all EXT-X-MEDIA lines as one custom tag. grafov's
+// mediaTags writes all EXT-X-MEDIA lines as one custom tag. grafov's
 // Alternative has no CHANNELS field, and its custom tags live in a map keyed
 // by tag name (one tag per name, written in random map order), so a single
 // tag must carry every rendition to keep them all and keep them ordered.
-type audioTags struct {
-	renditions []Audio
-	query      string
+type mediaTags struct {
+	audio     []Audio
+	subtitles []Subtitle
+	query     string
 }
 
-func (audioTags) TagName() string { return "#EXT-X-MEDIA:" }
+func (mediaTags) TagName() string { return "#EXT-X-MEDIA:" }
 
-func (t audioTags) String() string { return t.Encode().String() }
+func (t mediaTags) String() string { return t.Encode().String() }
 
-func (t audioTags) Encode() *bytes.Buffer {
-	var b bytes.Buffer
+func (t mediaTags) Encode() *bytes.Buffer {
+	var lines []string
 	names := map[string]bool{}
 	hasDefault := false
-	for i, a := range t.renditions {
-		if i > 0 {
-			b.WriteByte('\n') // grafov adds the final newline itself
-		}
-		name := uniqueName(safe(a.Name), names)
+	for _, a := range t.audio {
+		name := uniqueName(safe(a.Name), "Audio", names)
 		// RFC 8216 4.3.4.1.1: at most one DEFAULT=YES per group.
 		def := a.Default && !hasDefault
 		hasDefault = hasDefault || def
-		fmt.Fprintf(&b, `#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="%s",NAME="%s"`, audioGroup, name)
-		if a.Language != "" && a.Language != "und" {
-			fmt.Fprintf(&b, `,LANGUAGE="%s"`, safe(a.Language))
-		}
-		fmt.Fprintf(&b, ",DEFAULT=%s,AUTOSELECT=YES", yesNo(def))
+		line := fmt.Sprintf(`#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="%s",NAME="%s"`, audioGroup, name) +
+			language(a.Language) + fmt.Sprintf(",DEFAULT=%s,AUTOSELECT=YES", yesNo(def))
 		if a.Channels > 0 {
-			fmt.Fprintf(&b, `,CHANNELS="%d"`, a.Channels)
+			line += fmt.Sprintf(`,CHANNELS="%d"`, a.Channels)
 		}
-		fmt.Fprintf(&b, `,URI="%s"`, withQuery(a.URI, t.query))
+		lines = append(lines, line+fmt.Sprintf(`,URI="%s"`, withQuery(a.URI, t.query)))
 	}
-	return &b
+	names = map[string]bool{}
+	hasDefault = false
+	for _, s := range t.subtitles {
+		name := uniqueName(safe(s.Name), "Subtitles", names)
+		def := s.Default && !hasDefault
+		hasDefault = hasDefault || def
+		// RFC 8216 4.3.4.1: AUTOSELECT must be YES when DEFAULT is; forced
+		// tracks are selected by players on their own when the language
+		// matches, which is what they are for.
+		lines = append(lines, fmt.Sprintf(`#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="%s",NAME="%s"`, subtitleGroup, name)+
+			language(s.Language)+fmt.Sprintf(",DEFAULT=%s,AUTOSELECT=YES,FORCED=%s,URI=\"%s\"",
+			yesNo(def), yesNo(s.Forced), withQuery(s.URI, t.query)))
+	}
+	// grafov adds the final newline itself.
+	return bytes.NewBufferString(strings.Join(lines, "\n"))
+}
+
+func language(l string) string {
+	if l == "" || l == "und" {
+		return ""
+	}
+	return fmt.Sprintf(`,LANGUAGE="%s"`, safe(l))
 }
 
 // uniqueName suffixes repeated names: RFC 8216 4.3.4.1.1 requires distinct
 // NAMEs in a group, and two tracks titled "English" are common.
-func uniqueName(name string, seen map[string]bool) string {
+func uniqueName(name, fallback string, seen map[string]bool) string {
 	if name == "" {
-		name = "Audio"
+		name = fallback
 	}
 	unique := name
 	for n := 2; seen[unique]; n++ {
@@ -129,4 +163,4 @@ func yesNo(b bool) string {
 	return "NO"
 }
 
-var _ m3u8.CustomTag = audioTags{}
+var _ m3u8.CustomTag = mediaTags{}

@@ -1,6 +1,10 @@
 package playlist
 
-import "github.com/grafov/m3u8"
+import (
+	"math"
+
+	"github.com/grafov/m3u8"
+)
 
 // mediaVersion is the lowest EXT-X-VERSION allowing EXT-X-MAP in a playlist
 // that is not I-frames-only (RFC 8216 section 7).
@@ -31,5 +35,23 @@ func WriteMedia(p Plan, initURI string, segURI func(i int) string, query string)
 	// header agrees with Plan.TargetDuration, which other code relies on.
 	pl.TargetDuration = float64(p.TargetDuration())
 	pl.SetVersion(mediaVersion)
+	return pl.Encode().Bytes()
+}
+
+// WriteSubtitles writes the media playlist of a WebVTT track served whole:
+// one segment spanning the file's duration, which hls.js and Safari accept,
+// and which needs no cue splitting at segment boundaries.
+func WriteSubtitles(duration float64, vttURI, query string) []byte {
+	pl, err := m3u8.NewMediaPlaylist(0, 1)
+	if err != nil {
+		panic(err) // only for winsize > capacity
+	}
+	pl.MediaType = m3u8.VOD
+	pl.Closed = true
+	if err := pl.Append(withQuery(vttURI, query), duration, ""); err != nil {
+		panic(err) // capacity is 1
+	}
+	pl.TargetDuration = math.Ceil(duration)
+	pl.SetVersion(3)
 	return pl.Encode().Bytes()
 }

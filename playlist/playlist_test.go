@@ -69,6 +69,17 @@ var cases = []writeCase{
 		},
 		Query: "clientId=a&token=b",
 	}},
+	{name: "master_subtitles", master: &Master{
+		Variants: ladder[:2],
+		Audio:    []Audio{{URI: "audio/0/aac/index.m3u8", Name: "English", Language: "eng", Default: true, Channels: 2}},
+		Subtitles: []Subtitle{
+			{URI: "subtitles/0.m3u8", Name: "English", Language: "eng", Default: true},
+			{URI: "subtitles/1.m3u8", Name: "English", Language: "en"},
+			{URI: "subtitles/2.m3u8", Name: "French", Language: "fr", Forced: true},
+			{URI: "subtitles/3.m3u8", Name: "", Language: "und", Default: true},
+		},
+		Query: "token=b",
+	}},
 	{name: "master_video_only", master: &Master{
 		Variants: []Variant{{URI: "video/0/480p/index.m3u8", Bandwidth: 1_200_000, AverageBandwidth: 1_000_000, Codecs: "avc1.64001e", Width: 854, Height: 480, FrameRate: 25}},
 	}},
@@ -147,30 +158,44 @@ func checkMasterRoundTrip(t *testing.T, m Master, out []byte) {
 			math.Abs(v.FrameRate-w.FrameRate) > 0.0005 {
 			t.Errorf("variant %d decoded as %+v, want %+v", i, v.VariantParams, w)
 		}
-		wantGroup := ""
+		wantGroup, wantSubs := "", ""
 		if len(m.Audio) > 0 {
 			wantGroup = audioGroup
 		}
-		if v.Audio != wantGroup || len(v.Alternatives) != len(m.Audio) {
-			t.Fatalf("variant %d: AUDIO=%q with %d renditions, want %q with %d", i, v.Audio, len(v.Alternatives), wantGroup, len(m.Audio))
+		if len(m.Subtitles) > 0 {
+			wantSubs = subtitleGroup
 		}
-		defaults := 0
+		if v.Audio != wantGroup || v.Subtitles != wantSubs || len(v.Alternatives) != len(m.Audio)+len(m.Subtitles) {
+			t.Fatalf("variant %d: AUDIO=%q SUBTITLES=%q with %d renditions, want %q, %q with %d",
+				i, v.Audio, v.Subtitles, len(v.Alternatives), wantGroup, wantSubs, len(m.Audio)+len(m.Subtitles))
+		}
+		defaults := map[string]int{}
 		for j, a := range v.Alternatives {
-			w := m.Audio[j]
-			lang := w.Language
+			uri, name, lang, group, typ, forced := "", "", "", "", "", "NO"
+			if j < len(m.Audio) {
+				w := m.Audio[j]
+				uri, name, lang, group, typ = w.URI, w.Name, w.Language, audioGroup, "AUDIO"
+				forced = ""
+			} else {
+				w := m.Subtitles[j-len(m.Audio)]
+				uri, name, lang, group, typ = w.URI, w.Name, w.Language, subtitleGroup, "SUBTITLES"
+				forced = yesNo(w.Forced)
+			}
 			if lang == "und" {
 				lang = ""
 			}
-			if a.Type != "AUDIO" || a.GroupId != audioGroup || a.URI != withQuery(w.URI, m.Query) ||
-				a.Language != lang || a.Autoselect != "YES" || !strings.HasPrefix(a.Name, safe(w.Name)) {
-				t.Errorf("rendition %d decoded as %+v, want %+v", j, *a, w)
+			if a.Type != typ || a.GroupId != group || a.URI != withQuery(uri, m.Query) || a.Forced != forced ||
+				a.Language != lang || a.Autoselect != "YES" || !strings.HasPrefix(a.Name, safe(name)) {
+				t.Errorf("rendition %d decoded as %+v, want %s %q %q %q", j, *a, typ, uri, name, lang)
 			}
 			if a.Default {
-				defaults++
+				defaults[typ]++
 			}
 		}
-		if defaults > 1 {
-			t.Errorf("%d DEFAULT=YES renditions in one group", defaults)
+		for typ, n := range defaults {
+			if n > 1 {
+				t.Errorf("%d DEFAULT=YES %s renditions in one group", n, typ)
+			}
 		}
 	}
 }

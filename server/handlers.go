@@ -99,8 +99,43 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	for i := range info.Subtitles {
+		if info.Subtitles[i].Streamable {
+			info.Subtitles[i].URL = fmt.Sprintf("/videos/%s/subtitles/%d.vtt", chi.URLParam(r, "id"), i)
+		}
+	}
 	writeJSON(w, http.StatusOK, info)
 	return nil
+}
+
+var subtitleRe = regexp.MustCompile(`^([0-9]{1,3})\.(vtt|m3u8)$`)
+
+// subtitleFile serves subtitle track s whole as WebVTT ({s}.vtt), or the
+// one-segment media playlist the master's SUBTITLES rendition points to
+// ({s}.m3u8).
+func (s *Server) subtitleFile(w http.ResponseWriter, r *http.Request) error {
+	m := subtitleRe.FindStringSubmatch(chi.URLParam(r, "file"))
+	if m == nil {
+		return errorf(http.StatusBadRequest, "malformed subtitle name "+strconv.Quote(chi.URLParam(r, "file"))+": expected N.vtt or N.m3u8")
+	}
+	track, _ := strconv.Atoi(m[1])
+	path, err := s.mediaPath(r)
+	if err != nil {
+		return err
+	}
+	if m[2] == "m3u8" {
+		b, err := s.tc.SubtitlePlaylist(r.Context(), path, track, r.URL.RawQuery)
+		if err != nil {
+			return err
+		}
+		writePlaylist(w, b)
+		return nil
+	}
+	file, err := s.tc.Subtitle(r.Context(), path, track)
+	if err != nil {
+		return err
+	}
+	return serveFile(w, r, file, "text/vtt; charset=utf-8")
 }
 
 func (s *Server) master(w http.ResponseWriter, r *http.Request) error {

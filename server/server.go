@@ -24,6 +24,8 @@ type Streamer interface {
 	Init(ctx context.Context, path, kind string, track int, quality, clientID string) (string, error)
 	Segment(ctx context.Context, path, kind string, track int, quality string, n int, clientID string) (string, error)
 	KnownDuration(path string, st os.FileInfo) (float64, bool)
+	SubtitlePlaylist(ctx context.Context, path string, s int, query string) ([]byte, error)
+	Subtitle(ctx context.Context, path string, s int) (string, error)
 }
 
 // Config of a Server.
@@ -84,6 +86,7 @@ func (s *Server) Initialize(tc Streamer) {
 	r.Route("/videos/{id}", func(r chi.Router) {
 		r.Get("/info", s.handle(s.info))
 		r.Get("/master.m3u8", s.handle(s.master))
+		r.Get("/subtitles/{file}", s.handle(s.subtitleFile))
 		r.Get("/{kind}/{track}/{quality}/{file}", s.handle(s.variantFile))
 	})
 	r.Handle("/*", web.Handler())

@@ -26,10 +26,7 @@ func (t *Transcoder) Master(ctx context.Context, path, query string) ([]byte, er
 
 	audioCodecs := []string{}
 	maxAudioBw, maxAudioAvg := 0, 0
-	hasDefault := false
-	for _, a := range info.Audio {
-		hasDefault = hasDefault || a.Default
-	}
+	def := defaultAudio(info.Audio)
 	for i, a := range info.Audio {
 		q, codec, channels, bw := QualityAAC, "mp4a.40.2", aacChannels(a), aacBitrate(a)
 		if !contains(audioCodecs, codec) {
@@ -39,10 +36,22 @@ func (t *Transcoder) Master(ctx context.Context, path, query string) ([]byte, er
 		maxAudioAvg = max(maxAudioAvg, bw)
 		out.Audio = append(out.Audio, playlist.Audio{
 			URI:      fmt.Sprintf("audio/%d/%s/index.m3u8", i, q),
-			Name:     trackName(a, i),
+			Name:     trackName(a.Title, a.Language, i),
 			Language: a.Language,
-			Default:  a.Default || (!hasDefault && i == 0),
+			Default:  i == def,
 			Channels: channels,
+		})
+	}
+	for i, s := range t.subtitleTracks(m) {
+		if !s.Streamable {
+			continue
+		}
+		out.Subtitles = append(out.Subtitles, playlist.Subtitle{
+			URI:  fmt.Sprintf("subtitles/%d.m3u8", i),
+			Name: trackName(s.Title, s.Language, i), Language: s.Language,
+			// Forced tracks are for everyone who has the language on: a
+			// default text track would show dialogue to all viewers.
+			Default: s.Default && !s.Forced, Forced: s.Forced,
 		})
 	}
 	withAudio := func(video string) string {
@@ -89,13 +98,33 @@ func plainH264(v VideoStream) bool {
 	return v.Codec == "h264" && v.BitDepth <= 8
 }
 
-// trackName is what a player shows in its audio menu.
-func trackName(a AudioStream, i int) string {
-	if a.Title != "" {
-		return a.Title
+// trackName is what a player shows in its menus: the track's title, else
+// its language's name, else its number.
+func trackName(title, lang string, i int) string {
+	if title != "" {
+		return title
 	}
-	if a.Language != "" && a.Language != "und" {
-		return a.Language
+	if name := languageName(lang); name != "" {
+		return name
 	}
 	return fmt.Sprintf("Track %d", i+1)
+}
+
+// defaultAudio picks the track players start with: the one the file flags
+// default, else the first; never a commentary when there is another track.
+func defaultAudio(tracks []AudioStream) int {
+	pick := -1
+	for i, a := range tracks {
+		if a.Default && !commentary(a) {
+			return i
+		}
+		if pick < 0 && !commentary(a) {
+			pick = i
+		}
+	}
+	return max(pick, 0)
+}
+
+func commentary(a AudioStream) bool {
+	return a.Comment || strings.Contains(strings.ToLower(a.Title), "commentary")
 }

@@ -58,19 +58,29 @@ type AudioStream struct {
 	Language   string `json:"language"`
 	Title      string `json:"title"`
 	Default    bool   `json:"default"`
-	Bitrate    int64  `json:"bitrate"`
+	// Comment marks a commentary track (disposition "comment").
+	Comment bool  `json:"comment,omitempty"`
+	Bitrate int64 `json:"bitrate"`
 	// Start is the stream's first timestamp relative to the file start; the AAC
 	// frame grid of every encoder run is anchored there.
 	Start float64 `json:"start"`
 }
 
 type SubtitleStream struct {
+	// Index is the stream's index in the file; -1 for a sidecar file.
 	Index    int    `json:"index"`
 	Codec    string `json:"codec"`
 	Language string `json:"language"`
 	Title    string `json:"title"`
 	Forced   bool   `json:"forced"`
-	URL      string `json:"url,omitempty"`
+	Default  bool   `json:"default"`
+	// File is a sidecar's path relative to the media root.
+	File string `json:"file,omitempty"`
+	// Streamable is false for bitmap formats (PGS, VobSub, DVB), which
+	// cannot become WebVTT: they would need burning in.
+	Streamable bool `json:"streamable"`
+	// URL of the WebVTT, set by the server for streamable tracks.
+	URL string `json:"url,omitempty"`
 }
 
 type Qualities struct {
@@ -246,13 +256,14 @@ func parseProbe(b []byte) (*Info, error) {
 				Index: s.Index, Codec: s.CodecName, Profile: s.Profile, Channels: s.Channels,
 				SampleRate: int(parseFloat(s.SampleRate)), Language: s.Tags["language"],
 				Title: s.Tags["title"], Default: s.Disposition["default"] == 1,
-				Bitrate: int64(parseFloat(s.BitRate)),
-				Start:   max(0, parseFloat(s.StartTime)-info.StartTime),
+				Comment: s.Disposition["comment"] == 1, Bitrate: int64(parseFloat(s.BitRate)),
+				Start: max(0, parseFloat(s.StartTime)-info.StartTime),
 			})
 		case "subtitle":
 			info.Subtitles = append(info.Subtitles, SubtitleStream{
 				Index: s.Index, Codec: s.CodecName, Language: s.Tags["language"],
 				Title: s.Tags["title"], Forced: s.Disposition["forced"] == 1,
+				Default: s.Disposition["default"] == 1, Streamable: textSubtitles[s.CodecName],
 			})
 		}
 	}

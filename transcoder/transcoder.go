@@ -96,6 +96,7 @@ type Transcoder struct {
 	mu       sync.Mutex
 	medias   map[string]*media
 	opening  map[string]chan struct{} // closed when the open of that key ends
+	making   map[string]*work         // subtitle conversions running, by output path
 	variants map[string]*variant
 	clients  map[string]*client
 	cache    map[string]*cacheEntry // by variant directory
@@ -190,6 +191,7 @@ func (t *Transcoder) Initialize() error {
 	t.light = make(chan struct{}, t.cfg.MaxCopies)
 	t.medias = map[string]*media{}
 	t.opening = map[string]chan struct{}{}
+	t.making = map[string]*work{}
 	t.variants = map[string]*variant{}
 	t.clients = map[string]*client{}
 	t.cache = map[string]*cacheEntry{}
@@ -282,6 +284,7 @@ func (t *Transcoder) Info(ctx context.Context, path string) (*Info, error) {
 	if len(info.Audio) > 0 {
 		info.Qualities.Audio = audioQualities(info.Audio[0])
 	}
+	info.Subtitles = t.subtitleTracks(m)
 	times, _, _, complete, _ := m.kf.Snapshot()
 	info.Keyframes = KeyframeStatus{Count: len(times), Complete: complete, Source: m.kf.Source()}
 	return &info, nil

@@ -219,6 +219,7 @@ function stopPlayer() {
   }
   $('quality-box').hidden = true;
   $('audio-box').hidden = true;
+  $('subs-box').hidden = true;
 }
 
 function levelName(level) {
@@ -265,6 +266,21 @@ function fillAudio(tracks, selected) {
   $('audio-box').hidden = tracks.length < 2;
 }
 
+// fillSubtitles offers Off and every subtitle track; selected is -1 for off.
+function fillSubtitles(tracks, selected) {
+  const off = document.createElement('option');
+  off.value = '-1';
+  off.textContent = 'Off';
+  $('subs').replaceChildren(off, ...tracks.map((t, i) => {
+    const o = document.createElement('option');
+    o.value = String(i);
+    o.textContent = (t.name || t.label || t.lang || t.language || `Track ${i + 1}`) + (t.forced ? ' (forced)' : '');
+    return o;
+  }));
+  $('subs').value = String(selected);
+  $('subs-box').hidden = tracks.length === 0;
+}
+
 // When a load fails, hls.js only knows the status code; the server's JSON
 // body says why (unknown id, not media, encoder failed...), so fetch it.
 async function explainLoadError(url, fallback) {
@@ -305,6 +321,8 @@ function showPlayer(id) {
     hls.on(Hls.Events.LEVEL_SWITCHED, markAutoLevel);
     hls.on(Hls.Events.AUDIO_TRACKS_UPDATED, () => fillAudio(hls.audioTracks, hls.audioTrack));
     hls.on(Hls.Events.AUDIO_TRACK_SWITCHED, () => { $('audio').value = String(hls.audioTrack); });
+    hls.on(Hls.Events.SUBTITLE_TRACKS_UPDATED, () => fillSubtitles(hls.subtitleTracks, hls.subtitleTrack));
+    hls.on(Hls.Events.SUBTITLE_TRACK_SWITCH, () => { $('subs').value = String(hls.subtitleTrack); });
     let recovered = false;
     hls.on(Hls.Events.ERROR, (_, data) => {
       if (!data.fatal || hls !== mine) return;
@@ -334,6 +352,8 @@ function showPlayer(id) {
       const tracks = video.audioTracks ? Array.from(video.audioTracks) : [];
       const on = tracks.findIndex((t) => t.enabled);
       fillAudio(tracks, on < 0 ? 0 : on);
+      const texts = Array.from(video.textTracks).filter((t) => t.kind === 'subtitles' || t.kind === 'captions');
+      fillSubtitles(texts, texts.findIndex((t) => t.mode === 'showing'));
     }, { once: true });
     video.play().catch(() => {});
   } else {
@@ -354,6 +374,17 @@ $('audio').addEventListener('change', (ev) => {
     hls.audioTrack = i;
   } else if ($('video').audioTracks) {
     Array.from($('video').audioTracks).forEach((t, j) => { t.enabled = j === i; });
+  }
+});
+
+$('subs').addEventListener('change', (ev) => {
+  const i = Number(ev.target.value);
+  if (hls) {
+    hls.subtitleDisplay = i >= 0;
+    hls.subtitleTrack = i;
+  } else {
+    const texts = Array.from($('video').textTracks).filter((t) => t.kind === 'subtitles' || t.kind === 'captions');
+    texts.forEach((t, j) => { t.mode = j === i ? 'showing' : 'disabled'; });
   }
 });
 

@@ -30,6 +30,20 @@ const Chromium = "/usr/bin/chromium"
 type File struct {
 	Name string `json:"name"`
 	ID   string `json:"id"`
+	// Tones are the pitches (Hz) of the audio tracks, in order: after each
+	// audio switch the decoded audio must sound at the new track's pitch.
+	Tones []float64 `json:"tones,omitempty"`
+	// Cues are subtitle cues of the first subtitle track: selected in
+	// hls.js, each must be showing in the middle of its time span and not
+	// just outside it.
+	Cues []Cue `json:"cues,omitempty"`
+}
+
+// Cue is one subtitle cue, in seconds on the media timeline.
+type Cue struct {
+	Start float64 `json:"start"`
+	End   float64 `json:"end"`
+	Text  string  `json:"text"`
 }
 
 // PageCheck is the walk through the web page: open the folder, play the

@@ -36,9 +36,10 @@ const STEP_TIMEOUT = cfg.stepTimeoutMs || 30000;
 // harness runs inside the page: one hls.js instance on a bare <video>,
 // recording errors, switches and the playback position every 50 ms, so
 // jumps and stalls can be judged afterwards.
-function harness(master, debug) {
+function harness(master, debug, audible) {
   const video = document.createElement('video');
-  video.muted = true;
+  // Muted media feeds silence to Web Audio; pitch checks need the sound.
+  video.muted = !audible;
   video.playsInline = true;
   video.style.width = '640px';
   document.body.append(video);
@@ -62,6 +63,29 @@ function harness(master, debug) {
   setInterval(() => {
     if (!video.paused && !video.seeking) T.samples.push([performance.now(), video.currentTime, T.epoch]);
   }, 50);
+  // pitch samples the decoded audio for 300 ms and returns the strongest
+  // frequency, in Hz.
+  T.pitch = async () => {
+    if (!T.analyser) {
+      const ctx = new AudioContext();
+      await ctx.resume();
+      T.analyser = ctx.createAnalyser();
+      T.analyser.fftSize = 8192;
+      ctx.createMediaElementSource(video).connect(T.analyser);
+      T.analyser.connect(ctx.destination);
+    }
+    const a = T.analyser;
+    const sum = new Float32Array(a.frequencyBinCount).fill(0);
+    const bins = new Float32Array(a.frequencyBinCount);
+    for (let i = 0; i < 6; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      a.getFloatFrequencyData(bins);
+      for (let j = 0; j < bins.length; j++) sum[j] += bins[j];
+    }
+    let best = 1;
+    for (let j = 1; j < sum.length; j++) if (sum[j] > sum[best]) best = j;
+    return (best * a.context.sampleRate) / a.fftSize;
+  };
   T.t0 = performance.now();
   hls.loadSource(master);
   hls.attachMedia(video);
@@ -123,6 +147,39 @@ async function waitSwitch(page, kind, id, what) {
   return r.ms;
 }
 
+// checkSubtitles selects the first subtitle track in hls.js and checks each
+// cue shows 0.1 s after its start and not 0.1 s before: a subtitle timeline
+// shifted against the video's by more than that fails.
+async function checkSubtitles(page, cues) {
+  const what = 'subtitles';
+  const t0 = Date.now();
+  const tracks = await page.evaluate(() => T.hls.subtitleTracks.map((t) => t.name));
+  if (tracks.length === 0) throw new Error(`${what}: hls.js lists no subtitle track`);
+  await page.evaluate(() => { T.epoch++; T.video.pause(); T.hls.subtitleDisplay = true; T.hls.subtitleTrack = 0; });
+  const showing = async (at) => {
+    await page.evaluate((at) => { T.epoch++; T.video.currentTime = at; }, at);
+    const h = await page.waitForFunction((at) => {
+      const v = T.video;
+      if (v.seeking || Math.abs(v.currentTime - at) > 0.01) return false;
+      const t = [...v.textTracks].find((t) => t.mode === 'showing');
+      if (!t || !t.cues || t.cues.length === 0) return false;
+      return { text: [...(t.activeCues || [])].map((c) => c.text).join(' | ') };
+    }, at, { timeout: STEP_TIMEOUT, polling: 50 }).catch((e) => {
+      throw new Error(`${what}: no cues loaded at ${at} s: ${e.message.split('\n')[0]}`);
+    });
+    return (await h.jsonValue()).text;
+  };
+  for (const c of cues) {
+    const after = await showing(c.start + 0.1);
+    if (!after.includes(c.text)) throw new Error(`${what}: at ${c.start + 0.1} s showing "${after}", want "${c.text}" (from ${c.start} s)`);
+    const before = await showing(c.start - 0.1);
+    if (before.includes(c.text)) throw new Error(`${what}: "${c.text}" shows at ${c.start - 0.1} s, before its start ${c.start} s`);
+  }
+  await page.evaluate(() => { T.hls.subtitleTrack = -1; return T.video.play(); });
+  log('subtitles', `track "${tracks[0]}" shows every cue in its span`);
+  return { step: what, ms: Date.now() - t0 };
+}
+
 async function playFile(file) {
   const res = { name: file.name, steps: [], errors: [], jumps: [], failure: '' };
   const page = await browser.newPage();
@@ -134,7 +191,8 @@ async function playFile(file) {
     await page.addScriptTag({ url: cfg.base + '/hls.min.js' });
     const master = `${cfg.base}/videos/${file.id}/master.m3u8?clientId=e2e-${encodeURIComponent(file.name)}`;
     if (cfg.debug) page.on('console', (m) => log(file.name, m.text()));
-    await page.evaluate(`(${harness})(${JSON.stringify(master)}, ${!!cfg.debug}); T.mark = T.t0;`);
+    const audible = !!(file.tones && file.tones.length);
+    await page.evaluate(`(${harness})(${JSON.stringify(master)}, ${!!cfg.debug}, ${audible}); T.mark = T.t0;`);
 
     const start = await waitPlaying(page, 0, 0.3, 'startup');
     res.steps.push({ step: 'startup', ms: Math.round(start.resumeMs) });
@@ -179,7 +237,18 @@ async function playFile(file) {
         const ms = await waitSwitch(page, 'audio', id, what);
         await waitPlaying(page, pos, 0.5, what);
         res.steps.push({ step: what, ms: Math.round(ms) });
+        if (file.tones) {
+          // What is heard, not what hls.js says: the decoded audio's pitch.
+          const hz = await page.evaluate(() => T.pitch());
+          const want = file.tones[id];
+          log(file.name, `${what}: audio sounds at ${hz.toFixed(0)} Hz, track ${id} is ${want} Hz`);
+          if (Math.abs(hz - want) > want * 0.1) throw new Error(`${what}: audio sounds at ${hz.toFixed(0)} Hz, want ${want} Hz`);
+        }
       }
+    }
+
+    if (file.cues) {
+      res.steps.push(await checkSubtitles(page, file.cues));
     }
 
   } catch (e) {
@@ -227,6 +296,7 @@ async function pageTest(p) {
     res.steps.push({ step: 'browse and play', ms: Date.now() - t0 });
 
     check(await page.locator('#audio-box').isHidden(), 'audio menu shown for a file with one audio track');
+    check(await page.locator('#subs-box').isHidden(), 'subtitle menu shown for a file without subtitles');
     check(await page.locator('#quality-box').isVisible(), 'no quality menu');
     const options = await page.locator('#quality option').evaluateAll((os) => os.map((o) => [o.value, o.textContent]));
     const pick = options.find(([v]) => v !== '-1' && v !== '0') || options.find(([v]) => v !== '-1');

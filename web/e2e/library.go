@@ -25,6 +25,13 @@ var Corpus = []string{"h264.mp4", "hevc.mkv", "vp9.webm", "longgop.mp4", "twoaud
 // pageFolder holds the file the page walk browses to.
 const pageFolder = "Shows"
 
+// twoAudio gets a sidecar subtitle file and its tones checked; see testmedia.
+const twoAudio = "twoaudio.mkv"
+
+// sidecarCues are written as twoaudio.en.srt. Their boundaries are checked
+// within 0.1 s, so a subtitle timeline off by more than that fails.
+var sidecarCues = []Cue{{Start: 2, End: 4, Text: "first cue"}, {Start: 4, End: 6.5, Text: "second cue"}}
+
 // Library fills dir with the corpus (hard links to clips made once per
 // machine by testmedia) and a copy of the first clip in a folder, and
 // returns the configuration to play it all, minus Base and Artifacts.
@@ -41,7 +48,14 @@ func Library(ctx context.Context, dir string) (Config, error) {
 		if err := link(src, filepath.Join(dir, name)); err != nil {
 			return cfg, err
 		}
-		cfg.Files = append(cfg.Files, File{Name: name, ID: ID(name)})
+		f := File{Name: name, ID: ID(name)}
+		if name == twoAudio {
+			f.Tones, f.Cues = []float64{440, 880}, sidecarCues
+			if err := os.WriteFile(filepath.Join(dir, "twoaudio.en.srt"), srt(sidecarCues), 0o644); err != nil {
+				return cfg, err
+			}
+		}
+		cfg.Files = append(cfg.Files, f)
 		if i == 0 {
 			if err := link(src, filepath.Join(dir, pageFolder, name)); err != nil {
 				return cfg, err
@@ -50,6 +64,19 @@ func Library(ctx context.Context, dir string) (Config, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// srt writes cues as a SubRip file.
+func srt(cues []Cue) []byte {
+	ts := func(s float64) string {
+		ms := int(s*1000 + 0.5)
+		return fmt.Sprintf("%02d:%02d:%02d,%03d", ms/3600000, ms/60000%60, ms/1000%60, ms%1000)
+	}
+	var b []byte
+	for i, c := range cues {
+		b = fmt.Appendf(b, "%d\n%s --> %s\n%s\n\n", i+1, ts(c.Start), ts(c.End), c.Text)
+	}
+	return b
 }
 
 // ID is the media id of a path relative to the media root (api.md).

@@ -1,0 +1,235 @@
+package transcoder
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hlsd/hlsd/playlist"
+	"github.com/hlsd/hlsd/transcoder/child"
+)
+
+// textSubtitles are the codecs ffmpeg converts to WebVTT. Bitmap ones
+// (hdmv_pgs_subtitle, dvd_subtitle, dvb_subtitle) would need burning in.
+var textSubtitles = map[string]bool{
+	"subrip": true, "srt": true, "ass": true, "ssa": true, "webvtt": true, "mov_text": true, "text": true,
+}
+
+// sidecarCodecs maps a sidecar's extension to its codec.
+var sidecarCodecs = map[string]string{"srt": "subrip", "ass": "ass", "ssa": "ass", "vtt": "webvtt"}
+
+var languageTag = regexp.MustCompile(`^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$`)
+
+// subtitleTracks lists the subtitles of m: its own tracks in stream order,
+// then the sidecar files beside it in name order. The folder is read on
+// every call, so a subtitle file dropped in shows up without a restart.
+func (t *Transcoder) subtitleTracks(m *media) []SubtitleStream {
+	out := append([]SubtitleStream(nil), m.info.Subtitles...)
+	for i := range out {
+		// Not from the probe: probes cached before this field existed lack it.
+		out[i].Streamable = textSubtitles[out[i].Codec]
+	}
+	dir, base := path.Split(m.name)
+	stem := strings.TrimSuffix(base, path.Ext(base)) + "."
+	d, err := t.root.Open(filepath.FromSlash(path.Clean("./" + dir)))
+	if err != nil {
+		return out
+	}
+	defer d.Close()
+	entries, err := d.ReadDir(-1)
+	if err != nil {
+		return out
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasPrefix(e.Name(), stem) {
+			continue
+		}
+		if s, ok := parseSidecar(strings.TrimPrefix(e.Name(), stem)); ok {
+			s.File = path.Join(dir, e.Name())
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// parseSidecar reads what follows "Movie." in a sidecar's name: optional
+// dot-separated parts (a language tag, "forced", "default", "sdh", or
+// anything else as a title), then the extension: "en.srt", "fr.forced.ass",
+// "vtt", "en.Director's commentary.srt".
+func parseSidecar(rest string) (SubtitleStream, bool) {
+	parts := strings.Split(rest, ".")
+	codec, ok := sidecarCodecs[strings.ToLower(parts[len(parts)-1])]
+	if !ok {
+		return SubtitleStream{}, false
+	}
+	s := SubtitleStream{Index: -1, Codec: codec, Streamable: true}
+	var title []string
+	for _, p := range parts[:len(parts)-1] {
+		switch low := strings.ToLower(p); {
+		case low == "forced":
+			s.Forced = true
+		case low == "default":
+			s.Default = true
+		case low == "sdh" || low == "cc" || low == "hi":
+			title = append(title, "SDH")
+		case s.Language == "" && languageTag.MatchString(p):
+			s.Language = p
+		case p != "":
+			title = append(title, p)
+		}
+	}
+	s.Title = strings.Join(title, " ")
+	return s, true
+}
+
+// subtitleTrack returns track s of the file, or ErrNotFound.
+func (t *Transcoder) subtitleTrack(ctx context.Context, file string, s int) (*media, SubtitleStream, error) {
+	m, err := t.open(ctx, file)
+	if err != nil {
+		return nil, SubtitleStream{}, err
+	}
+	tracks := t.subtitleTracks(m)
+	if s < 0 || s >= len(tracks) {
+		return nil, SubtitleStream{}, fmt.Errorf("%w: the file has no subtitle track %d", ErrNotFound, s)
+	}
+	if !tracks[s].Streamable {
+		return nil, SubtitleStream{}, fmt.Errorf("%w: subtitle track %d is %s, a bitmap format that cannot be served as WebVTT", ErrNotFound, s, tracks[s].Codec)
+	}
+	return m, tracks[s], nil
+}
+
+// SubtitlePlaylist is the media playlist of subtitle track s: the whole
+// WebVTT file as one segment.
+func (t *Transcoder) SubtitlePlaylist(ctx context.Context, file string, s int, query string) ([]byte, error) {
+	m, _, err := t.subtitleTrack(ctx, file, s)
+	if err != nil {
+		return nil, err
+	}
+	return playlist.WriteSubtitles(m.info.Duration, strconv.Itoa(s)+".vtt", query), nil
+}
+
+// Subtitle returns the path of subtitle track s converted to WebVTT,
+// converting it on first use. Cue times are on the segments' timeline: the
+// file's start time is subtracted, as it is from the video.
+func (t *Transcoder) Subtitle(ctx context.Context, file string, s int) (string, error) {
+	m, track, err := t.subtitleTrack(ctx, file, s)
+	if err != nil {
+		return "", err
+	}
+	id := m.key + "-" + strconv.Itoa(track.Index)
+	if track.File != "" {
+		f, st, err := t.openFile(track.File)
+		if err != nil {
+			return "", err
+		}
+		f.Close()
+		sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%d\x00%d", track.File, st.Size(), st.ModTime().UnixNano()))
+		id = hex.EncodeToString(sum[:16])
+	}
+	out := filepath.Join(t.cfg.CacheDir, "subtitles", id+".vtt")
+	if exists(out) {
+		return out, nil
+	}
+	return out, t.once(ctx, out, func() error {
+		var src *os.File
+		if track.File != "" {
+			src, _, err = t.openFile(track.File)
+		} else {
+			src, err = t.source(m)
+		}
+		if err != nil {
+			return err
+		}
+		return t.convertSubtitle(src, track, out)
+	})
+}
+
+// convertSubtitle runs ffmpeg on src (the media file or a sidecar) and
+// writes the WebVTT to out. It owns src.
+func (t *Transcoder) convertSubtitle(src *os.File, track SubtitleStream, out string) error {
+	defer src.Close()
+	// Not the request's context: others may wait for the same file, and a
+	// track inside a large file takes a while (it is read to the end).
+	ctx, cancel := context.WithTimeout(t.ctx, 10*time.Minute)
+	defer cancel()
+	args := []string{"-hide_banner", "-nostdin", "-loglevel", "error"}
+	stream := "0:s:0"
+	if track.File == "" {
+		args = append(args, "-copyts", "-start_at_zero")
+		stream = "0:" + strconv.Itoa(track.Index)
+	}
+	args = append(args, "-i", child.Input, "-map", stream, "-c:s", "webvtt", "-f", "webvtt", "pipe:1")
+	cmd := child.Command(ctx, src, t.cfg.FFmpeg, args...)
+	var stdout bytes.Buffer
+	stderr := &child.Tail{Max: 2048}
+	cmd.Stdout, cmd.Stderr = &stdout, stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%w: converting subtitles to WebVTT: %v: %s", ErrEncoder, err, stderr.String())
+	}
+	vtt := withTimestampMap(stdout.Bytes())
+	if err := writeFileAtomic(out, vtt); err != nil {
+		return fmt.Errorf("%w: writing subtitles: %v%s", ErrEncoder, err, diskFullHint(filepath.Dir(out)))
+	}
+	return nil
+}
+
+// withTimestampMap adds X-TIMESTAMP-MAP to the WebVTT header. Segment
+// timestamps are the playlist's times (0 at the file's start), so cue time 0
+// is media time 0; HLS players need the mapping said to align cues with
+// fMP4 video, and other WebVTT readers ignore the line.
+func withTimestampMap(vtt []byte) []byte {
+	first, rest, _ := bytes.Cut(vtt, []byte("\n"))
+	if !bytes.HasPrefix(first, []byte("WEBVTT")) {
+		first, rest = []byte("WEBVTT"), vtt
+	}
+	var b bytes.Buffer
+	b.Write(bytes.TrimRight(first, "\r"))
+	b.WriteString("\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000\n")
+	b.Write(rest)
+	return b.Bytes()
+}
+
+// once runs fn for key unless another caller is already doing so, in
+// which case it waits for that one. Either way it returns fn's error, or
+// ctx's when the caller gives up first (the work goes on for the others).
+func (t *Transcoder) once(ctx context.Context, key string, fn func() error) error {
+	t.mu.Lock()
+	w, running := t.making[key]
+	if !running {
+		w = &work{done: make(chan struct{})}
+		t.making[key] = w
+		t.wg.Add(1)
+		go func() {
+			defer t.wg.Done()
+			w.err = fn()
+			t.mu.Lock()
+			delete(t.making, key)
+			t.mu.Unlock()
+			close(w.done)
+		}()
+	}
+	t.mu.Unlock()
+	select {
+	case <-w.done:
+		return w.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// work is one piece of work callers share; err is set before done closes.
+type work struct {
+	done chan struct{}
+	err  error
+}

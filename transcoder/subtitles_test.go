@@ -1,0 +1,63 @@
+package transcoder
+
+import "testing"
+
+func TestParseSidecar(t *testing.T) {
+	for _, c := range []struct {
+		rest string
+		ok   bool
+		want SubtitleStream
+	}{
+		{"en.srt", true, SubtitleStream{Index: -1, Codec: "subrip", Language: "en", Streamable: true}},
+		{"fr.forced.ass", true, SubtitleStream{Index: -1, Codec: "ass", Language: "fr", Forced: true, Streamable: true}},
+		{"vtt", true, SubtitleStream{Index: -1, Codec: "webvtt", Streamable: true}},
+		{"pt-BR.default.SRT", true, SubtitleStream{Index: -1, Codec: "subrip", Language: "pt-BR", Default: true, Streamable: true}},
+		{"eng.sdh.srt", true, SubtitleStream{Index: -1, Codec: "subrip", Language: "eng", Title: "SDH", Streamable: true}},
+		{"en.Director Commentary.srt", true, SubtitleStream{Index: -1, Codec: "subrip", Language: "en", Title: "Director Commentary", Streamable: true}},
+		{"nfo", false, SubtitleStream{}},
+		{"en.sub", false, SubtitleStream{}},
+	} {
+		got, ok := parseSidecar(c.rest)
+		if ok != c.ok || got != c.want {
+			t.Errorf("parseSidecar(%q) = %+v, %v; want %+v, %v", c.rest, got, ok, c.want, c.ok)
+		}
+	}
+}
+
+func TestTrackNames(t *testing.T) {
+	for _, c := range []struct{ title, lang, want string }{
+		{"Director's commentary", "eng", "Director's commentary"},
+		{"", "fre", "French"},
+		{"", "fra", "French"},
+		{"", "de", "German"},
+		{"", "pt-br", "Portuguese (BR)"},
+		{"", "tlh", "tlh"},
+		{"", "und", "Track 3"},
+		{"", "", "Track 3"},
+	} {
+		if got := trackName(c.title, c.lang, 2); got != c.want {
+			t.Errorf("trackName(%q, %q) = %q, want %q", c.title, c.lang, got, c.want)
+		}
+	}
+}
+
+func TestDefaultAudio(t *testing.T) {
+	main := AudioStream{Title: "English"}
+	comm := AudioStream{Title: "Commentary with the director", Default: true}
+	flagged := AudioStream{Title: "Français", Default: true}
+	for _, c := range []struct {
+		name   string
+		tracks []AudioStream
+		want   int
+	}{
+		{"first when none is flagged", []AudioStream{main, main}, 0},
+		{"the flagged one", []AudioStream{main, flagged}, 1},
+		{"never a commentary, even flagged", []AudioStream{comm, main}, 1},
+		{"commentary by disposition", []AudioStream{{Comment: true}, main}, 1},
+		{"a lone commentary still plays", []AudioStream{comm}, 0},
+	} {
+		if got := defaultAudio(c.tracks); got != c.want {
+			t.Errorf("%s: track %d, want %d", c.name, got, c.want)
+		}
+	}
+}
