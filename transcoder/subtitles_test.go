@@ -61,3 +61,21 @@ func TestDefaultAudio(t *testing.T) {
 		}
 	}
 }
+
+// Bitmap subtitles are listed but not streamable; text ones are.
+func TestBitmapSubtitlesListed(t *testing.T) {
+	info, err := parseProbe([]byte(`{"format":{"format_name":"matroska,webm","duration":"10","start_time":"0"},
+		"streams":[{"index":0,"codec_type":"video","codec_name":"h264","width":320,"height":240,"avg_frame_rate":"24/1"},
+		{"index":1,"codec_type":"subtitle","codec_name":"hdmv_pgs_subtitle","tags":{"language":"eng"}},
+		{"index":2,"codec_type":"subtitle","codec_name":"subrip","tags":{"language":"fre"},"disposition":{"forced":1}}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []SubtitleStream{
+		{Index: 1, Codec: "hdmv_pgs_subtitle", Language: "eng"},
+		{Index: 2, Codec: "subrip", Language: "fre", Forced: true, Streamable: true},
+	}
+	if len(info.Subtitles) != len(want) || info.Subtitles[0] != want[0] || info.Subtitles[1] != want[1] {
+		t.Errorf("subtitles %+v, want %+v", info.Subtitles, want)
+	}
+}
