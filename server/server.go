@@ -24,6 +24,8 @@ type Streamer interface {
 	Init(ctx context.Context, path, kind string, track int, quality, clientID string) (string, error)
 	Segment(ctx context.Context, path, kind string, track int, quality string, n int, clientID string) (string, error)
 	KnownDuration(path string, st os.FileInfo) (float64, bool)
+	Trickplay(ctx context.Context, path, query string) ([]byte, error)
+	TrickplaySheet(ctx context.Context, path string, n int) (string, error)
 }
 
 // Config of a Server.
@@ -84,6 +86,8 @@ func (s *Server) Initialize(tc Streamer) {
 	r.Route("/videos/{id}", func(r chi.Router) {
 		r.Get("/info", s.handle(s.info))
 		r.Get("/master.m3u8", s.handle(s.master))
+		r.Get("/trickplay.vtt", s.handle(s.trickplay))
+		r.Get("/trickplay/{file}", s.handle(s.trickplaySheet))
 		r.Get("/{kind}/{track}/{quality}/{file}", s.handle(s.variantFile))
 	})
 	r.Handle("/*", web.Handler())
