@@ -104,6 +104,9 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) error {
 			info.Subtitles[i].URL = fmt.Sprintf("/videos/%s/subtitles/%d.vtt", chi.URLParam(r, "id"), i)
 		}
 	}
+	if info.TrickplayInterval > 0 {
+		info.Trickplay = "/videos/" + chi.URLParam(r, "id") + "/trickplay.vtt"
+	}
 	writeJSON(w, http.StatusOK, info)
 	return nil
 }
@@ -154,6 +157,7 @@ func (s *Server) master(w http.ResponseWriter, r *http.Request) error {
 var (
 	trackRe   = regexp.MustCompile(`^[0-9]{1,3}$`)
 	segmentRe = regexp.MustCompile(`^segment-([0-9]{1,9})\.m4s$`)
+	sheetRe   = regexp.MustCompile(`^sheet-([0-9]{1,6})\.jpg$`)
 )
 
 func validQuality(kind, q string) bool {
@@ -220,6 +224,40 @@ func (s *Server) variantFile(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return serveFile(w, r, p, "video/iso.segment")
+}
+
+// trickplay serves the WebVTT map of the file's thumbnails.
+func (s *Server) trickplay(w http.ResponseWriter, r *http.Request) error {
+	path, err := s.mediaPath(r)
+	if err != nil {
+		return err
+	}
+	b, err := s.tc.Trickplay(r.Context(), path, r.URL.RawQuery)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "text/vtt; charset=utf-8")
+	// The same URL answers for a file replaced on disk with other thumbnails.
+	w.Header().Set("Cache-Control", "no-cache")
+	_, _ = w.Write(b)
+	return nil
+}
+
+func (s *Server) trickplaySheet(w http.ResponseWriter, r *http.Request) error {
+	m := sheetRe.FindStringSubmatch(chi.URLParam(r, "file"))
+	if m == nil {
+		return errorf(http.StatusBadRequest, "malformed thumbnail sheet name "+strconv.Quote(chi.URLParam(r, "file"))+": expected sheet-N.jpg")
+	}
+	n, _ := strconv.Atoi(m[1])
+	path, err := s.mediaPath(r)
+	if err != nil {
+		return err
+	}
+	p, err := s.tc.TrickplaySheet(r.Context(), path, n)
+	if err != nil {
+		return err
+	}
+	return serveFile(w, r, p, "image/jpeg")
 }
 
 func writePlaylist(w http.ResponseWriter, b []byte) {

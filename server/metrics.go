@@ -18,6 +18,7 @@ type metrics struct {
 	cacheBytes   prometheus.Gauge
 	hwFallbacks  *prometheus.CounterVec
 	hwEnabled    *prometheus.GaugeVec
+	trickplay    prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -52,9 +53,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		hwEnabled: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "hlsd_hw_enabled", Help: "1 while the configured accelerator is in use, 0 once repeated failures disabled it.",
 		}, []string{"accel"}),
+		trickplay: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "hlsd_trickplay_seconds", Help: "Time to make the thumbnail sheets of a file.",
+			Buckets: []float64{.25, .5, 1, 2.5, 5, 10, 20, 40, 80, 160},
+		}),
 	}
 	reg.MustRegister(m.requests, m.duration, m.running, m.starts, m.segmentWait, m.keyframeScan, m.cacheBytes,
-		m.hwFallbacks, m.hwEnabled)
+		m.hwFallbacks, m.hwEnabled, m.trickplay)
 	return m
 }
 
@@ -70,6 +75,7 @@ func (m *metrics) SegmentWaited(d time.Duration) { m.segmentWait.Observe(d.Secon
 func (m *metrics) CacheBytes(n int64)            { m.cacheBytes.Set(float64(n)) }
 func (m *metrics) Observe(scanSeconds float64)   { m.keyframeScan.Observe(scanSeconds) }
 func (m *metrics) HWFallback(accel string)       { m.hwFallbacks.WithLabelValues(accel).Inc() }
+func (m *metrics) TrickplayMade(d time.Duration) { m.trickplay.Observe(d.Seconds()) }
 
 func (m *metrics) HWEnabled(accel string, on bool) {
 	v := 0.0

@@ -26,6 +26,8 @@ type Streamer interface {
 	KnownDuration(path string, st os.FileInfo) (float64, bool)
 	SubtitlePlaylist(ctx context.Context, path string, s int, query string) ([]byte, error)
 	Subtitle(ctx context.Context, path string, s int) (string, error)
+	Trickplay(ctx context.Context, path, query string) ([]byte, error)
+	TrickplaySheet(ctx context.Context, path string, n int) (string, error)
 }
 
 // Config of a Server.
@@ -87,6 +89,8 @@ func (s *Server) Initialize(tc Streamer) {
 		r.Get("/info", s.handle(s.info))
 		r.Get("/master.m3u8", s.handle(s.master))
 		r.Get("/subtitles/{file}", s.handle(s.subtitleFile))
+		r.Get("/trickplay.vtt", s.handle(s.trickplay))
+		r.Get("/trickplay/{file}", s.handle(s.trickplaySheet))
 		r.Get("/{kind}/{track}/{quality}/{file}", s.handle(s.variantFile))
 	})
 	r.Handle("/*", web.Handler())

@@ -19,18 +19,22 @@ import (
 
 // Info is what hlsd knows about a media file; it is served as /info.
 type Info struct {
-	Duration   float64          `json:"duration"`
-	Container  string           `json:"container"`
-	Size       int64            `json:"size"`
-	Bitrate    int64            `json:"bitrate"`
-	StartTime  float64          `json:"startTime"`
-	Video      []VideoStream    `json:"video"`
-	Audio      []AudioStream    `json:"audio"`
-	Subtitles  []SubtitleStream `json:"subtitles"`
-	Qualities  Qualities        `json:"qualities"`
-	Keyframes  KeyframeStatus   `json:"keyframes"`
-	ModTime    time.Time        `json:"-"`
-	ProbedPath string           `json:"-"`
+	Duration  float64          `json:"duration"`
+	Container string           `json:"container"`
+	Size      int64            `json:"size"`
+	Bitrate   int64            `json:"bitrate"`
+	StartTime float64          `json:"startTime"`
+	Video     []VideoStream    `json:"video"`
+	Audio     []AudioStream    `json:"audio"`
+	Subtitles []SubtitleStream `json:"subtitles"`
+	Qualities Qualities        `json:"qualities"`
+	Keyframes KeyframeStatus   `json:"keyframes"`
+	// TrickplayInterval is the time between thumbnails (0: none), and
+	// Trickplay the URL of their WebVTT map, which the server fills in.
+	TrickplayInterval float64   `json:"trickplayInterval,omitempty"`
+	Trickplay         string    `json:"trickplay,omitempty"`
+	ModTime           time.Time `json:"-"`
+	ProbedPath        string    `json:"-"`
 }
 
 type VideoStream struct {

@@ -51,8 +51,11 @@ type Config struct {
 	// KeyframeScanOnly ignores container indexes and always runs the packet
 	// scan: the escape hatch should an index ever mislead.
 	KeyframeScanOnly bool
-	Log              *zap.Logger
-	Observer         Observer
+	// TrickplayInterval is the time between thumbnails: 0 means 10 s, a
+	// negative value turns thumbnails off.
+	TrickplayInterval time.Duration
+	Log               *zap.Logger
+	Observer          Observer
 }
 
 // Observer receives events for metrics; the server implements it with Prometheus.
@@ -63,6 +66,7 @@ type Observer interface {
 	CacheBytes(n int64)
 	HWFallback(accel string)
 	HWEnabled(accel string, on bool)
+	TrickplayMade(d time.Duration)
 	keyframes.Observer // keyframe scan durations, seconds
 }
 
@@ -74,6 +78,7 @@ func (nopObserver) SegmentWaited(time.Duration) {}
 func (nopObserver) CacheBytes(int64)            {}
 func (nopObserver) HWFallback(string)           {}
 func (nopObserver) HWEnabled(string, bool)      {}
+func (nopObserver) TrickplayMade(time.Duration) {}
 func (nopObserver) Observe(float64)             {}
 
 // Transcoder owns every media file state, encoder head and cached segment.
@@ -90,7 +95,8 @@ type Transcoder struct {
 	wg     sync.WaitGroup // heads and the janitor
 
 	heavy, light chan struct{}
-	hw           *hardware // nil: software only
+	thumbSlots   chan struct{} // thumbnail children, over every file
+	hw           *hardware     // nil: software only
 	headSeq      atomic.Int64
 
 	mu       sync.Mutex
@@ -101,6 +107,8 @@ type Transcoder struct {
 	clients  map[string]*client
 	cache    map[string]*cacheEntry // by variant directory
 	cacheSum int64
+	// trickplays are the thumbnail generations running, by directory.
+	trickplays map[string]*trickplayRun
 }
 
 // New applies defaults; Initialize must be called before use.
@@ -134,6 +142,9 @@ func New(cfg Config) *Transcoder {
 	}
 	if cfg.HWSessions <= 0 {
 		cfg.HWSessions = 3
+	}
+	if cfg.TrickplayInterval == 0 {
+		cfg.TrickplayInterval = 10 * time.Second
 	}
 	if cfg.HWStallTimeout <= 0 {
 		cfg.HWStallTimeout = 20 * time.Second
@@ -189,6 +200,13 @@ func (t *Transcoder) Initialize() error {
 	t.infos = gocache.New(time.Hour, 0)
 	t.heavy = make(chan struct{}, t.cfg.MaxEncoders)
 	t.light = make(chan struct{}, t.cfg.MaxCopies)
+	t.thumbSlots = make(chan struct{}, max(1, min(t.cfg.MaxEncoders, runtime.NumCPU(), 4)))
+	t.trickplays = map[string]*trickplayRun{}
+	// Generations a crash interrupted left their work directories.
+	leftovers, _ := filepath.Glob(filepath.Join(t.cfg.CacheDir, "trickplay", ".tmp-*"))
+	for _, d := range leftovers {
+		os.RemoveAll(d)
+	}
 	t.medias = map[string]*media{}
 	t.opening = map[string]chan struct{}{}
 	t.making = map[string]*work{}
@@ -287,6 +305,9 @@ func (t *Transcoder) Info(ctx context.Context, path string) (*Info, error) {
 	info.Subtitles = t.subtitleTracks(m)
 	times, _, _, complete, _ := m.kf.Snapshot()
 	info.Keyframes = KeyframeStatus{Count: len(times), Complete: complete, Source: m.kf.Source()}
+	if t.cfg.TrickplayInterval > 0 {
+		info.TrickplayInterval = t.cfg.TrickplayInterval.Seconds()
+	}
 	return &info, nil
 }
 

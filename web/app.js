@@ -220,6 +220,10 @@ function stopPlayer() {
   $('quality-box').hidden = true;
   $('audio-box').hidden = true;
   $('subs-box').hidden = true;
+  thumbsSeq++;
+  thumbs = [];
+  $('scrub').hidden = true;
+  $('preview').hidden = true;
 }
 
 function levelName(level) {
@@ -310,6 +314,7 @@ function showPlayer(id) {
 
   const url = withToken(`/videos/${encodeURIComponent(id)}/master.m3u8?clientId=${encodeURIComponent(clientId)}`);
   const video = $('video');
+  loadThumbs(id);
 
   if (window.Hls && Hls.isSupported()) {
     hls = new Hls();
@@ -394,6 +399,94 @@ $('video').addEventListener('error', () => {
   if (!hls && err && $('video').getAttribute('src')) {
     showError(`Playback failed: ${err.message || 'media error ' + err.code}`);
   }
+});
+
+// ---- seek-bar previews ----------------------------------------------------
+
+// The server's trickplay map is WebVTT: each cue names a tile of a sprite
+// sheet (sheet-N.jpg#xywh=x,y,w,h) for a span of the timeline.
+let thumbs = [];
+let thumbsSeq = 0;
+
+function parseThumbs(text, base) {
+  const seconds = (s) => s.trim().split(':').reduce((acc, part) => acc * 60 + parseFloat(part), 0);
+  const out = [];
+  for (const block of text.split(/\r?\n\r?\n/)) {
+    const lines = block.trim().split(/\r?\n/);
+    const i = lines.findIndex((l) => l.includes('-->'));
+    const m = i >= 0 && /^(.*)#xywh=(\d+),(\d+),(\d+),(\d+)$/.exec((lines[i + 1] || '').trim());
+    if (!m) continue;
+    const [start, end] = lines[i].split('-->').map(seconds);
+    out.push({ start, end, url: new URL(m[1], base).href, x: +m[2], y: +m[3], w: +m[4], h: +m[5] });
+  }
+  return out;
+}
+
+// loadThumbs fetches the map /info advertises. Previews are a nicety:
+// without them (turned off, or still being made when the person leaves)
+// the player works as before.
+async function loadThumbs(id) {
+  const seq = ++thumbsSeq;
+  try {
+    const info = await getJSON(withToken(`/videos/${encodeURIComponent(id)}/info`));
+    if (!info.trickplay || seq !== thumbsSeq) return;
+    const url = new URL(withToken(info.trickplay), location.href);
+    const res = await fetch(url);
+    if (!res.ok || seq !== thumbsSeq) return;
+    const cues = parseThumbs(await res.text(), url);
+    if (seq !== thumbsSeq) return;
+    thumbs = cues;
+    $('scrub').hidden = cues.length === 0;
+  } catch (e) {
+    // no previews
+  }
+}
+
+const clock = (sec) => humanDuration(sec) || '0:00';
+
+// scrubAt is the position of a pointer on the bar: a time and an x offset.
+function scrubAt(ev) {
+  const r = $('scrub').getBoundingClientRect();
+  const x = Math.min(r.width, Math.max(0, ev.clientX - r.left));
+  return { t: (x / r.width) * ($('video').duration || 0), x, width: r.width };
+}
+
+function showPreview(ev) {
+  const { t, x, width } = scrubAt(ev);
+  const c = thumbs.find((c) => t < c.end) || thumbs[thumbs.length - 1];
+  if (!c || !isFinite(t)) return;
+  const img = $('preview-img');
+  img.style.width = `${c.w}px`;
+  img.style.height = `${c.h}px`;
+  img.style.backgroundImage = `url("${c.url}")`;
+  img.style.backgroundPosition = `-${c.x}px -${c.y}px`;
+  $('preview-time').textContent = clock(t);
+  const p = $('preview');
+  p.hidden = false;
+  p.style.left = `${Math.max(0, Math.min(x - p.offsetWidth / 2, width - p.offsetWidth))}px`;
+}
+
+let scrubbing = false;
+const scrub = $('scrub');
+scrub.addEventListener('pointermove', (ev) => { if (thumbs.length) showPreview(ev); });
+scrub.addEventListener('pointerleave', () => { if (!scrubbing) $('preview').hidden = true; });
+scrub.addEventListener('pointerdown', (ev) => {
+  // Captured, a finger keeps previewing while it slides off the bar.
+  scrubbing = true;
+  scrub.setPointerCapture(ev.pointerId);
+  showPreview(ev);
+});
+scrub.addEventListener('pointerup', (ev) => {
+  if (!scrubbing) return; // a press that began elsewhere
+  scrubbing = false;
+  $('preview').hidden = true;
+  const { t } = scrubAt(ev);
+  if (isFinite(t)) $('video').currentTime = t;
+});
+scrub.addEventListener('pointercancel', () => { scrubbing = false; $('preview').hidden = true; });
+$('video').addEventListener('timeupdate', () => {
+  const v = $('video');
+  $('scrub-fill').style.width = v.duration ? `${(100 * v.currentTime) / v.duration}%` : '0';
 });
 
 $('back').addEventListener('click', () => { location.hash = dirHash(playingDir); });

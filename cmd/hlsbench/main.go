@@ -33,6 +33,7 @@ func main() {
 	browser := flag.Bool("browser", true, "also time startup and seeks in hls.js in Chromium (needs `make e2e-deps`)")
 	big := flag.Bool("big", true, "also time the first playlists of a 10 GB mp4 and mkv, index against scan (needs 21 GB free in -big-dir)")
 	bigDir := flag.String("big-dir", os.TempDir(), "where the 10 GB files are made and removed afterwards")
+	film := flag.Bool("film", true, "also time the thumbnails of a 2-hour 1080p file (1.8 GB, made in -big-dir and removed afterwards)")
 	flag.Parse()
 	ctx := context.Background()
 	dir := testmedia.CacheDir()
@@ -80,6 +81,7 @@ func main() {
 	mbps := float64(st.Size()) / 1e6 / median(scans).Seconds()
 	rows = append(rows, row{fmt.Sprintf("keyframe scan throughput (%d MB file)", st.Size()/1e6), fmt.Sprintf("%.0f MB/s", mbps), ""})
 
+	rows = append(rows, trickplayRows(ctx, long, short, *bigDir, *runs, *film)...)
 	if *big {
 		rows = append(rows, bigFileRows(ctx, *bigDir, *runs)...)
 	}

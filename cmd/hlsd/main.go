@@ -31,7 +31,7 @@ type config struct {
 	hwaccel, hwDevice                                                                 string
 	cacheSize                                                                         int64
 	maxEncoders, hwSessions                                                           int
-	idle, grace                                                                       time.Duration
+	idle, grace, trickplay                                                            time.Duration
 }
 
 func defaultCacheDir() string {
@@ -61,6 +61,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.hwaccel, "hwaccel", env("HLSD_HWACCEL", "auto"), "hardware encoder: none, auto (try nvidia, vaapi, qsv at startup and keep the first that encodes), nvidia, vaapi or qsv; failures fall back to software (env HLSD_HWACCEL)")
 	fs.StringVar(&c.hwDevice, "hwaccel-device", env("HLSD_HWACCEL_DEVICE", ""), "render node for vaapi and qsv (default "+transcoder.DefaultRenderNode+"), or GPU index for nvidia (default 0) (env HLSD_HWACCEL_DEVICE)")
 	fs.IntVar(&c.hwSessions, "hw-sessions", envInt("HLSD_HW_SESSIONS", 3), "concurrent hardware encodes; more run in software (consumer NVIDIA cards allow 3 to 5) (env HLSD_HW_SESSIONS)")
+	fs.DurationVar(&c.trickplay, "trickplay-interval", envDuration("HLSD_TRICKPLAY_INTERVAL", 10*time.Second), "time between the seek bar's preview thumbnails; 0 turns them off (env HLSD_TRICKPLAY_INTERVAL)")
 	fs.DurationVar(&c.idle, "idle-timeout", envDuration("HLSD_IDLE_TIMEOUT", 30*time.Second), "stop an encoder nobody has read from for this long (env HLSD_IDLE_TIMEOUT)")
 	fs.DurationVar(&c.grace, "shutdown-timeout", envDuration("HLSD_SHUTDOWN_TIMEOUT", 10*time.Second), "how long shutdown waits for requests in flight (env HLSD_SHUTDOWN_TIMEOUT)")
 	fs.StringVar(&c.origin, "cors-origin", env("HLSD_CORS_ORIGIN", "*"), "Access-Control-Allow-Origin value; empty disables CORS (env HLSD_CORS_ORIGIN)")
@@ -89,10 +90,22 @@ func parseFlags(args []string) (config, error) {
 	if c.hwSessions < 1 {
 		return c, fmt.Errorf("--hw-sessions: %d, want at least 1", c.hwSessions)
 	}
+	if c.trickplay != 0 && c.trickplay < time.Second {
+		return c, fmt.Errorf("--trickplay-interval: %s, want 0 (off) or at least 1s", c.trickplay)
+	}
 	if c.keyframes != "index" && c.keyframes != "scan" {
 		return c, fmt.Errorf("--keyframes: %q is neither index nor scan", c.keyframes)
 	}
 	return c, nil
+}
+
+// trickplayInterval maps the flag's 0 (off) to the transcoder's negative
+// interval: its zero value means the default.
+func trickplayInterval(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 func envInt(name string, def int) int {
@@ -179,7 +192,7 @@ func run(c config, log *zap.Logger) error {
 	tc := transcoder.New(transcoder.Config{
 		FFmpeg: c.ffmpeg, FFprobe: c.ffprobe, MediaDir: c.media, CacheDir: c.cache, MaxEncoders: c.maxEncoders,
 		CacheBytes: c.cacheSize, IdleTimeout: c.idle, Preset: c.preset, KeyframeScanOnly: c.keyframes == "scan",
-		HWAccel: c.hwaccel, HWDevice: c.hwDevice, HWSessions: c.hwSessions,
+		HWAccel: c.hwaccel, HWDevice: c.hwDevice, HWSessions: c.hwSessions, TrickplayInterval: trickplayInterval(c.trickplay),
 		Log: log, Observer: srv.Observer(),
 	})
 	if err := tc.Initialize(); err != nil {

@@ -295,6 +295,32 @@ async function pageTest(p) {
     }, null, { timeout: STEP_TIMEOUT });
     res.steps.push({ step: 'browse and play', ms: Date.now() - t0 });
 
+    // Seek-bar previews: hovering the bar at 75 % of the 20 s file shows the
+    // second tile (10-20 s) of a sheet that loads; a click at 25 % seeks there.
+    await page.locator('#scrub').waitFor({ state: 'visible', timeout: STEP_TIMEOUT });
+    const bar = await page.locator('#scrub').boundingBox();
+    await page.mouse.move(bar.x + bar.width * 0.75, bar.y + bar.height / 2);
+    await page.locator('#preview').waitFor({ state: 'visible', timeout: STEP_TIMEOUT });
+    const shown = await page.evaluate(async () => {
+      const img = document.getElementById('preview-img');
+      const url = getComputedStyle(img).backgroundImage.replace(/^url\("?|"?\)$/g, '');
+      const sheet = new Image();
+      sheet.src = url;
+      await sheet.decode().catch(() => {});
+      return { url, w: img.offsetWidth, h: img.offsetHeight, at: img.style.backgroundPosition,
+        sheet: [sheet.naturalWidth, sheet.naturalHeight], time: document.getElementById('preview-time').textContent };
+    });
+    check(/\/trickplay\/sheet-0\.jpg/.test(shown.url) && shown.w === 240 && shown.h > 0 && shown.sheet[0] >= 480 &&
+      /^-240px -?0px$/.test(shown.at) && shown.time === '0:15', 'hover preview: ' + JSON.stringify(shown));
+    await page.screenshot({ path: path.join(cfg.artifacts, 'web-player-preview.png') });
+    await page.mouse.move(bar.x + bar.width * 0.25, bar.y + bar.height / 2);
+    await page.mouse.down();
+    await page.mouse.up();
+    const landed = (await video()).t;
+    check(landed > 4 && landed < 7, `click on the seek bar at 25 %: position ${landed.toFixed(2)} s, want about 5`);
+    check(await page.locator('#preview').isHidden(), 'preview still shown after the click');
+    res.steps.push({ step: `seek-bar preview: ${shown.time} from ${shown.url.replace(/^.*\//, '')} at ${shown.at}; click seeks to ${landed.toFixed(1)} s` });
+
     check(await page.locator('#audio-box').isHidden(), 'audio menu shown for a file with one audio track');
     check(await page.locator('#subs-box').isHidden(), 'subtitle menu shown for a file without subtitles');
     check(await page.locator('#quality-box').isVisible(), 'no quality menu');
