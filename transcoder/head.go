@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-
-	"github.com/hlsd/hlsd/transcoder/child"
 )
 
 // head is one ffmpeg run producing segments of a variant from `start` onward.
@@ -120,22 +118,9 @@ func (h *head) encode(profile videoProfile) error {
 	t := h.v.t
 	args := ffmpegArgs(h.v.runSpec(h.start, h.dir, profile))
 	t.log.Debug("ffmpeg command", append(h.fields(), zap.Strings("args", args))...)
-	src, err := t.source(h.v.m)
+	cmd, stdout, stderr, err := t.startFFmpeg(h.ctx, h.v.m, args)
 	if err != nil {
 		return err
-	}
-	cmd := child.Command(h.ctx, src, t.cfg.FFmpeg, args...)
-	stderr := &child.Tail{Max: 4096}
-	cmd.Stderr = stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		src.Close()
-		return fmt.Errorf("%w: %v", ErrEncoder, err)
-	}
-	err = cmd.Start()
-	src.Close() // ffmpeg inherited its own descriptor
-	if err != nil {
-		return fmt.Errorf("%w: cannot start ffmpeg: %v", ErrEncoder, err)
 	}
 	t.obs.HeadStarted(h.class(), h.reason)
 	defer t.obs.HeadStopped(h.class())

@@ -1,13 +1,18 @@
 package transcoder
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/hlsd/hlsd/transcoder/child"
 )
 
 // openFile opens name (slash-separated, relative to the media root) through
@@ -68,6 +73,28 @@ func RootError(name string, err error) error {
 		return fmt.Errorf("%w: %s leads outside the media root", ErrForbidden, name)
 	}
 	return fmt.Errorf("%w: cannot open %s: %v", ErrNotFound, name, errors.Unwrap(err))
+}
+
+// startFFmpeg starts ffmpeg on m's file (as child.Input) with its stdout
+// piped back and the end of its stderr kept. ffmpeg inherits its own
+// descriptor, so ours is closed once it has started.
+func (t *Transcoder) startFFmpeg(ctx context.Context, m *media, args []string) (*exec.Cmd, io.ReadCloser, *child.Tail, error) {
+	src, err := t.source(m)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	defer src.Close()
+	cmd := child.Command(ctx, src, t.cfg.FFmpeg, args...)
+	stderr := &child.Tail{Max: 4096}
+	cmd.Stderr = stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: %v", ErrEncoder, err)
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: cannot start ffmpeg: %v", ErrEncoder, err)
+	}
+	return cmd, stdout, stderr, nil
 }
 
 // source opens the file of m for one child process, and checks it is still

@@ -428,22 +428,9 @@ func (t *Transcoder) runChunk(ctx context.Context, m *media, tp *trickplay, c ch
 			// JPEG's YCbCr: BT.601, full range.
 			",scale=out_color_matrix=bt601:out_range=full,format=yuvj420p",
 		"-fps_mode", "passthrough", "-frames:v", strconv.Itoa(len(want)), "-f", "rawvideo", "pipe:1")
-	src, err := t.source(m)
+	cmd, stdout, stderr, err := t.startFFmpeg(ctx, m, args)
 	if err != nil {
 		return err
-	}
-	cmd := child.Command(ctx, src, t.cfg.FFmpeg, args...)
-	stderr := &child.Tail{Max: 2048}
-	cmd.Stderr = stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		src.Close()
-		return fmt.Errorf("%w: %v", ErrEncoder, err)
-	}
-	err = cmd.Start()
-	src.Close()
-	if err != nil {
-		return fmt.Errorf("%w: cannot start ffmpeg: %v", ErrEncoder, err)
 	}
 	// The whole group, threads included: they all run at the lower priority.
 	_ = syscall.Setpriority(syscall.PRIO_PGRP, cmd.Process.Pid, thumbNice)
