@@ -92,7 +92,7 @@ func checkDeclines(t *testing.T, path string, read indexReader) {
 }
 
 // openMedia opens path for an index reader; the test closes it.
-func openMedia(t *testing.T, path string) (*os.File, int64) {
+func openMedia(t testing.TB, path string) (*os.File, int64) {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {

@@ -425,21 +425,14 @@ func BenchmarkMatroskaIndex(b *testing.B) {
 			b.Fatalf("ffmpeg: %v: %s", err, out)
 		}
 	}
-	f, err := os.Open(long)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		b.Fatal(err)
-	}
+	f, size := openMedia(b, long)
 	var idx *index
+	var err error
 	for b.Loop() {
-		if idx, err = readMatroskaIndex(f, fi.Size()); err != nil {
+		if idx, err = readMatroskaIndex(f, size); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.ReportMetric(float64(len(idx.times)), "keyframes")
-	b.ReportMetric(float64(fi.Size())/(1<<20), "file-MB")
+	b.ReportMetric(float64(size)/(1<<20), "file-MB")
 }

@@ -338,24 +338,17 @@ func BenchmarkMP4Index(b *testing.B) {
 	}
 	for _, path := range []string{plain, frag} {
 		b.Run(filepath.Base(path), func(b *testing.B) {
-			f, err := os.Open(path)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer f.Close()
-			fi, err := f.Stat()
-			if err != nil {
-				b.Fatal(err)
-			}
+			f, size := openMedia(b, path)
 			b.ReportAllocs()
 			var idx *index
+			var err error
 			for b.Loop() {
-				if idx, err = readMP4Index(f, fi.Size()); err != nil {
+				if idx, err = readMP4Index(f, size); err != nil {
 					b.Fatal(err)
 				}
 			}
 			b.ReportMetric(float64(len(idx.times)), "keyframes")
-			b.ReportMetric(float64(fi.Size())/1e6, "file-MB")
+			b.ReportMetric(float64(size)/1e6, "file-MB")
 		})
 	}
 }
