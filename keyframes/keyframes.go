@@ -173,10 +173,3 @@ func (k *Keyframes) finish(err error) {
 	k.publishLocked()
 	close(k.done)
 }
-
-// failed reports whether the scan ended with an error.
-func (k *Keyframes) failed() bool {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.err != nil
-}

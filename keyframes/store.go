@@ -14,15 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/patrickmn/go-cache"
 	"go.uber.org/zap"
-)
-
-const (
-	cacheTTL = time.Hour
-	// go-cache's own janitor goroutine has no owner to stop it, so expired
-	// entries are swept from Get instead.
-	sweepEvery = 10 * time.Minute
 )
 
 // ErrClosed is returned by Get after Close.
@@ -42,10 +34,11 @@ type Options struct {
 	ScanOnly bool
 }
 
-// Store hands out Keyframes per file, sharing one read among concurrent
-// callers and reusing completed ones from memory or disk. A file's keyframes
-// come from its container index when it has a trustworthy one, else from a
-// packet scan.
+// Store hands out Keyframes per file, reusing completed ones from disk. A
+// file's keyframes come from its container index when it has a trustworthy
+// one, else from a packet scan. Callers that may ask for one file at once
+// share a call themselves (the transcoder's open does): every call that
+// finds nothing on disk starts a read.
 type Store struct {
 	dir         string
 	ffprobe     string
@@ -59,11 +52,8 @@ type Store struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	// mu makes lookup-or-start atomic, which is what dedupes scans.
-	mu        sync.Mutex
-	cache     *cache.Cache
-	lastSweep time.Time
-	closed    bool
+	mu     sync.Mutex // orders starts with Close
+	closed bool
 
 	// reads counts keyframe reads started (index or scan), scans the ffprobe
 	// scans among them; tests use them to prove reuse.
@@ -108,8 +98,6 @@ func NewStore(dir string, o Options) *Store {
 		scanOnly:    o.ScanOnly,
 		ctx:         ctx,
 		cancel:      cancel,
-		cache:       cache.New(cacheTTL, 0),
-		lastSweep:   time.Now(),
 	}
 }
 
@@ -136,39 +124,20 @@ func (s *Store) GetFile(name string, f *os.File, startTime float64) (*Keyframes,
 	}
 	key := fileKey{Path: name, Size: fi.Size(), MTime: fi.ModTime().UnixNano()}
 	id := key.id()
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	owned := false // whether a scan took f
-	defer func() {
-		if !owned {
-			f.Close()
-		}
-	}()
-	if s.closed {
-		return nil, ErrClosed
-	}
-	if now := time.Now(); now.Sub(s.lastSweep) > sweepEvery {
-		s.cache.DeleteExpired()
-		s.lastSweep = now
-	}
-
-	if v, ok := s.cache.Get(id); ok {
-		if k := v.(*Keyframes); !k.failed() {
-			s.cache.SetDefault(id, k) // refresh expiry
-			return k, nil
-		}
-	}
 	if k := s.load(key, id); k != nil {
-		s.cache.SetDefault(id, k)
+		f.Close()
 		return k, nil
 	}
 
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		f.Close()
+		return nil, ErrClosed
+	}
 	k := newKeyframes()
-	s.cache.SetDefault(id, k)
 	s.reads.Add(1)
 	s.wg.Add(1)
-	owned = true
 	go func() {
 		defer s.wg.Done()
 		defer f.Close()
@@ -220,13 +189,6 @@ func (s *Store) run(key fileKey, id string, f *os.File, startTime float64, k *Ke
 
 	if err != nil {
 		s.log.Warn("keyframes: scan failed", zap.String("path", key.Path), zap.Duration("duration", elapsed), zap.Error(err))
-		// Drop the entry before waiters learn of the failure, so a Get made
-		// in reaction to it starts a fresh scan.
-		s.mu.Lock()
-		if v, ok := s.cache.Get(id); ok && v.(*Keyframes) == k {
-			s.cache.Delete(id)
-		}
-		s.mu.Unlock()
 		k.finish(err)
 		return
 	}

@@ -41,7 +41,7 @@ func statusOf(err error) int {
 	switch {
 	case errors.As(err, &he):
 		return he.status
-	case errors.As(err, &ce), errors.Is(err, transcoder.ErrShuttingDown):
+	case errors.As(err, &ce), errors.Is(err, transcoder.ErrShuttingDown), errors.Is(err, transcoder.ErrUnavailable):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, transcoder.ErrBadRequest):
 		return http.StatusBadRequest
@@ -70,6 +70,8 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var ce *transcoder.CapacityError
 	if errors.As(err, &ce) {
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(ce.RetryAfter.Seconds()))))
+	} else if errors.Is(err, transcoder.ErrUnavailable) {
+		w.Header().Set("Retry-After", "1")
 	} else if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "5")
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -213,17 +214,17 @@ func (s *Server) variantFile(w http.ResponseWriter, r *http.Request) error {
 		writePlaylist(w, b)
 		return nil
 	case "init.mp4":
-		p, err := s.tc.Init(r.Context(), path, kind, track, quality, clientID)
+		f, err := s.tc.Init(r.Context(), path, kind, track, quality, clientID)
 		if err != nil {
 			return err
 		}
-		return serveFile(w, r, p, "video/mp4")
+		return serveOpen(w, r, f, "video/mp4")
 	}
-	p, err := s.tc.Segment(r.Context(), path, kind, track, quality, n, clientID)
+	f, err := s.tc.Segment(r.Context(), path, kind, track, quality, n, clientID)
 	if err != nil {
 		return err
 	}
-	return serveFile(w, r, p, "video/iso.segment")
+	return serveOpen(w, r, f, "video/iso.segment")
 }
 
 // trickplay serves the WebVTT map of the file's thumbnails.
@@ -266,16 +267,22 @@ func writePlaylist(w http.ResponseWriter, b []byte) {
 	_, _ = w.Write(b)
 }
 
-// serveFile sends a finished segment. It may have been evicted between the
-// transcoder's answer and the open: then the client is told to retry.
+// serveFile sends a file the transcoder made (subtitles, thumbnails). An
+// operator may have cleaned the cache between its answer and the open: the
+// client is told to retry, and the next request makes it again.
 func serveFile(w http.ResponseWriter, r *http.Request, path, contentType string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("%w: segment was evicted while being served", transcoder.ErrShuttingDown)
+			return fmt.Errorf("%w: %s was removed from the cache before it could be sent", transcoder.ErrUnavailable, filepath.Base(path))
 		}
 		return err
 	}
+	return serveOpen(w, r, f, contentType)
+}
+
+// serveOpen sends f and closes it.
+func serveOpen(w http.ResponseWriter, r *http.Request, f *os.File, contentType string) error {
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {

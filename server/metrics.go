@@ -16,6 +16,8 @@ type metrics struct {
 	segmentWait  prometheus.Histogram
 	keyframeScan prometheus.Histogram
 	cacheBytes   prometheus.Gauge
+	evictions    prometheus.Counter
+	evictedBytes prometheus.Counter
 	hwFallbacks  *prometheus.CounterVec
 	hwEnabled    *prometheus.GaugeVec
 	trickplay    prometheus.Histogram
@@ -47,6 +49,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		cacheBytes: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "hlsd_cache_bytes", Help: "Bytes of segments in the on-disk cache.",
 		}),
+		evictions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hlsd_cache_evictions_total", Help: "Segments evicted from the on-disk cache to keep it within its budget.",
+		}),
+		evictedBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hlsd_cache_evicted_bytes_total", Help: "Bytes of segments evicted from the on-disk cache.",
+		}),
 		hwFallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hlsd_hw_fallbacks_total", Help: "Hardware encoder runs that failed and were redone in software, by accelerator.",
 		}, []string{"accel"}),
@@ -59,7 +67,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	reg.MustRegister(m.requests, m.duration, m.running, m.starts, m.segmentWait, m.keyframeScan, m.cacheBytes,
-		m.hwFallbacks, m.hwEnabled, m.trickplay)
+		m.evictions, m.evictedBytes, m.hwFallbacks, m.hwEnabled, m.trickplay)
 	return m
 }
 
@@ -73,6 +81,10 @@ func (m *metrics) HeadStarted(class, reason string) {
 func (m *metrics) HeadStopped(class string)      { m.running.WithLabelValues(class).Dec() }
 func (m *metrics) SegmentWaited(d time.Duration) { m.segmentWait.Observe(d.Seconds()) }
 func (m *metrics) CacheBytes(n int64)            { m.cacheBytes.Set(float64(n)) }
+func (m *metrics) CacheEvicted(segments int, bytes int64) {
+	m.evictions.Add(float64(segments))
+	m.evictedBytes.Add(float64(bytes))
+}
 func (m *metrics) Observe(scanSeconds float64)   { m.keyframeScan.Observe(scanSeconds) }
 func (m *metrics) HWFallback(accel string)       { m.hwFallbacks.WithLabelValues(accel).Inc() }
 func (m *metrics) TrickplayMade(d time.Duration) { m.trickplay.Observe(d.Seconds()) }

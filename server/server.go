@@ -21,8 +21,10 @@ type Streamer interface {
 	Info(ctx context.Context, path string) (*transcoder.Info, error)
 	Master(ctx context.Context, path, query string) ([]byte, error)
 	MediaPlaylist(ctx context.Context, path, kind string, track int, quality, query string) ([]byte, error)
-	Init(ctx context.Context, path, kind string, track int, quality, clientID string) (string, error)
-	Segment(ctx context.Context, path, kind string, track int, quality string, n int, clientID string) (string, error)
+	// Init and Segment return the file open, so that the cache may evict it
+	// while it is being sent; the server closes it.
+	Init(ctx context.Context, path, kind string, track int, quality, clientID string) (*os.File, error)
+	Segment(ctx context.Context, path, kind string, track int, quality string, n int, clientID string) (*os.File, error)
 	KnownDuration(path string, st os.FileInfo) (float64, bool)
 	SubtitlePlaylist(ctx context.Context, path string, s int, query string) ([]byte, error)
 	Subtitle(ctx context.Context, path string, s int) (string, error)

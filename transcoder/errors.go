@@ -16,6 +16,9 @@ var (
 	ErrEncoder    = errors.New("encoder failed")
 	// ErrShuttingDown answers requests that arrive while the server stops.
 	ErrShuttingDown = errors.New("server is shutting down")
+	// ErrUnavailable is a short race lost (a file replaced while it was
+	// being opened): the same request a moment later succeeds.
+	ErrUnavailable = errors.New("temporarily unavailable")
 )
 
 // CapacityError says every encoder slot is busy; RetryAfter is a hint for the client.

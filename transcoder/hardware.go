@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -40,9 +41,10 @@ type hardware struct {
 	log      *zap.Logger
 	obs      Observer
 
-	mu       sync.Mutex
-	failures int // consecutive
-	disabled bool
+	mu       sync.Mutex // a leaf
+	failures int        // consecutive
+	// disabled is atomic so that free can be asked under a variant's lock.
+	disabled atomic.Bool
 }
 
 func newHardware(p videoProfile, sessions int, log *zap.Logger, obs Observer) *hardware {
@@ -56,10 +58,7 @@ func (hw *hardware) acquire(v VideoStream) (release func(), ok bool) {
 	if hw == nil || !hw.profile.handles(v) {
 		return nil, false
 	}
-	hw.mu.Lock()
-	disabled := hw.disabled
-	hw.mu.Unlock()
-	if disabled {
+	if hw.disabled.Load() {
 		return nil, false
 	}
 	select {
@@ -75,9 +74,7 @@ func (hw *hardware) free(v VideoStream) bool {
 	if hw == nil || !hw.profile.handles(v) {
 		return false
 	}
-	hw.mu.Lock()
-	defer hw.mu.Unlock()
-	return !hw.disabled && len(hw.sessions) < cap(hw.sessions)
+	return !hw.disabled.Load() && len(hw.sessions) < cap(hw.sessions)
 }
 
 // succeeded records a run that wrote a segment.
@@ -93,10 +90,7 @@ func (hw *hardware) failed(err error) {
 	hw.obs.HWFallback(hw.profile.accel)
 	hw.mu.Lock()
 	hw.failures++
-	disable := !hw.disabled && hw.failures >= hwFailureLimit
-	if disable {
-		hw.disabled = true
-	}
+	disable := hw.failures >= hwFailureLimit && hw.disabled.CompareAndSwap(false, true)
 	hw.mu.Unlock()
 	if disable {
 		hw.obs.HWEnabled(hw.profile.accel, false)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -20,9 +21,11 @@ type head struct {
 	id     int
 	start  int
 	heavy  bool // re-encodes video: counts against the CPU-bound cap
-	hw     bool // holds a hardware session and encodes on the GPU; set by acquire under v.mu
 	reason string
 	dir    string
+	// hw: holds a hardware session and encodes on the GPU. running: holds
+	// its encoder slot. Atomics, so the scheduler reads them without v.mu.
+	hw, running atomic.Bool
 
 	ctx       context.Context
 	cancel    context.CancelCauseFunc
@@ -53,26 +56,52 @@ func (h *head) stop(cause error) { h.cancel(cause) }
 // class labels the head in metrics: "hardware" for GPU encodes, else the
 // variant's cost class. Only the head's own goroutine may call it.
 func (h *head) class() string {
-	if h.hw {
+	if h.hw.Load() {
 		return "hardware"
 	}
 	return h.v.costClass()
+}
+
+// spare says whether the head could give its slot up to a waiting request,
+// with how far it is ahead of its readers and when they last asked.
+func (h *head) spare() (ahead int, last time.Time, ok bool) {
+	h.v.mu.Lock()
+	defer h.v.mu.Unlock()
+	if h.waiting > 0 || h.next == h.start {
+		return 0, time.Time{}, false
+	}
+	ahead = h.next - h.demandSeg
+	if time.Since(h.lastDemand) <= 2*time.Second && ahead < 2 {
+		return 0, time.Time{}, false
+	}
+	return ahead, h.lastDemand, true
+}
+
+// idle says whether nobody has asked anything of the head for d.
+func (h *head) idle(d time.Duration) bool {
+	h.v.mu.Lock()
+	defer h.v.mu.Unlock()
+	return h.waiting == 0 && time.Since(h.lastDemand) > d
 }
 
 // run owns the ffmpeg process; it ends when ffmpeg does.
 func (h *head) run() {
 	t := h.v.t
 	defer t.wg.Done()
+	defer h.v.m.release()
+	t.sched.register(h)
+	defer t.sched.unregister(h)
 	err := h.runInner()
 	cause := context.Cause(h.ctx)
 	switch {
-	case err == nil:
-		t.log.Debug("encoder finished", h.fields()...)
 	case h.ctx.Err() != nil && !errors.Is(err, ErrEncoder):
-		// Stopped on purpose (idle, released, shutdown). A publish failure
-		// also cancels the context, but it is a failure.
+		// Stopped on purpose (idle, released, preempted, a prefetch with no
+		// free slot, shutdown). A publish failure also cancels the context,
+		// but it is a failure.
 		err = nil
 		t.log.Debug("encoder stopped", append(h.fields(), zap.String("why", cause.Error()))...)
+	case err == nil:
+		t.log.Debug("encoder finished", h.fields()...)
 	case errors.As(err, new(*CapacityError)):
 		t.log.Warn("no free encoder", append(h.fields(), zap.Error(err))...)
 	case errors.As(err, new(*HWError)):
@@ -80,7 +109,7 @@ func (h *head) run() {
 		// on this head starts one at once.
 		t.log.Warn("hardware encoder failed, falling back to software", append(h.fields(), zap.Error(err))...)
 		h.v.setSoftwareOnly()
-		t.hw.failed(err)
+		t.sched.hw.failed(err)
 	default:
 		t.log.Error("encoder failed", append(h.fields(), zap.Error(err))...)
 	}
@@ -97,18 +126,26 @@ func (h *head) fields() []zap.Field {
 
 func (h *head) runInner() error {
 	t := h.v.t
-	release, err := t.acquire(h.ctx, h)
+	release, err := t.sched.acquire(h.ctx, h)
+	if errors.Is(err, errNoSlotForPrefetch) {
+		h.stop(err) // a deliberate stop: whoever joined the head starts their own
+		return nil
+	}
 	if err != nil {
 		return err
 	}
-	defer release()
+	h.running.Store(true)
+	defer func() {
+		h.running.Store(false)
+		release()
+	}()
 
 	if err := os.MkdirAll(h.dir, 0o755); err != nil {
 		return fmt.Errorf("%w: cannot create work directory: %v", ErrEncoder, err)
 	}
 	profile := videoProfile{accel: AccelNone, preset: t.cfg.Preset}
-	if h.hw {
-		profile = t.hw.profile
+	if h.hw.Load() {
+		profile = t.sched.hw.profile
 	}
 	return h.encode(profile)
 }
@@ -126,8 +163,9 @@ func (h *head) encode(profile videoProfile) error {
 	defer t.obs.HeadStopped(h.class())
 	t.log.Debug("encoder started", append(h.fields(), zap.String("reason", h.reason))...)
 
+	hw := h.hw.Load()
 	var stall *time.Timer
-	if h.hw {
+	if hw {
 		// A GPU that hangs rather than fails would hold its viewers forever.
 		stall = time.AfterFunc(t.cfg.HWStallTimeout, func() { h.stop(errHWStalled) })
 		defer stall.Stop()
@@ -147,10 +185,10 @@ func (h *head) encode(profile videoProfile) error {
 			h.stop(err)
 			break
 		}
-		if h.hw && !published {
+		if hw && !published {
 			published = true
 			stall.Stop()
-			t.hw.succeeded()
+			t.sched.hw.succeeded()
 		}
 	}
 	// Drain so ffmpeg never blocks on a full pipe while it is being killed.
@@ -161,12 +199,12 @@ func (h *head) encode(profile videoProfile) error {
 	}
 	err = nil
 	switch {
-	case h.hw && !published && errors.Is(context.Cause(h.ctx), errHWStalled):
+	case hw && !published && errors.Is(context.Cause(h.ctx), errHWStalled):
 		err = fmt.Errorf("%w: no segment after %s", ErrEncoder, t.cfg.HWStallTimeout)
 	case waitErr != nil && h.ctx.Err() == nil:
 		err = fmt.Errorf("%w: ffmpeg exited with %v: %s", ErrEncoder, waitErr, strings.TrimSpace(stderr.String()))
 	}
-	if err != nil && h.hw {
+	if err != nil && hw {
 		// Only the encoder's own failures: a full disk is not the GPU's fault.
 		err = &HWError{Accel: profile.accel, Err: err}
 	}

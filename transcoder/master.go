@@ -16,6 +16,7 @@ func (t *Transcoder) Master(ctx context.Context, path, query string) ([]byte, er
 	if err != nil {
 		return nil, err
 	}
+	defer m.release()
 	p, err := m.getPlans(ctx)
 	if err != nil {
 		return nil, err

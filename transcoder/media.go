@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hlsd/hlsd/keyframes"
@@ -21,9 +22,28 @@ type media struct {
 	key     string
 	info    *Info
 	kf      *keyframes.Keyframes
+	// pins counts the requests and heads using m; -1 once the registry
+	// has forgotten it. See files.
+	pins atomic.Int64
 
-	mu    sync.Mutex
-	plans *plans
+	mu       sync.Mutex // a leaf
+	plans    *plans
+	variants map[string]*variant // by cache directory
+}
+
+// release ends a use of m that acquire or a head's start began.
+func (m *media) release() { m.pins.Add(-1) }
+
+// retire marks m as forgotten when nothing uses it and its keyframes are
+// read (a read still running would be started again by the next open).
+// The registry calls it under its lock, the only place pins grow from 0.
+func (m *media) retire() bool {
+	select {
+	case <-m.kf.Done():
+	default:
+		return false
+	}
+	return m.pins.CompareAndSwap(0, -1)
 }
 
 // plans are the segment grids of one file. Every variant of the adaptive set

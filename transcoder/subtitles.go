@@ -93,12 +93,18 @@ func parseSidecar(rest string) (SubtitleStream, bool) {
 	return s, true
 }
 
-// subtitleTrack returns track s of the file, or ErrNotFound.
-func (t *Transcoder) subtitleTrack(ctx context.Context, file string, s int) (*media, SubtitleStream, error) {
+// subtitleTrack returns track s of the file, or ErrNotFound. The media is
+// pinned when err is nil: the caller releases it.
+func (t *Transcoder) subtitleTrack(ctx context.Context, file string, s int) (_ *media, _ SubtitleStream, err error) {
 	m, err := t.open(ctx, file)
 	if err != nil {
 		return nil, SubtitleStream{}, err
 	}
+	defer func() {
+		if err != nil {
+			m.release()
+		}
+	}()
 	tracks := t.subtitleTracks(m)
 	if s < 0 || s >= len(tracks) {
 		return nil, SubtitleStream{}, fmt.Errorf("%w: the file has no subtitle track %d", ErrNotFound, s)
@@ -116,6 +122,7 @@ func (t *Transcoder) SubtitlePlaylist(ctx context.Context, file string, s int, q
 	if err != nil {
 		return nil, err
 	}
+	defer m.release()
 	return playlist.WriteSubtitles(m.info.Duration, strconv.Itoa(s)+".vtt", query), nil
 }
 
@@ -127,6 +134,7 @@ func (t *Transcoder) Subtitle(ctx context.Context, file string, s int) (string, 
 	if err != nil {
 		return "", err
 	}
+	defer m.release()
 	id := m.key + "-" + strconv.Itoa(track.Index)
 	if track.File != "" {
 		f, st, err := t.openFile(track.File)
@@ -141,27 +149,29 @@ func (t *Transcoder) Subtitle(ctx context.Context, file string, s int) (string, 
 	if exists(out) {
 		return out, nil
 	}
-	return out, t.once(ctx, out, func() error {
+	// Detached: others may wait for the same track, and one inside a large
+	// file takes a while (it is read to the end); the result is kept.
+	_, err = shared(t.flight, ctx, "subtitle\x00"+out, detached, func(ctx context.Context) (struct{}, error) {
 		var src *os.File
+		var err error
 		if track.File != "" {
 			src, _, err = t.openFile(track.File)
 		} else {
 			src, err = t.source(m)
 		}
 		if err != nil {
-			return err
+			return struct{}{}, err
 		}
-		return t.convertSubtitle(src, track, out)
+		return struct{}{}, t.convertSubtitle(ctx, src, track, out)
 	})
+	return out, err
 }
 
 // convertSubtitle runs ffmpeg on src (the media file or a sidecar) and
 // writes the WebVTT to out. It owns src.
-func (t *Transcoder) convertSubtitle(src *os.File, track SubtitleStream, out string) error {
+func (t *Transcoder) convertSubtitle(ctx context.Context, src *os.File, track SubtitleStream, out string) error {
 	defer src.Close()
-	// Not the request's context: others may wait for the same file, and a
-	// track inside a large file takes a while (it is read to the end).
-	ctx, cancel := context.WithTimeout(t.ctx, 10*time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	args := []string{"-hide_banner", "-nostdin", "-loglevel", "error"}
 	stream := "0:s:0"
@@ -198,38 +208,4 @@ func withTimestampMap(vtt []byte) []byte {
 	b.WriteString("\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000\n")
 	b.Write(rest)
 	return b.Bytes()
-}
-
-// once runs fn for key unless another caller is already doing so, in
-// which case it waits for that one. Either way it returns fn's error, or
-// ctx's when the caller gives up first (the work goes on for the others).
-func (t *Transcoder) once(ctx context.Context, key string, fn func() error) error {
-	t.mu.Lock()
-	w, running := t.making[key]
-	if !running {
-		w = &work{done: make(chan struct{})}
-		t.making[key] = w
-		t.wg.Add(1)
-		go func() {
-			defer t.wg.Done()
-			w.err = fn()
-			t.mu.Lock()
-			delete(t.making, key)
-			t.mu.Unlock()
-			close(w.done)
-		}()
-	}
-	t.mu.Unlock()
-	select {
-	case <-w.done:
-		return w.err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// work is one piece of work callers share; err is set before done closes.
-type work struct {
-	done chan struct{}
-	err  error
 }

@@ -49,17 +49,6 @@ type trickplay struct {
 	dir      string
 }
 
-// trickplayRun is one generation, shared by every request that arrives while it runs.
-type trickplayRun struct {
-	done    chan struct{}
-	tp      *trickplay
-	err     error
-	waiters int // guarded by t.mu
-	cancel  context.CancelCauseFunc
-}
-
-var errAbandoned = errors.New("every request for the thumbnails left")
-
 // Trickplay returns the WebVTT map of the file's thumbnails. Sheet URLs are
 // relative to the map's own URL and carry query, as playlist URIs do.
 func (t *Transcoder) Trickplay(ctx context.Context, path, query string) ([]byte, error) {
@@ -92,6 +81,7 @@ func (t *Transcoder) trickplay(ctx context.Context, path string) (*trickplay, er
 	if err != nil {
 		return nil, err
 	}
+	defer m.release()
 	p, err := m.getPlans(ctx)
 	if err != nil {
 		return nil, err
@@ -99,49 +89,17 @@ func (t *Transcoder) trickplay(ctx context.Context, path string) (*trickplay, er
 	interval := t.cfg.TrickplayInterval.Seconds()
 	dir := filepath.Join(t.cfg.CacheDir, "trickplay",
 		fmt.Sprintf("%s-%ss-%dw", m.key, strconv.FormatFloat(interval, 'f', -1, 64), tileWidth))
-
-	t.mu.Lock()
-	r := t.trickplays[dir]
-	if r == nil && !exists(dir) {
-		if t.ctx.Err() != nil {
-			t.mu.Unlock()
-			return nil, ErrShuttingDown
+	if exists(dir) {
+		return loadTrickplay(dir)
+	}
+	// Abandonable: the viewer who closed the film will not look at its
+	// seek bar; a later one starts again.
+	return shared(t.flight, ctx, "trickplay\x00"+dir, abandonable, func(ctx context.Context) (*trickplay, error) {
+		if exists(dir) { // made by a run that ended just before this one began
+			return loadTrickplay(dir)
 		}
 		tp := newTrickplay(m.info, p.keyframeTimes, interval)
 		tp.dir = dir
-		r = t.startTrickplay(m, tp)
-	}
-	if r == nil {
-		t.mu.Unlock()
-		return loadTrickplay(dir)
-	}
-	r.waiters++
-	t.mu.Unlock()
-	select {
-	case <-r.done:
-		return r.tp, r.err
-	case <-ctx.Done():
-		// The last one to leave stops the work: nobody would wait for it.
-		t.mu.Lock()
-		if r.waiters--; r.waiters == 0 {
-			r.cancel(errAbandoned)
-			if t.trickplays[dir] == r {
-				delete(t.trickplays, dir)
-			}
-		}
-		t.mu.Unlock()
-		return nil, context.Cause(ctx)
-	}
-}
-
-// startTrickplay registers and starts a generation. Caller holds t.mu.
-func (t *Transcoder) startTrickplay(m *media, tp *trickplay) *trickplayRun {
-	ctx, cancel := context.WithCancelCause(t.ctx)
-	r := &trickplayRun{done: make(chan struct{}), cancel: cancel}
-	t.trickplays[tp.dir] = r
-	t.wg.Add(1)
-	go func() {
-		defer t.wg.Done()
 		began := time.Now()
 		err := t.makeTrickplay(ctx, m, tp)
 		switch {
@@ -149,24 +107,12 @@ func (t *Transcoder) startTrickplay(m *media, tp *trickplay) *trickplayRun {
 			t.obs.TrickplayMade(time.Since(began))
 			t.log.Info("thumbnails made", zap.String("file", m.name), zap.Int("tiles", len(tp.Times)),
 				zap.Duration("took", time.Since(began)))
-		case t.ctx.Err() != nil:
-			err = ErrShuttingDown
+			return tp, nil
 		case ctx.Err() == nil:
 			t.log.Error("thumbnails failed", zap.String("file", m.name), zap.Error(err))
 		}
-		t.mu.Lock()
-		if t.trickplays[tp.dir] == r {
-			delete(t.trickplays, tp.dir)
-		}
-		if err == nil {
-			r.tp = tp
-		}
-		r.err = err
-		close(r.done)
-		t.mu.Unlock()
-		cancel(nil)
-	}()
-	return r
+		return nil, err
+	})
 }
 
 func newTrickplay(info *Info, keyframes []float64, interval float64) *trickplay {

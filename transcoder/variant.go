@@ -9,8 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hlsd/hlsd/playlist"
@@ -27,9 +27,9 @@ type variant struct {
 	quality string
 	plan    playlist.Plan
 	dir     string
-	entry   *cacheEntry
 
-	// guarded by t.mu for the cache, by mu for the rest
+	// mu is a leaf: nothing else is locked, and no other component called,
+	// while it is held.
 	mu      sync.Mutex
 	ready   []bool
 	waiters map[int]chan struct{}
@@ -86,33 +86,49 @@ func (v *variant) segmentPath(n int) string {
 
 func (v *variant) initPath() string { return filepath.Join(v.dir, "init.mp4") }
 
-// load restores what an earlier process left on disk: complete segments are
-// reused, work directories of killed runs are removed.
-func (v *variant) load() int64 {
+// load reuses what is on disk (an earlier run's segments, or this run's
+// from before the file was last forgotten by the registry) and returns the
+// segment numbers found. Work directories are not touched: the cache's load
+// clears those of killed runs at start-up, and a head of this run may be
+// using one.
+func (v *variant) load() []int {
 	v.ready = make([]bool, v.plan.Len())
 	v.waiters = map[int]chan struct{}{}
 	v.initCh = make(chan struct{})
 	entries, _ := os.ReadDir(v.dir)
-	var total int64
+	var found []int
 	for _, e := range entries {
 		name := e.Name()
-		switch {
-		case strings.HasPrefix(name, "run-") || strings.HasPrefix(name, ".tmp-"):
-			os.RemoveAll(filepath.Join(v.dir, name))
-		case name == "init.mp4":
+		if name == "init.mp4" {
 			close(v.initCh)
-		case strings.HasPrefix(name, "segment-") && strings.HasSuffix(name, ".m4s"):
-			n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(name, "segment-"), ".m4s"))
-			if err != nil || n < 0 || n >= len(v.ready) {
-				continue
-			}
-			if fi, err := e.Info(); err == nil {
-				v.ready[n] = true
-				total += fi.Size()
-			}
+			continue
+		}
+		if n, ok := segmentNumber(name); ok && n < len(v.ready) && e.Type().IsRegular() {
+			v.ready[n] = true
+			found = append(found, n)
 		}
 	}
-	return total
+	return found
+}
+
+// evictSeq makes the names evicted segments are moved to unique.
+var evictSeq atomic.Int64
+
+// forget takes segment n out of the variant for the cache, which evicts it,
+// and returns where its file now is, for the cache to remove with no lock
+// held; "" when there is nothing to remove.
+func (v *variant) forget(n int, path string) string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if n >= len(v.ready) || !v.ready[n] {
+		return ""
+	}
+	v.ready[n] = false
+	trash := filepath.Join(v.dir, fmt.Sprintf(".tmp-evicted-%d-%d", n, evictSeq.Add(1)))
+	if err := os.Rename(path, trash); err != nil {
+		return "" // already gone
+	}
+	return trash
 }
 
 func (v *variant) runSpec(start int, dir string, profile videoProfile) runSpec {
@@ -153,6 +169,7 @@ func (v *variant) startHead(n int, reason, clientID string) *head {
 		h.readers[clientID] = time.Now()
 	}
 	v.heads = append(v.heads, h)
+	v.m.pins.Add(1) // a request holds a pin, so the media is not retired meanwhile
 	t.wg.Add(1)
 	go h.run()
 	return h
@@ -173,34 +190,37 @@ func (v *variant) noteDemand(n int, clientID string) {
 	}
 }
 
-// Segment returns the path of segment n once it is complete on disk.
-func (v *variant) segment(ctx context.Context, n int, clientID string) (string, error) {
+// segment returns segment n, open, once it is complete on disk. It is opened
+// under v.mu, so the cache cannot evict it between the check and the open;
+// once open, an eviction does not matter.
+func (v *variant) segment(ctx context.Context, n int, clientID string) (*os.File, error) {
 	began := time.Now()
 	defer func() { v.t.obs.SegmentWaited(time.Since(began)) }()
 	reason := "seek"
 	retried := false
 	for attempt := 0; ; attempt++ {
 		if v.t.ctx.Err() != nil {
-			return "", ErrShuttingDown
+			return nil, ErrShuttingDown
 		}
 		v.mu.Lock()
-		v.t.touch(v)
 		v.noteDemand(n, clientID)
-		if v.ready[n] && !exists(v.segmentPath(n)) {
+		if v.ready[n] {
+			f, err := os.Open(v.segmentPath(n))
+			if err == nil {
+				v.prefetch(n, clientID)
+				v.mu.Unlock()
+				v.t.cache.touch(v.segmentPath(n))
+				return f, nil
+			}
 			// Deleted behind our back (an operator cleaning the cache):
 			// make it again rather than promise a file that is gone.
 			v.ready[n] = false
-		}
-		if v.ready[n] {
-			v.prefetch(n, clientID)
-			v.mu.Unlock()
-			return v.segmentPath(n), nil
 		}
 		h := v.headFor(n)
 		if h == nil {
 			if attempt >= 3 {
 				v.mu.Unlock()
-				return "", fmt.Errorf("%w: segment %d was not produced after %d encoder runs", ErrEncoder, n, attempt)
+				return nil, fmt.Errorf("%w: segment %d was not produced after %d encoder runs", ErrEncoder, n, attempt)
 			}
 			if n == 0 && reason == "seek" {
 				reason = "start"
@@ -228,7 +248,7 @@ func (v *variant) segment(ctx context.Context, n int, clientID string) (string, 
 		case ready:
 			continue // served at the top, with the prefetch check
 		case ctx.Err() != nil:
-			return "", ctx.Err()
+			return nil, ctx.Err()
 		}
 		select {
 		case <-h.done:
@@ -240,7 +260,7 @@ func (v *variant) segment(ctx context.Context, n int, clientID string) (string, 
 			}
 			if h.err != nil {
 				if retried || !errors.Is(h.err, ErrEncoder) {
-					return "", h.err // capacity is answered now, with Retry-After
+					return nil, h.err // capacity is answered now, with Retry-After
 				}
 				// One failed run is retried: ffmpeg killed from outside (the
 				// OOM killer, an operator) should cost a delay, not an error.
@@ -249,7 +269,7 @@ func (v *variant) segment(ctx context.Context, n int, clientID string) (string, 
 				continue
 			}
 			if h.stoppedBy == nil {
-				return "", fmt.Errorf("%w: ffmpeg ended before writing segment %d", ErrEncoder, n)
+				return nil, fmt.Errorf("%w: ffmpeg ended before writing segment %d", ErrEncoder, n)
 			}
 			reason = "restart"
 		default:
@@ -265,24 +285,26 @@ func (v *variant) prefetch(n int, clientID string) {
 		if v.ready[k] {
 			continue
 		}
-		if v.headFor(k) == nil && v.t.canPrefetch(v) {
+		if v.headFor(k) == nil && v.t.sched.canPrefetch(v) {
 			v.startHead(k, "prefetch", clientID)
 		}
 		return
 	}
 }
 
-// initSegment returns init.mp4, starting a head if none is running: the init
-// segment comes out of the same encoder run as the media segments.
-func (v *variant) initSegment(ctx context.Context, hint int, clientID string) (string, error) {
+// initSegment returns init.mp4, open, starting a head if none is running:
+// the init segment comes out of the same encoder run as the media segments.
+func (v *variant) initSegment(ctx context.Context, hint int, clientID string) (*os.File, error) {
 	reason := "init"
 	for attempt := 0; attempt < 3; attempt++ {
 		v.mu.Lock()
-		select {
-		case <-v.initCh:
-			v.mu.Unlock()
-			return v.initPath(), nil
-		default:
+		if isClosed(v.initCh) {
+			f, err := os.Open(v.initPath())
+			if err == nil {
+				v.mu.Unlock()
+				return f, nil
+			}
+			v.initCh = make(chan struct{}) // deleted behind our back: make it again
 		}
 		var h *head
 		for _, x := range v.heads {
@@ -304,7 +326,7 @@ func (v *variant) initSegment(ctx context.Context, hint int, clientID string) (s
 		h.waiting--
 		v.mu.Unlock()
 		if ctx.Err() != nil {
-			return "", ctx.Err()
+			return nil, ctx.Err()
 		}
 		select {
 		case <-h.done:
@@ -312,17 +334,19 @@ func (v *variant) initSegment(ctx context.Context, hint int, clientID string) (s
 				attempt-- // a software run follows; it gets the attempts
 				reason = "fallback"
 			} else if h.err != nil && (attempt > 0 || !errors.Is(h.err, ErrEncoder)) {
-				return "", h.err
+				return nil, h.err
 			}
 		default:
 		}
 	}
-	select {
-	case <-v.initCh:
-		return v.initPath(), nil
-	default:
-		return "", fmt.Errorf("%w: no init segment was produced", ErrEncoder)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if isClosed(v.initCh) {
+		if f, err := os.Open(v.initPath()); err == nil {
+			return f, nil
+		}
 	}
+	return nil, fmt.Errorf("%w: no init segment was produced", ErrEncoder)
 }
 
 // publish moves a finished segment from ffmpeg's work directory into the
@@ -371,7 +395,6 @@ func (v *variant) publish(h *head, n int, src string) error {
 	if !isClosed(v.initCh) {
 		close(v.initCh)
 	}
-	added := !v.ready[n]
 	v.ready[n] = true
 	if ch, ok := v.waiters[n]; ok {
 		close(ch)
@@ -385,9 +408,7 @@ func (v *variant) publish(h *head, n int, src string) error {
 		h.stop(errTooFarAhead)
 	}
 	v.mu.Unlock()
-	if added {
-		v.t.addCacheBytes(v, int64(len(body)))
-	}
+	v.t.cache.add(v.segmentPath(n), int64(len(body)), v, n)
 	return nil
 }
 

@@ -1,0 +1,160 @@
+package transcoder
+
+import (
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/hlsd/hlsd/transcoder/testmedia"
+)
+
+// newTestTranscoder serves clips (made by testmedia) with cfg.
+func newTestTranscoder(t *testing.T, cfg Config, clips ...string) *Transcoder {
+	t.Helper()
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Skip("ffmpeg not installed")
+	}
+	media := t.TempDir()
+	for _, c := range clips {
+		src, err := testmedia.Make(context.Background(), testmedia.CacheDir(), c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Link(src, filepath.Join(media, c)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg.MediaDir, cfg.CacheDir, cfg.Log = media, t.TempDir(), zaptest.NewLogger(t)
+	tc := New(cfg)
+	if err := tc.Initialize(); err != nil {
+		t.Fatal(err)
+	}
+	return tc
+}
+
+// TestHammerCacheAndSegments requests segments of several variants from many
+// goroutines while the cache evicts on every addition (its budget is a few
+// segments) and an extra goroutine evicts and touches as fast as it can.
+// Touch, eviction, segment readiness, client tracking and preemption all
+// run at once: a lock-order inversion among them hangs a request, which the
+// deadline turns into a failure with every goroutine's stack, rather than a
+// CI run that hangs.
+func TestHammerCacheAndSegments(t *testing.T) {
+	tc := newTestTranscoder(t, Config{CacheBytes: 400 << 10, MaxEncoders: 2, IdleTimeout: 2 * time.Second,
+		TrickplayInterval: -1, HWAccel: AccelNone}, "h264.mp4", "vp9.webm")
+	type target struct{ file, kind, quality string }
+	targets := []target{
+		{"h264.mp4", "video", "original"}, {"h264.mp4", "audio", "aac"}, {"h264.mp4", "video", "240p"},
+		{"vp9.webm", "video", "original"}, {"vp9.webm", "audio", "aac"},
+	}
+	const workers = 8
+	run := 20 * time.Second
+	deadline := run + 90*time.Second
+
+	ctx, stop := context.WithTimeout(context.Background(), run)
+	defer stop()
+	var served, busy atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for i := range workers {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(i), 7))
+			client := []string{"", "a", "b", "c"}[i%4]
+			for ctx.Err() == nil {
+				tg := targets[rng.IntN(len(targets))]
+				rctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+				f, err := tc.Segment(rctx, tg.file, tg.kind, 0, tg.quality, rng.IntN(5), client)
+				cancel()
+				var ce *CapacityError
+				switch {
+				case err == nil:
+					_, err = io.Copy(io.Discard, f)
+					f.Close()
+					if err != nil {
+						errs <- err
+						return
+					}
+					served.Add(1)
+				case errors.As(err, &ce):
+					busy.Add(1)
+				default:
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for ctx.Err() == nil {
+			tc.cache.evict()
+			tc.cache.touch(filepath.Join(tc.cfg.CacheDir, "segments", "nothing"))
+			tc.files.trim()
+			tc.sched.stopIdle(time.Millisecond)
+			time.Sleep(time.Millisecond)
+		}
+	})
+
+	finished := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(finished)
+	}()
+	select {
+	case <-finished:
+	case <-time.After(deadline):
+		var b strings.Builder
+		_ = pprof.Lookup("goroutine").WriteTo(&b, 2)
+		t.Fatalf("requests still hanging %s after the load stopped: a deadlock?\n%s", deadline-run, b.String())
+	}
+	close(errs)
+	for err := range errs {
+		t.Errorf("request failed: %v", err)
+	}
+	t.Logf("%d segments served, %d capacity refusals", served.Load(), busy.Load())
+	if served.Load() < 20 {
+		t.Errorf("only %d segments served", served.Load())
+	}
+	tc.Close() // no head publishes any more
+	tc.cache.evict()
+	if n := tc.cache.size(); n > tc.cfg.CacheBytes {
+		t.Errorf("cache accounts %d bytes after eviction, budget %d", n, tc.cfg.CacheBytes)
+	}
+	if disk := segmentBytesOnDisk(t, tc.cfg.CacheDir); disk != tc.cache.size() {
+		t.Errorf("segments on disk: %d bytes; the cache accounts %d", disk, tc.cache.size())
+	}
+}
+
+// segmentBytesOnDisk sums the published segments under cache.
+func segmentBytesOnDisk(t *testing.T, cache string) int64 {
+	t.Helper()
+	var sum int64
+	err := filepath.WalkDir(filepath.Join(cache, "segments"), func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if _, ok := segmentNumber(d.Name()); ok && d.Type().IsRegular() {
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			sum += fi.Size()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sum
+}
