@@ -98,6 +98,7 @@ type Transcoder struct {
 	thumbSlots   chan struct{} // thumbnail children, over every file
 	hw           *hardware     // nil: software only
 	headSeq      atomic.Int64
+	health       health // draining flag, janitor heartbeat and running probes: see health.go
 
 	mu       sync.Mutex
 	medias   map[string]*media
@@ -506,6 +507,7 @@ func (t *Transcoder) janitor() {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
+		t.health.janitorBeat.Store(time.Now().UnixNano())
 		select {
 		case <-t.ctx.Done():
 			return
