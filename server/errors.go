@@ -41,7 +41,8 @@ func statusOf(err error) int {
 	switch {
 	case errors.As(err, &he):
 		return he.status
-	case errors.As(err, &ce), errors.Is(err, transcoder.ErrShuttingDown), errors.Is(err, transcoder.ErrUnavailable):
+	case errors.As(err, &ce), errors.Is(err, transcoder.ErrShuttingDown), errors.Is(err, transcoder.ErrUnavailable),
+		errors.Is(err, transcoder.ErrUnhealthy):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, transcoder.ErrBadRequest):
 		return http.StatusBadRequest

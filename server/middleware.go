@@ -57,7 +57,8 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 // scripts, the listing, hls.js), once the page was opened with ?token=.
 const tokenCookie = "hlsd_token"
 
-// auth requires the token on every route but /healthz: as a Bearer
+// auth requires the token on every route but the health checks (probes
+// carry no credentials, and the answers reveal nothing): as a Bearer
 // Authorization header, a token query parameter (which playlists pass on to
 // every URI they list), or the web player's cookie.
 func (s *Server) auth(next http.Handler) http.Handler {
@@ -72,7 +73,7 @@ func (s *Server) auth(next http.Handler) http.Handler {
 		return got != "" && subtle.ConstantTimeCompare(sum[:], want[:]) == 1
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/healthz" {
+		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
 			next.ServeHTTP(w, r)
 			return
 		}

@@ -16,8 +16,19 @@ import (
 	"github.com/hlsd/hlsd/web"
 )
 
+// Health is what the health routes ask of the transcoder.
+type Health interface {
+	// Live fails when the transcoder cannot take its own locks before ctx
+	// ends, or its janitor has stalled.
+	Live(ctx context.Context) error
+	// Ready fails while the transcoder cannot serve: ffmpeg missing, cache
+	// not writable, shutting down. It returns by the time ctx ends.
+	Ready(ctx context.Context) error
+}
+
 // Streamer is what the server needs from the transcoder.
 type Streamer interface {
+	Health
 	Info(ctx context.Context, path string) (*transcoder.Info, error)
 	Master(ctx context.Context, path, query string) ([]byte, error)
 	MediaPlaylist(ctx context.Context, path, kind string, track int, quality, query string) ([]byte, error)
@@ -36,7 +47,7 @@ type Streamer interface {
 type Config struct {
 	MediaDir    string
 	AllowOrigin string // Access-Control-Allow-Origin; empty disables CORS headers
-	AuthToken   string // when set, required on every route but /healthz
+	AuthToken   string // when set, required on every route but /healthz and /readyz
 	Log         *zap.Logger
 	Registry    *prometheus.Registry
 }
@@ -81,10 +92,8 @@ func (s *Server) Initialize(tc Streamer) {
 	r.MethodNotAllowed(s.handle(func(http.ResponseWriter, *http.Request) error {
 		return errorf(http.StatusMethodNotAllowed, "method not allowed")
 	}))
-	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte("ok"))
-	})
+	r.Get("/healthz", s.handle(s.healthz))
+	r.Get("/readyz", s.handle(s.readyz))
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}))
 	r.Get("/api/media", s.handle(s.listMedia))
 	r.Route("/videos/{id}", func(r chi.Router) {

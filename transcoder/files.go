@@ -65,6 +65,17 @@ func (r *files) trimLocked() {
 	}
 }
 
+// snapshot lists the registered media.
+func (r *files) snapshot() []*media {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ms := make([]*media, 0, r.lru.Len())
+	for e := r.lru.Front(); e != nil; e = e.Next() {
+		ms = append(ms, e.Value.(*media))
+	}
+	return ms
+}
+
 // len is how many file versions are registered.
 func (r *files) len() int {
 	r.mu.Lock()

@@ -121,6 +121,7 @@ type Transcoder struct {
 	flight     *flight
 	thumbSlots chan struct{} // thumbnail children, over every file
 	headSeq    atomic.Int64
+	health     health // draining flag and janitor heartbeat: see health.go
 }
 
 // New applies defaults; Initialize must be called before use.
@@ -436,6 +437,7 @@ func (t *Transcoder) janitor() {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
+		t.health.janitorBeat.Store(time.Now().UnixNano())
 		select {
 		case <-t.ctx.Done():
 			return

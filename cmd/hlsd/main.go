@@ -65,7 +65,7 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&c.idle, "idle-timeout", envDuration("HLSD_IDLE_TIMEOUT", 30*time.Second), "stop an encoder nobody has read from for this long (env HLSD_IDLE_TIMEOUT)")
 	fs.DurationVar(&c.grace, "shutdown-timeout", envDuration("HLSD_SHUTDOWN_TIMEOUT", 10*time.Second), "how long shutdown waits for requests in flight (env HLSD_SHUTDOWN_TIMEOUT)")
 	fs.StringVar(&c.origin, "cors-origin", env("HLSD_CORS_ORIGIN", "*"), "Access-Control-Allow-Origin value; empty disables CORS (env HLSD_CORS_ORIGIN)")
-	fs.StringVar(&c.token, "auth-token", env("HLSD_AUTH_TOKEN", ""), "when set, every route but /healthz needs Authorization: Bearer <token> or ?token=<token>; prefer the env var, which ps does not show (env HLSD_AUTH_TOKEN)")
+	fs.StringVar(&c.token, "auth-token", env("HLSD_AUTH_TOKEN", ""), "when set, every route but /healthz and /readyz needs Authorization: Bearer <token> or ?token=<token>; prefer the env var, which ps does not show (env HLSD_AUTH_TOKEN)")
 	fs.StringVar(&c.keyframes, "keyframes", env("HLSD_KEYFRAMES", "index"), "where keyframe times come from: index (the MP4 or Matroska index when it can be trusted, else a scan) or scan (always read the whole file) (env HLSD_KEYFRAMES)")
 	fs.StringVar(&c.logLevel, "log-level", env("HLSD_LOG_LEVEL", "info"), "debug, info, warn or error (env HLSD_LOG_LEVEL)")
 	fs.StringVar(&c.ffmpeg, "ffmpeg", env("HLSD_FFMPEG", "ffmpeg"), "ffmpeg binary (env HLSD_FFMPEG)")
@@ -219,6 +219,9 @@ func run(c config, log *zap.Logger) error {
 	case <-ctx.Done():
 	}
 	log.Info("shutting down", zap.String("cause", "signal received"), zap.Duration("grace", c.grace))
+	// Readiness fails before the listener closes, so a load balancer whose
+	// probe gets in meanwhile learns of the shutdown and sends nothing new.
+	tc.Drain()
 	sctx, cancel := context.WithTimeout(context.Background(), c.grace)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {

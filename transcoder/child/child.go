@@ -29,9 +29,22 @@ const WaitDelay = 5 * time.Second
 // as Input. When ctx ends the whole process group gets SIGKILL: ffmpeg may
 // have spawned helpers, and a plain kill would leave them running. The
 // caller may close media once the command has started.
+//
+// Pdeathsig has the kernel kill the child when hlsd dies, however it dies
+// (SIGKILL, OOM killer, a panic): no context is canceled then, and an
+// orphaned encoder would run on for the length of a film. The kernel's
+// "parent" is the thread that forked, not the process (prctl(2); Go issue
+// 27505): the signal fires as soon as that thread exits. The Go runtime
+// keeps its threads for the life of the process and ends one only when a
+// goroutine returns while locked to it with runtime.LockOSThread. Neither
+// hlsd nor its dependencies do that (the runtime's own locked goroutines
+// never return), so no thread of ours exits early and nothing more is
+// needed. Code that returns from a locked goroutine must not come in.
+// The signal reaches the child only, not what it forks; ffmpeg and ffprobe
+// fork nothing.
 func Command(ctx context.Context, media *os.File, bin string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error {
 		if cmd.Process == nil {
 			return nil
