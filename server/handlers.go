@@ -161,21 +161,6 @@ var (
 	sheetRe   = regexp.MustCompile(`^sheet-([0-9]{1,6})\.jpg$`)
 )
 
-func validQuality(kind, q string) bool {
-	if q == transcoder.QualityOriginal {
-		return true
-	}
-	if kind == "audio" {
-		return q == transcoder.QualityAAC
-	}
-	for _, r := range transcoder.Ladder {
-		if r.Name == q {
-			return true
-		}
-	}
-	return false
-}
-
 // variantFile serves index.m3u8, init.mp4 and segment-N.m4s of one variant.
 func (s *Server) variantFile(w http.ResponseWriter, r *http.Request) error {
 	kind, quality, file := chi.URLParam(r, "kind"), chi.URLParam(r, "quality"), chi.URLParam(r, "file")
@@ -186,9 +171,6 @@ func (s *Server) variantFile(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusBadRequest, "malformed track index: "+chi.URLParam(r, "track"))
 	}
 	track, _ := strconv.Atoi(chi.URLParam(r, "track"))
-	if !validQuality(kind, quality) {
-		return errorf(http.StatusBadRequest, fmt.Sprintf("unknown %s quality %q", kind, quality))
-	}
 	var n int
 	switch {
 	case file == "index.m3u8", file == "init.mp4":

@@ -102,38 +102,44 @@ func TestMasterLeavesOutRungsDearerThanOriginal(t *testing.T) {
 }
 
 // The first viewers of a file arrive together; one ffprobe answers them all,
-// however many ask at once, and the keyframes come from the mp4's index.
+// however many ask at once, and one keyframe read: from the mp4's index, or
+// with --keyframes scan one more ffprobe, the packet scan.
 func TestConcurrentFirstRequestsProbeOnce(t *testing.T) {
-	dir := t.TempDir()
-	count := filepath.Join(dir, "runs")
 	real, err := exec.LookPath("ffprobe")
 	if err != nil {
 		t.Skip("no ffprobe")
 	}
-	wrapper := filepath.Join(dir, "ffprobe")
-	script := fmt.Sprintf("#!/bin/sh\necho run >> %q\nexec %q \"$@\"\n", count, real)
-	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	e := newEnv(t, transcoder.Config{FFprobe: wrapper}, "h264.mp4")
-	var wg sync.WaitGroup
-	for i := range 12 {
-		wg.Go(func() {
-			url := e.videoURL("h264.mp4") + []string{"/master.m3u8", "/info", "/video/0/original/index.m3u8", "/audio/0/aac/index.m3u8"}[i%4]
-			resp, err := http.Get(url)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				t.Errorf("%s: %d", url, resp.StatusCode)
-			}
-		})
-	}
-	wg.Wait()
-	b, _ := os.ReadFile(count)
-	if runs := strings.Count(string(b), "run"); runs != 1 {
-		t.Errorf("%d ffprobe runs for 12 concurrent first requests, want 1 (the probe; keyframes from the index)", runs)
+	for _, c := range []struct {
+		scan bool
+		want int
+	}{{false, 1}, {true, 2}} {
+		dir := t.TempDir()
+		count := filepath.Join(dir, "runs")
+		wrapper := filepath.Join(dir, "ffprobe")
+		script := fmt.Sprintf("#!/bin/sh\necho run >> %q\nexec %q \"$@\"\n", count, real)
+		if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		e := newEnv(t, transcoder.Config{FFprobe: wrapper, KeyframeScanOnly: c.scan}, "h264.mp4")
+		var wg sync.WaitGroup
+		for i := range 12 {
+			wg.Go(func() {
+				url := e.videoURL("h264.mp4") + []string{"/master.m3u8", "/info", "/video/0/original/index.m3u8", "/audio/0/aac/index.m3u8"}[i%4]
+				resp, err := http.Get(url)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					t.Errorf("%s: %d", url, resp.StatusCode)
+				}
+			})
+		}
+		wg.Wait()
+		b, _ := os.ReadFile(count)
+		if runs := strings.Count(string(b), "run"); runs != c.want {
+			t.Errorf("scan only %v: %d ffprobe runs for 12 concurrent first requests, want %d", c.scan, runs, c.want)
+		}
 	}
 }

@@ -323,6 +323,9 @@ func (t *Transcoder) Info(ctx context.Context, path string) (*Info, error) {
 // variant validates (kind, track, quality) against the file and returns its
 // state, with the media pinned until release is called.
 func (t *Transcoder) variant(ctx context.Context, path, kind string, track int, quality string) (v *variant, release func(), err error) {
+	if !knownQuality(kind, quality) { // before the file is opened: no probe for a typo
+		return nil, nil, fmt.Errorf("%w: unknown %s quality %q", ErrBadRequest, kind, quality)
+	}
 	m, err := t.open(ctx, path)
 	if err != nil {
 		return nil, nil, err
@@ -419,6 +422,23 @@ func (t *Transcoder) Init(ctx context.Context, path, kind string, track int, qua
 	}
 	defer release()
 	return v.initSegment(ctx, t.clients.position(clientID, v.m), clientID)
+}
+
+// knownQuality says whether q names a quality of the kind at all; whether
+// a file offers it is for its variants to say.
+func knownQuality(kind, q string) bool {
+	switch {
+	case q == QualityOriginal:
+		return true
+	case kind == "audio":
+		return q == QualityAAC
+	}
+	for _, r := range Ladder {
+		if r.Name == q {
+			return true
+		}
+	}
+	return false
 }
 
 func contains(list []string, s string) bool {
