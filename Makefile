@@ -53,9 +53,10 @@ test: e2e-deps ## vet and run every test (race detector on), then the browser te
 	@# Alone and without -race: the load test checks timing on a loaded machine.
 	HLSD_LOAD=1 $(GO) test -count=1 -timeout 10m -run TestLoad ./cmd/hlsload/
 
-bench: e2e-deps ## run the end-to-end benchmark (cmd/hlsbench, browser figures included), then 2 minutes of load (cmd/hlsload)
+bench: e2e-deps ## run the end-to-end benchmark (cmd/hlsbench, browser figures included), 2 minutes of load, then a 10-minute soak on a full cache (cmd/hlsload)
 	$(GO) run ./cmd/hlsbench $(ARGS)
 	$(GO) run ./cmd/hlsload
+	$(GO) run ./cmd/hlsload -soak
 
 lint: ## gofmt, go vet, and check go.mod/go.sum are tidy
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

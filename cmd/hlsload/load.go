@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"math/rand/v2"
 	"net"
@@ -15,6 +16,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,17 +44,27 @@ type Config struct {
 	// process on a fresh cache, with the e2e corpus as its library.
 	URL  string
 	File string // media path relative to the media root; default long.mp4
-	Seed uint64 // 0 picks one from the clock; Result.Config.Seed tells which
+	// Files, when set, replaces File: player i plays Files[i%len(Files)].
+	Files []string
+	Seed  uint64 // 0 picks one from the clock; Result.Config.Seed tells which
 	// MaxEncoders caps the in-process transcoder's re-encodes; 0 keeps its default (CPUs).
 	MaxEncoders int
-	Log         io.Writer // per-player log; nil for none
-	ServerLog   io.Writer // the in-process server's log; nil for none
+	// CacheBytes is the in-process transcoder's segment cache budget; 0 keeps its default.
+	CacheBytes int64
+	// RequestTimeout bounds each request; one that takes longer counts as
+	// hung (a failure). Default 20 s.
+	RequestTimeout time.Duration
+	// Speed is how many seconds of media the playhead advances per second;
+	// default 1 (real time).
+	Speed     float64
+	Log       io.Writer // per-player log; nil for none
+	ServerLog io.Writer // the in-process server's log; nil for none
 }
 
 // Latency summarises a set of durations.
 type Latency struct {
-	N             int
-	P50, P95, Max time.Duration
+	N                  int
+	P50, P95, P99, Max time.Duration
 }
 
 // Result is every figure of a run.
@@ -60,7 +74,9 @@ type Result struct {
 
 	Requests        int            // every request issued, failed and aborted included
 	Aborted         int            // requests cut off by the end of the run (not failures)
-	Failed          int            // errors and statuses other than 200
+	Failed          int            // errors and statuses other than 200, hung requests included
+	Hung            int            // requests without a full answer within Config.RequestTimeout
+	Retried503      int            // 503s with Retry-After, retried after it (not failures)
 	Failures        map[string]int // by "status path-pattern"
 	FailureMessages []string       // the first few, in time order
 	Segments        int            // media segments fetched (video and audio)
@@ -74,17 +90,34 @@ type Result struct {
 	Seek            Latency // seek to playing
 	SegOriginal     Latency // segment requests of original players
 	SegTranscode    Latency // segment requests of transcode players
+	RequestLatency  Latency // every request answered before the end of the run, whatever its status
 	Bytes           int64   // body bytes read
+	// HangStacks are this process's goroutine stacks when the first request
+	// hung, the server's first (truncated): what a deadlock is stuck on.
+	HangStacks string
 
 	// Figures of this process; meaningful when the server ran in it.
 	InProcess        bool
 	RSSPeak, RSSHWM  int64 // bytes: sampled VmRSS peak, and VmHWM at the end
 	RSSEnd           int64
-	FDStart          int // before the server started
-	FDPeak, FDEnd    int // FDEnd: after the server closed
-	FFmpegPeak       int // concurrent ffmpeg children, sampled
-	FFmpegAfterClose int // ffmpeg children alive after the server closed
-	ChildrenAfter    int // any children alive after the server closed
+	FDStart          int           // before the server started
+	FDPeak, FDEnd    int           // FDEnd: after the server closed
+	FFmpegPeak       int           // concurrent ffmpeg children, sampled
+	FFmpegAfterClose int           // ffmpeg children alive after the server closed
+	ChildrenAfter    int           // any children alive after the server closed
+	CloseHung        bool          // the server's Close had not returned after closeTimeout
+	CloseTime        time.Duration // how long Close took (closeTimeout if it hung)
+	// Goroutines of this process before the server started, and after it
+	// closed and they had up to 5 s to wind down.
+	GoroutinesStart, GoroutinesEnd int
+
+	// The segment cache on disk (segment-*.m4s files under <cache>/segments).
+	CacheDisk    int64   // at the end, before Close, once it had up to 5 s to settle
+	CachePeak    int64   // sampled every second during the run
+	SegmentMax   int64   // the biggest segment file seen
+	CacheMetric  float64 // hlsd_cache_bytes at the end, before Close
+	Evictions    float64 // hlsd_cache_evictions_total, when the server exports it
+	EvictionsSet bool    // the server exports hlsd_cache_evictions_total
 
 	// Server metrics at the end of the run (before Close).
 	EncoderStarts  map[string]float64 // hlsd_encoder_starts_total by "class/reason"
@@ -96,6 +129,13 @@ type Result struct {
 const (
 	maxMessages = 10
 	forward     = 12.0 // seconds of buffer a playing player keeps ahead
+	// settle is how long the end-of-run figures wait for the cache to come
+	// back into budget (the server evicts once a second) and for goroutines
+	// to end after Close.
+	settle = 5 * time.Second
+	// closeTimeout bounds the server's Close, so that a deadlocked server
+	// is reported rather than hanging the run.
+	closeTimeout = 15 * time.Second
 )
 
 // Run plays cfg.Original+cfg.Transcode players for cfg.Duration and returns
@@ -104,14 +144,26 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.Rung == "" {
 		cfg.Rung = "360p"
 	}
-	if cfg.File == "" {
-		cfg.File = "long.mp4"
+	if len(cfg.Files) == 0 {
+		if cfg.File == "" {
+			cfg.File = "long.mp4"
+		}
+		cfg.Files = []string{cfg.File}
 	}
 	if cfg.Seed == 0 {
 		cfg.Seed = uint64(time.Now().UnixNano())
 	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 20 * time.Second
+	}
+	if cfg.Speed == 0 {
+		cfg.Speed = 1
+	}
 	if cfg.Duration <= 0 {
 		return Result{}, errors.New("duration must be positive")
+	}
+	if cfg.Speed < 0 {
+		return Result{}, errors.New("speed must be positive")
 	}
 	if cfg.Original < 0 || cfg.Transcode < 0 || cfg.Original+cfg.Transcode == 0 {
 		return Result{}, errors.New("need at least one player")
@@ -122,6 +174,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	var srv *inProcess
 	if res.InProcess {
 		res.FDStart = countFDs()
+		res.GoroutinesStart = runtime.NumGoroutine()
 		var err error
 		srv, err = startServer(ctx, cfg)
 		if err != nil {
@@ -129,13 +182,17 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		}
 		defer srv.cleanup() // idempotent; the normal path closes earlier
 		base = srv.URL
-		proc = startSampler()
+		proc = startSampler(srv.cache)
 	} else if err := checkLoopback(base); err != nil {
 		return res, err
 	}
-	master, err := url.Parse(strings.TrimRight(base, "/") + "/videos/" + e2e.ID(cfg.File) + "/master.m3u8")
-	if err != nil {
-		return res, err
+	var masters []*url.URL
+	for _, f := range cfg.Files {
+		m, err := url.Parse(strings.TrimRight(base, "/") + "/videos/" + e2e.ID(f) + "/master.m3u8")
+		if err != nil {
+			return res, err
+		}
+		masters = append(masters, m)
 	}
 
 	var lw *logWriter
@@ -147,22 +204,31 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	start := time.Now()
 	var players []*player
 	var wg sync.WaitGroup
+	var dump hangDump
 	for i := range cfg.Original + cfg.Transcode {
-		p := newPlayer(i, i >= cfg.Original, cfg, master, lw)
+		f := i % len(cfg.Files)
+		p := newPlayer(i, i >= cfg.Original, cfg, cfg.Files[f], masters[f], lw, &dump)
 		players = append(players, p)
 		wg.Go(func() { p.run(runCtx) })
 	}
 	wg.Wait()
 	res.Elapsed = time.Since(start)
 	collect(&res, players)
+	res.HangStacks = dump.stacks
 
 	if res.InProcess {
+		res.CacheDisk, res.SegmentMax = settleCache(ctx, srv.cache, cfg.CacheBytes)
 		gatherRegistry(&res, srv.Registry)
-		srv.cleanup()
 		proc.stop()
+		res.CachePeak = max(proc.cachePeak, res.CacheDisk)
+		res.SegmentMax = max(proc.segmentMax, res.SegmentMax)
+		t0 := time.Now()
+		res.CloseHung = !srv.cleanup()
+		res.CloseTime = time.Since(t0)
 		res.FFmpegPeak = proc.ffmpegPeak
 		res.RSSPeak = proc.rssPeak
 		res.FDPeak = proc.fdPeak
+		res.GoroutinesEnd = goroutinesAfter(ctx, res.GoroutinesStart)
 		res.FFmpegAfterClose, res.ChildrenAfter = children()
 		res.RSSEnd, res.RSSHWM = memory()
 		res.FDEnd = countFDs()
@@ -172,16 +238,139 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	return res, ctx.Err()
 }
 
+// settleCache measures the segment cache until it is within budget plus
+// one segment (a segment may land between two evictions), for up to settle.
+func settleCache(ctx context.Context, cache string, budget int64) (total, biggest int64) {
+	deadline := time.Now().Add(settle)
+	for {
+		total, biggest = cacheUsage(cache)
+		if budget <= 0 || total <= budget+biggest || time.Now().After(deadline) {
+			return total, biggest
+		}
+		sleep(ctx, 250*time.Millisecond)
+		if ctx.Err() != nil {
+			return total, biggest
+		}
+	}
+}
+
+// cacheUsage sums the segment files under cache/segments and finds the
+// biggest. Directories evicted meanwhile are skipped.
+func cacheUsage(cache string) (total, biggest int64) {
+	root := filepath.Join(cache, "segments")
+	filepath.WalkDir(root, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() || !segmentFile.MatchString(d.Name()) {
+			return nil
+		}
+		if fi, err := d.Info(); err == nil {
+			total += fi.Size()
+			biggest = max(biggest, fi.Size())
+		}
+		return nil
+	})
+	return total, biggest
+}
+
+var segmentFile = regexp.MustCompile(`^segment-[0-9]+\.m4s$`)
+
+// goroutinesAfter waits up to settle for this process's goroutines to come
+// back to base (connections and heads end asynchronously) and returns the count.
+func goroutinesAfter(ctx context.Context, base int) int {
+	deadline := time.Now().Add(settle)
+	for {
+		n := runtime.NumGoroutine()
+		if n <= base || time.Now().After(deadline) || ctx.Err() != nil {
+			return n
+		}
+		sleep(ctx, 100*time.Millisecond)
+	}
+}
+
+// hangDump takes the goroutine stacks once, at the first hung request,
+// while whatever blocks it still does.
+type hangDump struct {
+	once   sync.Once
+	stacks string
+}
+
+func (h *hangDump) take() { h.once.Do(func() { h.stacks = goroutineStacks(64 << 10) }) }
+
+// goroutineStacks is every goroutine's stack as debug=2 gives it (with
+// what each waits on), the server's and transcoder's first (the players'
+// wait in net/http and say little), goroutines stuck at the same lines shown
+// once with their count (a deadlock holds dozens of handlers alike), and
+// cut to limit bytes.
+func goroutineStacks(limit int) string {
+	var b strings.Builder
+	pprof.Lookup("goroutine").WriteTo(&b, 2)
+	var order []string
+	same := map[string][]string{}
+	for _, g := range strings.Split(strings.TrimSpace(b.String()), "\n\n") {
+		k := stackKey(g)
+		if same[k] == nil {
+			order = append(order, k)
+		}
+		same[k] = append(same[k], g)
+	}
+	ours := func(k string) bool {
+		g := same[k][0]
+		return strings.Contains(g, "hlsd/hlsd/transcoder.") || strings.Contains(g, "hlsd/hlsd/server.")
+	}
+	slices.SortStableFunc(order, func(a, b string) int {
+		switch {
+		case ours(a) && !ours(b):
+			return -1
+		case ours(b) && !ours(a):
+			return 1
+		}
+		return 0
+	})
+	var out strings.Builder
+	n := 0
+	for _, k := range order {
+		gs := same[k]
+		n += len(gs)
+		out.WriteString(gs[0])
+		if len(gs) > 1 {
+			fmt.Fprintf(&out, "\n(and %d more goroutines at the same lines)", len(gs)-1)
+		}
+		out.WriteString("\n\n")
+	}
+	s := out.String()
+	if len(s) > limit {
+		s = s[:limit] + fmt.Sprintf("\n... (cut at %d bytes; %d goroutines in all)", limit, n)
+	}
+	return s
+}
+
+// stackKey is a goroutine's state and the file:line of each frame, without
+// the goroutine's number, wait time or call arguments.
+func stackKey(g string) string {
+	lines := strings.Split(g, "\n")
+	_, state, _ := strings.Cut(lines[0], "[") // "goroutine 7 [chan receive, 2 minutes]:"
+	state, _, _ = strings.Cut(strings.TrimSuffix(state, "]:"), ",")
+	k := []string{state}
+	for _, l := range lines[1:] {
+		if strings.HasPrefix(l, "\t") {
+			l, _, _ = strings.Cut(l, " +0x")
+			k = append(k, l)
+		}
+	}
+	return strings.Join(k, "\n")
+}
+
 // collect merges the players' statistics.
 func collect(res *Result, players []*player) {
 	res.Failures = map[string]int{}
-	var startup, seek, segO, segT []time.Duration
+	var startup, seek, segO, segT, reqs []time.Duration
 	var msgs, lates []timedMsg
 	for _, p := range players {
 		s := &p.s
 		res.Requests += s.requests
 		res.Aborted += s.aborted
 		res.Failed += s.failed
+		res.Hung += s.hung
+		res.Retried503 += s.retried503
 		for k, n := range s.failures {
 			res.Failures[k] += n
 		}
@@ -197,6 +386,7 @@ func collect(res *Result, players []*player) {
 		res.Bytes += s.bytes
 		startup = append(startup, s.startup...)
 		seek = append(seek, s.seek...)
+		reqs = append(reqs, s.req...)
 		if p.transcode {
 			segT = append(segT, s.seg...)
 		} else {
@@ -206,6 +396,7 @@ func collect(res *Result, players []*player) {
 	res.FailureMessages, res.LateExamples = firstMessages(msgs), firstMessages(lates)
 	res.Startup, res.Seek = latency(startup), latency(seek)
 	res.SegOriginal, res.SegTranscode = latency(segO), latency(segT)
+	res.RequestLatency = latency(reqs)
 }
 
 // firstMessages are the first few messages in time order.
@@ -228,7 +419,7 @@ func latency(d []time.Duration) Latency {
 		i := int(math.Ceil(p*float64(len(s)))) - 1
 		return s[max(i, 0)]
 	}
-	return Latency{N: len(s), P50: rank(.5), P95: rank(.95), Max: s[len(s)-1]}
+	return Latency{N: len(s), P50: rank(.5), P95: rank(.95), P99: rank(.99), Max: s[len(s)-1]}
 }
 
 // checkLoopback refuses any server that is not on this machine's loopback.
@@ -251,13 +442,15 @@ func checkLoopback(raw string) error {
 }
 
 // inProcess is hlsd served from this process: web/e2e.Start itself, or,
-// to pass MaxEncoders through, the same built here.
+// to pass MaxEncoders or CacheBytes through, the same built here.
 type inProcess struct {
 	URL      string
 	Registry *prometheus.Registry
+	cache    string // the transcoder's cache directory
 	close    func() // stops serving, then every encoder
 	dirs     []string
 	once     sync.Once
+	closed   bool // close returned within closeTimeout
 }
 
 func startServer(ctx context.Context, cfg Config) (*inProcess, error) {
@@ -270,7 +463,7 @@ func startServer(ctx context.Context, cfg Config) (*inProcess, error) {
 		os.RemoveAll(media)
 		return nil, err
 	}
-	p := &inProcess{dirs: []string{media, cache}}
+	p := &inProcess{dirs: []string{media, cache}, cache: cache}
 	fail := func(err error) (*inProcess, error) {
 		p.cleanup()
 		return nil, err
@@ -278,15 +471,17 @@ func startServer(ctx context.Context, cfg Config) (*inProcess, error) {
 	if _, err := e2e.Library(ctx, media); err != nil {
 		return fail(fmt.Errorf("test media: %w", err))
 	}
-	if _, err := os.Stat(filepath.Join(media, filepath.FromSlash(cfg.File))); err != nil {
-		return fail(fmt.Errorf("-file: %w", err))
+	for _, f := range cfg.Files {
+		if _, err := os.Stat(filepath.Join(media, filepath.FromSlash(f))); err != nil {
+			return fail(fmt.Errorf("-file: %w", err))
+		}
 	}
 	log := zap.NewNop()
 	if cfg.ServerLog != nil {
 		enc := zap.NewDevelopmentEncoderConfig()
 		log = zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.Lock(zapcore.AddSync(cfg.ServerLog)), zap.InfoLevel))
 	}
-	if cfg.MaxEncoders <= 0 {
+	if cfg.MaxEncoders <= 0 && cfg.CacheBytes <= 0 {
 		s, err := e2e.Start(media, cache, log, "")
 		if err != nil {
 			return fail(err)
@@ -299,7 +494,7 @@ func startServer(ctx context.Context, cfg Config) (*inProcess, error) {
 	if err != nil {
 		return fail(err)
 	}
-	tc := transcoder.New(transcoder.Config{MediaDir: media, CacheDir: cache, MaxEncoders: cfg.MaxEncoders, Log: log, Observer: srv.Observer()})
+	tc := transcoder.New(transcoder.Config{MediaDir: media, CacheDir: cache, MaxEncoders: cfg.MaxEncoders, CacheBytes: cfg.CacheBytes, Log: log, Observer: srv.Observer()})
 	if err := tc.Initialize(); err != nil {
 		srv.Close()
 		return fail(fmt.Errorf("transcoder: %w", err))
@@ -315,29 +510,47 @@ func startServer(ctx context.Context, cfg Config) (*inProcess, error) {
 	return p, nil
 }
 
-// cleanup closes the server, if started, and removes the scratch dirs.
-func (p *inProcess) cleanup() {
+// cleanup closes the server, if started, and removes the scratch dirs. It
+// reports whether Close returned within closeTimeout: a deadlocked server
+// never does (httptest's Close waits for every handler), and is left behind.
+func (p *inProcess) cleanup() bool {
 	p.once.Do(func() {
+		p.closed = true
 		if p.close != nil {
-			p.close()
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				p.close()
+			}()
+			t := time.NewTimer(closeTimeout)
+			defer t.Stop()
+			select {
+			case <-done:
+			case <-t.C:
+				p.closed = false
+			}
 		}
 		for _, d := range p.dirs {
 			os.RemoveAll(d)
 		}
 	})
+	return p.closed
 }
 
 // sampler watches this process every second (ffmpeg children every 250 ms).
 type sampler struct {
+	cache      string // segment cache to measure; "" for none
 	stopc      chan struct{}
 	done       chan struct{}
 	rssPeak    int64
 	fdPeak     int
 	ffmpegPeak int
+	cachePeak  int64
+	segmentMax int64
 }
 
-func startSampler() *sampler {
-	s := &sampler{stopc: make(chan struct{}), done: make(chan struct{})}
+func startSampler(cache string) *sampler {
+	s := &sampler{cache: cache, stopc: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
 		tick := time.NewTicker(250 * time.Millisecond)
@@ -347,6 +560,11 @@ func startSampler() *sampler {
 				rss, _ := memory()
 				s.rssPeak = max(s.rssPeak, rss)
 				s.fdPeak = max(s.fdPeak, countFDs())
+				if s.cache != "" {
+					total, biggest := cacheUsage(s.cache)
+					s.cachePeak = max(s.cachePeak, total)
+					s.segmentMax = max(s.segmentMax, biggest)
+				}
 			}
 			ff, _ := children()
 			s.ffmpegPeak = max(s.ffmpegPeak, ff)
@@ -429,7 +647,7 @@ func children() (ffmpeg, all int) {
 	return ffmpeg, all
 }
 
-// gatherRegistry reads the encoder and request counters of the in-process server.
+// gatherRegistry reads the encoder, request and cache metrics of the in-process server.
 func gatherRegistry(res *Result, reg *prometheus.Registry) {
 	res.EncoderStarts, res.EncodersAtEnd, res.ServerStatuses = map[string]float64{}, map[string]float64{}, map[string]float64{}
 	mfs, err := reg.Gather()
@@ -445,6 +663,11 @@ func gatherRegistry(res *Result, reg *prometheus.Registry) {
 				res.EncodersAtEnd[label(m.GetLabel(), "class")] += m.GetGauge().GetValue()
 			case "hlsd_http_requests_total":
 				res.ServerStatuses[label(m.GetLabel(), "code")] += m.GetCounter().GetValue()
+			case "hlsd_cache_bytes":
+				res.CacheMetric = m.GetGauge().GetValue()
+			case "hlsd_cache_evictions_total":
+				res.Evictions += m.GetCounter().GetValue()
+				res.EvictionsSet = true
 			}
 		}
 	}
@@ -463,7 +686,7 @@ func label[L interface {
 	return ""
 }
 
-// scrapeMetrics reads the same counters from a running server's /metrics.
+// scrapeMetrics reads the same metrics from a running server's /metrics.
 func scrapeMetrics(ctx context.Context, res *Result, u string) {
 	res.EncoderStarts, res.EncodersAtEnd, res.ServerStatuses = map[string]float64{}, map[string]float64{}, map[string]float64{}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
@@ -495,6 +718,11 @@ func scrapeMetrics(ctx context.Context, res *Result, u string) {
 			res.EncodersAtEnd[labels["class"]] += value
 		case "hlsd_http_requests_total":
 			res.ServerStatuses[labels["code"]] += value
+		case "hlsd_cache_bytes":
+			res.CacheMetric = value
+		case "hlsd_cache_evictions_total":
+			res.Evictions += value
+			res.EvictionsSet = true
 		}
 	}
 }

@@ -23,10 +23,15 @@ import (
 
 // player is one simulated HLS player: a goroutine that loads the master,
 // one video and one audio playlist and their inits, then fetches segments
-// against a playhead that advances in real time, seeking every 20-40 s.
+// against a playhead that advances at Config.Speed times real time, seeking
+// every 20-40 s (real time) and when it reaches the end.
 type player struct {
 	id        int
 	transcode bool
+	file      string
+	speed     float64       // media seconds per second of real time
+	timeout   time.Duration // a request still unanswered after this hung
+	hung      *hangDump     // shared by the players of a run
 	clientID  string
 	rng       *mrand.Rand
 	client    *http.Client
@@ -81,6 +86,7 @@ type segment struct {
 type stats struct {
 	mu                        sync.Mutex
 	requests, aborted, failed int
+	hung, retried503          int
 	segments, late, stalls    int
 	seeks, switches           int
 	stallTime                 time.Duration
@@ -88,7 +94,7 @@ type stats struct {
 	failures                  map[string]int
 	messages                  []timedMsg
 	lateExamples              []timedMsg
-	startup, seek, seg        []time.Duration
+	startup, seek, seg, req   []time.Duration
 	startupsCut               int
 }
 
@@ -97,12 +103,16 @@ type timedMsg struct {
 	msg string
 }
 
-func newPlayer(i int, transcode bool, cfg Config, master *url.URL, lw *logWriter) *player {
+func newPlayer(i int, transcode bool, cfg Config, file string, master *url.URL, lw *logWriter, hung *hangDump) *player {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	p := &player{
 		id:        i,
 		transcode: transcode,
+		file:      file,
+		speed:     cfg.Speed,
+		timeout:   cfg.RequestTimeout,
+		hung:      hung,
 		clientID:  hex.EncodeToString(b[:]),
 		rng:       seededRand(cfg.Seed, i),
 		log:       lw,
@@ -129,9 +139,9 @@ func newPlayer(i int, transcode bool, cfg Config, master *url.URL, lw *logWriter
 
 func (p *player) name() string {
 	if p.transcode {
-		return fmt.Sprintf("p%02d transcode %s", p.id, p.rung)
+		return fmt.Sprintf("p%02d %s transcode %s", p.id, p.file, p.rung)
 	}
-	return fmt.Sprintf("p%02d original", p.id)
+	return fmt.Sprintf("p%02d %s original", p.id, p.file)
 }
 
 func (p *player) logf(format string, args ...any) {
@@ -173,7 +183,7 @@ func (p *player) run(ctx context.Context) {
 		if !p.allFetched() {
 			ahead -= forward
 		}
-		wait := min(seconds(ahead), p.nextSeek.Sub(now)) + time.Millisecond
+		wait := min(seconds(ahead/p.speed), p.nextSeek.Sub(now)) + time.Millisecond
 		sleep(ctx, wait)
 	}
 }
@@ -261,7 +271,7 @@ func (p *player) position(now time.Time) float64 {
 	if p.phase != playing {
 		return p.pos
 	}
-	return p.pos + now.Sub(p.anchor).Seconds()
+	return p.pos + p.speed*now.Sub(p.anchor).Seconds()
 }
 
 // bufEnd is where the media buffered in both tracks ends.
@@ -278,7 +288,7 @@ func (p *player) advance(now time.Time) {
 	if p.position(now) < end {
 		return
 	}
-	at := p.anchor.Add(seconds(end - p.pos))
+	at := p.anchor.Add(seconds((end - p.pos) / p.speed))
 	p.pos = end
 	if p.allFetched() {
 		p.phase = ended
@@ -352,16 +362,14 @@ func (p *player) fetchStep(ctx context.Context) {
 		a.count++
 	}
 	p.buffered(now)
-	if err := cmp(verr, aerr); err != nil {
-		sleep(ctx, backoff(err))
+	// The longer wait of the two, so that neither is retried before its Retry-After.
+	var wait time.Duration
+	for _, err := range []error{verr, aerr} {
+		if err != nil {
+			wait = max(wait, backoff(err))
+		}
 	}
-}
-
-func cmp(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
+	sleep(ctx, wait)
 }
 
 // buffered starts or resumes playback after data arrived.
@@ -424,7 +432,8 @@ func (p *player) seek(ctx context.Context, now time.Time) {
 	p.logf("seek %.1f s -> segment %d (%.1f s)", from, v.next, p.pos)
 }
 
-// fetchSegment fetches one segment; inPlay says whether lateness counts.
+// fetchSegment fetches one segment; inPlay says whether lateness counts: a
+// segment is late when it took longer than the playhead takes to play it.
 func (p *player) fetchSegment(ctx context.Context, t *track, s segment, inPlay bool) (bool, error) {
 	start := time.Now()
 	_, err := p.get(ctx, s.uri, false)
@@ -436,7 +445,7 @@ func (p *player) fetchSegment(ctx context.Context, t *track, s segment, inPlay b
 	defer p.s.mu.Unlock()
 	p.s.segments++
 	p.s.seg = append(p.s.seg, d)
-	if inPlay && d.Seconds() > s.dur {
+	if inPlay && d.Seconds() > s.dur/p.speed {
 		p.s.late++
 		if len(p.s.lateExamples) < maxMessages {
 			p.s.lateExamples = append(p.s.lateExamples, timedMsg{at: start, msg: fmt.Sprintf("%s: %s/%s segment %d took %s (%.2f s of media)",
@@ -456,18 +465,60 @@ type httpError struct {
 
 func (e *httpError) Error() string { return fmt.Sprintf("%d %s", e.status, e.msg) }
 
-// get fetches u, reading the body fully; it returns the body if keep.
+// get fetches u, reading the body fully; it returns the body if keep. A
+// 503 with Retry-After is not a failure: every caller waits that long and
+// asks again.
 func (p *player) get(ctx context.Context, u *url.URL, keep bool) ([]byte, error) {
 	p.s.mu.Lock()
 	p.s.requests++
 	p.s.mu.Unlock()
+	rctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	start := time.Now()
+	body, err := p.do(rctx, u, keep)
+	d := time.Since(start)
+	if err != nil && ctx.Err() != nil {
+		// Cut off by the end of the run.
+		p.s.mu.Lock()
+		p.s.aborted++
+		p.s.mu.Unlock()
+		return nil, ctx.Err()
+	}
+	p.s.mu.Lock()
+	p.s.req = append(p.s.req, d)
+	p.s.mu.Unlock()
+	var he *httpError
+	switch {
+	case err == nil:
+		return body, nil
+	case rctx.Err() != nil:
+		p.hung.take()
+		p.s.mu.Lock()
+		p.s.hung++
+		p.s.mu.Unlock()
+		p.fail(fmt.Sprintf("GET %s: no answer within %s", pathPattern(u, false), p.timeout), "hung "+pathPattern(u, true))
+	case errors.As(err, &he) && he.status == http.StatusServiceUnavailable && he.retry > 0:
+		p.s.mu.Lock()
+		p.s.retried503++
+		p.s.mu.Unlock()
+		p.logf("503 on %s: retry in %s (%s)", pathPattern(u, false), he.retry, he.msg)
+	case he != nil:
+		p.fail(fmt.Sprintf("GET %s: %v", pathPattern(u, false), err), strconv.Itoa(he.status)+" "+pathPattern(u, true))
+	default:
+		p.fail(fmt.Sprintf("GET %s: %v", pathPattern(u, false), err), "error "+pathPattern(u, true))
+	}
+	return nil, err
+}
+
+// do is one GET: the body when the status is 200, else an *httpError.
+func (p *player) do(ctx context.Context, u *url.URL, keep bool) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return nil, err
 	}
 	resp, err := p.client.Do(req)
 	if err != nil {
-		return nil, p.failed(ctx, u, "error", err)
+		return nil, err
 	}
 	defer resp.Body.Close()
 	var buf bytes.Buffer
@@ -481,14 +532,14 @@ func (p *player) get(ctx context.Context, u *url.URL, keep bool) ([]byte, error)
 	p.s.bytes += n
 	p.s.mu.Unlock()
 	if err != nil {
-		return nil, p.failed(ctx, u, "error", fmt.Errorf("reading body (status %d): %w", resp.StatusCode, err))
+		return nil, fmt.Errorf("reading body (status %d): %w", resp.StatusCode, err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		he := &httpError{status: resp.StatusCode, msg: errorMessage(buf.Bytes())}
 		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
 			he.retry = time.Duration(s) * time.Second
 		}
-		return nil, p.failed(ctx, u, strconv.Itoa(resp.StatusCode), he)
+		return nil, he
 	}
 	return buf.Bytes(), nil
 }
@@ -506,18 +557,6 @@ func errorMessage(b []byte) string {
 		s = s[:200] + "..."
 	}
 	return s
-}
-
-// failed records a failed request, unless it was cut off by the end of the run.
-func (p *player) failed(ctx context.Context, u *url.URL, status string, err error) error {
-	if ctx.Err() != nil {
-		p.s.mu.Lock()
-		p.s.aborted++
-		p.s.mu.Unlock()
-		return ctx.Err()
-	}
-	p.fail(fmt.Sprintf("GET %s: %v", pathPattern(u, false), err), status+" "+pathPattern(u, true))
-	return err
 }
 
 // fail counts a failure under key and keeps its message.
