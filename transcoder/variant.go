@@ -198,7 +198,9 @@ func (v *variant) segment(ctx context.Context, n int, clientID string) (*os.File
 	defer func() { v.t.obs.SegmentWaited(time.Since(began)) }()
 	reason := "seek"
 	retried := false
-	for attempt := 0; ; attempt++ {
+	runs := 0        // heads this request started
+	evicted := false // the segment was made, then evicted before this request could open it
+	for {
 		if v.t.ctx.Err() != nil {
 			return nil, ErrShuttingDown
 		}
@@ -218,14 +220,18 @@ func (v *variant) segment(ctx context.Context, n int, clientID string) (*os.File
 		}
 		h := v.headFor(n)
 		if h == nil {
-			if attempt >= 3 {
+			if runs >= 3 {
 				v.mu.Unlock()
-				return nil, fmt.Errorf("%w: segment %d was not produced after %d encoder runs", ErrEncoder, n, attempt)
+				if evicted {
+					return nil, fmt.Errorf("%w: segment %d was evicted before it could be sent, %d times: the cache budget is too small for the load", ErrUnavailable, n, runs)
+				}
+				return nil, fmt.Errorf("%w: segment %d was not produced after %d encoder runs", ErrEncoder, n, runs)
 			}
 			if n == 0 && reason == "seek" {
 				reason = "start"
 			}
 			h = v.startHead(n, reason, clientID)
+			runs++
 		}
 		ch, ok := v.waiters[n]
 		if !ok {
@@ -246,7 +252,8 @@ func (v *variant) segment(ctx context.Context, n int, clientID string) (*os.File
 		v.mu.Unlock()
 		switch {
 		case ready:
-			continue // served at the top, with the prefetch check
+			evicted = true // unless it is still there at the top, where it is served
+			continue       // served at the top, with the prefetch check
 		case ctx.Err() != nil:
 			return nil, ctx.Err()
 		}

@@ -473,7 +473,7 @@ func startServer(ctx context.Context, cfg Config) (*inProcess, error) {
 	}
 	for _, f := range cfg.Files {
 		if _, err := os.Stat(filepath.Join(media, filepath.FromSlash(f))); err != nil {
-			return fail(fmt.Errorf("-file: %w", err))
+			return fail(fmt.Errorf("-file/-files: %w", err))
 		}
 	}
 	log := zap.NewNop()
