@@ -323,9 +323,10 @@ func (v *variant) initSegment(ctx context.Context, hint int, clientID string) (*
 			h = v.startHead(min(max(hint, 0), len(v.ready)-1), reason, clientID)
 		}
 		h.waiting++
+		initCh := v.initCh // replaced under v.mu when the file went missing
 		v.mu.Unlock()
 		select {
-		case <-v.initCh:
+		case <-initCh:
 		case <-h.done:
 		case <-ctx.Done():
 		}
