@@ -108,3 +108,54 @@ func TestShutdownLeavesNoFFmpeg(t *testing.T) {
 	cancel()
 	wg.Wait()
 }
+
+// A player that seeks abandons the request it was waiting on. Whichever
+// arrives first, the new request or the old one's cancellation, the head
+// only that player read from stops within a second: it would otherwise
+// take a core from the head the player now waits for.
+func TestAbandonedHeadStops(t *testing.T) {
+	e := newEnv(t, transcoder.Config{MaxEncoders: 1}, "long.mp4")
+	base := e.videoURL("long.mp4") + "/video/0/1080p/"
+	p := parseMediaPlaylist(t, e.mustGet(base+"index.m3u8"))
+	get := func(ctx context.Context, n int) <-chan int {
+		done := make(chan int, 1)
+		go func() {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%ssegment-%d.m4s?clientId=viewer", base, n), nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				done <- 0
+				return
+			}
+			resp.Body.Close()
+			done <- resp.StatusCode
+		}()
+		return done
+	}
+	oldCtx, cancelOld := context.WithCancel(context.Background())
+	defer cancelOld()
+	old := get(oldCtx, 10)
+	var first []int
+	eventually(t, 10*time.Second, "the first head's ffmpeg", func() bool { first = ffmpegChildren(); return len(first) == 1 })
+
+	// The seek arrives while the old request still waits; then the player
+	// drops the old request.
+	seek := get(context.Background(), len(p.starts)-3)
+	time.Sleep(300 * time.Millisecond)
+	select {
+	case code := <-old:
+		t.Fatalf("the old request ended (%d) before it was abandoned: segment 10 came too fast for this test", code)
+	default:
+	}
+	cancelOld()
+	eventually(t, time.Second, "the abandoned head's ffmpeg to end", func() bool {
+		for _, pid := range ffmpegChildren() {
+			if pid == first[0] {
+				return false
+			}
+		}
+		return true
+	})
+	if code := <-seek; code != http.StatusOK {
+		t.Errorf("the request after the seek: %d", code)
+	}
+}

@@ -39,6 +39,8 @@ type head struct {
 	demandSeg  int       // furthest segment a reader asked for
 	readers    map[string]time.Time
 	waiting    int
+	// released: every client that read from it moved elsewhere.
+	released bool
 }
 
 // Reasons a head stops; logged and counted, so the set is fixed.
@@ -52,6 +54,15 @@ var (
 )
 
 func (h *head) stop(cause error) { h.cancel(cause) }
+
+// leave ends a request's wait on h; the last one to leave a released head
+// stops it: its players are elsewhere. Caller holds v.mu.
+func (h *head) leave() {
+	h.waiting--
+	if h.waiting == 0 && h.released && len(h.readers) == 0 {
+		h.stop(errReleased)
+	}
+}
 
 // class labels the head in metrics: "hardware" for GPU encodes, else the
 // variant's cost class. Only the head's own goroutine may call it.

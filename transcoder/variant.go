@@ -247,7 +247,7 @@ func (v *variant) segment(ctx context.Context, n int, clientID string) (*os.File
 		case <-ctx.Done():
 		}
 		v.mu.Lock()
-		h.waiting--
+		h.leave()
 		ready := v.ready[n]
 		v.mu.Unlock()
 		switch {
@@ -331,7 +331,7 @@ func (v *variant) initSegment(ctx context.Context, hint int, clientID string) (*
 		case <-ctx.Done():
 		}
 		v.mu.Lock()
-		h.waiting--
+		h.leave()
 		v.mu.Unlock()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -471,8 +471,13 @@ func (v *variant) release(clientID string, keep int) {
 			continue
 		}
 		delete(h.readers, clientID)
-		if len(h.readers) == 0 && h.waiting == 0 {
-			h.stop(errReleased)
+		if len(h.readers) == 0 {
+			// A request may still wait on it: the one the player is about
+			// to abandon. It stops when that request leaves.
+			h.released = true
+			if h.waiting == 0 {
+				h.stop(errReleased)
+			}
 		}
 	}
 }
