@@ -1,11 +1,14 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -157,5 +160,81 @@ func TestAbandonedHeadStops(t *testing.T) {
 	})
 	if code := <-seek; code != http.StatusOK {
 		t.Errorf("the request after the seek: %d", code)
+	}
+}
+
+// procState reads a process's state letter and niceness from /proc.
+func procState(pid int) (state string, nice int, ok bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return "", 0, false
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 17 {
+		return "", 0, false
+	}
+	nice, _ = strconv.Atoi(f[16])
+	return f[0], nice, true
+}
+
+// A head nobody waits on runs niced, and paused while a waited-for
+// re-encode runs; the moment a request waits on it again, it is back at
+// normal priority and running, and serves that request.
+func TestWaitedHeadResumes(t *testing.T) {
+	e := newEnv(t, transcoder.Config{MaxEncoders: 2}, "long.mp4")
+	base := e.videoURL("long.mp4") + "/video/0/"
+	e.mustGet(base + "720p/index.m3u8")
+
+	// Head A: started by a request that then leaves (no clientId: the head
+	// goes on, for whoever asks next).
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"720p/segment-20.m4s", nil)
+	go func() {
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	var a int
+	eventually(t, 10*time.Second, "head A's ffmpeg", func() bool {
+		kids := ffmpegChildren()
+		if len(kids) == 1 {
+			a = kids[0]
+		}
+		return a != 0
+	})
+	cancel()
+	eventually(t, 2*time.Second, "head A niced", func() bool { _, n, _ := procState(a); return n == 10 })
+
+	// A waited-for re-encode elsewhere pauses A.
+	seek := make(chan int, 1)
+	go func() {
+		code, _, _ := e.get(base + "1080p/segment-300.m4s")
+		seek <- code
+	}()
+	eventually(t, 10*time.Second, "head A paused while 1080p is waited for", func() bool { s, _, _ := procState(a); return s == "T" })
+
+	// A request for the segment A works on waits on A: A runs again, at
+	// normal priority, and its segment arrives.
+	next := 20
+	for _, f := range e.segmentFiles("video-0-720p") {
+		var n int
+		if _, err := fmt.Sscanf(filepath.Base(f), "segment-%d.m4s", &n); err == nil && n >= next {
+			next = n + 1
+		}
+	}
+	got := make(chan int, 1)
+	go func() {
+		code, _, _ := e.get(fmt.Sprintf("%s720p/segment-%d.m4s", base, next))
+		got <- code
+	}()
+	eventually(t, time.Second, "head A running at normal priority", func() bool {
+		s, n, ok := procState(a)
+		return ok && s != "T" && n == 0
+	})
+	if code := <-got; code != http.StatusOK {
+		t.Errorf("segment %d from the resumed head: %d", next, code)
+	}
+	if code := <-seek; code != http.StatusOK {
+		t.Errorf("1080p segment: %d", code)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -41,6 +42,38 @@ type head struct {
 	waiting    int
 	// released: every client that read from it moved elsewhere.
 	released bool
+
+	// sigMu guards pid, the ffmpeg's process group while it may be
+	// signalled (0 before it starts and once it is about to be reaped, so
+	// a reused pid is never signalled), and prio, its CPU standing, which
+	// only the scheduler's prioritize goroutine changes.
+	sigMu sync.Mutex
+	pid   int
+	prio  int
+	// paused mirrors prio == prioPaused for spare, which runs under v.mu.
+	paused atomic.Bool
+}
+
+// waited says whether a request waits on h now.
+func (h *head) waited() bool {
+	h.v.mu.Lock()
+	defer h.v.mu.Unlock()
+	return h.waiting > 0
+}
+
+// started says whether h's ffmpeg runs.
+func (h *head) started() bool {
+	h.sigMu.Lock()
+	defer h.sigMu.Unlock()
+	return h.pid != 0
+}
+
+// setPID records h's ffmpeg (0: gone) and has priorities looked at again.
+func (h *head) setPID(pid int) {
+	h.sigMu.Lock()
+	h.pid = pid
+	h.sigMu.Unlock()
+	h.v.t.sched.reprioritize()
 }
 
 // Reasons a head stops; logged and counted, so the set is fixed.
@@ -78,7 +111,14 @@ func (h *head) class() string {
 func (h *head) spare() (ahead int, last time.Time, ok bool) {
 	h.v.mu.Lock()
 	defer h.v.mu.Unlock()
-	if h.waiting > 0 || h.next == h.start {
+	if h.waiting > 0 {
+		return 0, time.Time{}, false
+	}
+	if h.paused.Load() {
+		// It holds a slot and makes nothing: the first to give it up.
+		return h.next - h.demandSeg, h.lastDemand, true
+	}
+	if h.next == h.start {
 		return 0, time.Time{}, false
 	}
 	ahead = h.next - h.demandSeg
@@ -101,7 +141,10 @@ func (h *head) run() {
 	defer t.wg.Done()
 	defer h.v.m.release()
 	t.sched.register(h)
-	defer t.sched.unregister(h)
+	defer func() {
+		t.sched.unregister(h)
+		t.sched.reprioritize() // a waited-for head that ends may free paused ones
+	}()
 	err := h.runInner()
 	cause := context.Cause(h.ctx)
 	switch {
@@ -170,6 +213,7 @@ func (h *head) encode(profile videoProfile) error {
 	if err != nil {
 		return err
 	}
+	h.setPID(cmd.Process.Pid)
 	t.obs.HeadStarted(h.class(), h.reason)
 	defer t.obs.HeadStopped(h.class())
 	t.log.Debug("encoder started", append(h.fields(), zap.String("reason", h.reason))...)
@@ -204,6 +248,7 @@ func (h *head) encode(profile videoProfile) error {
 	}
 	// Drain so ffmpeg never blocks on a full pipe while it is being killed.
 	go func() { _, _ = bufio.NewReader(stdout).WriteTo(discard{}) }()
+	h.setPID(0) // before Wait reaps it: after, the pid may be another process's
 	waitErr := cmd.Wait()
 	if pubErr != nil {
 		return pubErr

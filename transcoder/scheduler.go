@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 // errNoSlotForPrefetch stops a prefetch that found no free encoder: work
@@ -21,14 +24,19 @@ type scheduler struct {
 	heavy, light chan struct{}
 	hw           *hardware // nil: software only
 	capacityWait time.Duration
+	log          *zap.Logger
+	prioKick     chan struct{} // wakes prioritize (priority.go)
+	niceOK       atomic.Bool   // false once raising a niced head back failed
 
 	mu    sync.Mutex // a leaf: head state is read after it is released
 	heads map[*head]struct{}
 }
 
-func newScheduler(maxEncoders, maxCopies int, hw *hardware, capacityWait time.Duration) *scheduler {
-	return &scheduler{heavy: make(chan struct{}, maxEncoders), light: make(chan struct{}, maxCopies),
-		hw: hw, capacityWait: capacityWait, heads: map[*head]struct{}{}}
+func newScheduler(maxEncoders, maxCopies int, hw *hardware, capacityWait time.Duration, log *zap.Logger) *scheduler {
+	s := &scheduler{heavy: make(chan struct{}, maxEncoders), light: make(chan struct{}, maxCopies),
+		hw: hw, capacityWait: capacityWait, log: log, prioKick: make(chan struct{}, 1), heads: map[*head]struct{}{}}
+	s.niceOK.Store(true)
+	return s
 }
 
 // register and unregister bracket a head's life.

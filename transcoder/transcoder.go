@@ -99,6 +99,7 @@ func (nopObserver) Observe(float64)             {}
 //	clients.mu   the players' positions (clients.go)
 //	flight.mu    shared work in progress (flight.go)
 //	hardware.mu  the accelerator's failure record (hardware.go)
+//	head.sigMu   a head's process group while it may be signalled (head.go)
 //
 // Reference counts that cross owners (media pins) and flags read under
 // another owner's lock (a head's hw and running) are atomics.
@@ -112,7 +113,7 @@ type Transcoder struct {
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
-	wg     sync.WaitGroup // heads, shared work and the janitor
+	wg     sync.WaitGroup // heads, shared work, the janitor and prioritize
 
 	files      *files
 	cache      *segmentCache
@@ -217,7 +218,7 @@ func (t *Transcoder) Initialize() error {
 	t.infos = gocache.New(time.Hour, 0)
 	t.files = newFiles(t.cfg.MaxFiles)
 	t.cache = newSegmentCache(t.cfg.CacheBytes, t.log, t.obs)
-	t.sched = newScheduler(t.cfg.MaxEncoders, t.cfg.MaxCopies, hw, t.cfg.CapacityWait)
+	t.sched = newScheduler(t.cfg.MaxEncoders, t.cfg.MaxCopies, hw, t.cfg.CapacityWait, t.log)
 	t.clients = newClients()
 	t.flight = newFlight(t.ctx, &t.wg)
 	t.thumbSlots = make(chan struct{}, max(1, min(t.cfg.MaxEncoders, runtime.NumCPU(), 4)))
@@ -227,8 +228,12 @@ func (t *Transcoder) Initialize() error {
 		os.RemoveAll(d)
 	}
 	t.cache.load(filepath.Join(t.cfg.CacheDir, "segments"))
-	t.wg.Add(1)
+	t.wg.Add(2)
 	go t.janitor()
+	go func() {
+		defer t.wg.Done()
+		t.sched.prioritize(t.ctx)
+	}()
 	return nil
 }
 

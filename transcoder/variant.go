@@ -240,6 +240,7 @@ func (v *variant) segment(ctx context.Context, n int, clientID string) (*os.File
 		}
 		h.waiting++
 		v.mu.Unlock()
+		v.t.sched.reprioritize()
 
 		select {
 		case <-ch:
@@ -250,6 +251,7 @@ func (v *variant) segment(ctx context.Context, n int, clientID string) (*os.File
 		h.leave()
 		ready := v.ready[n]
 		v.mu.Unlock()
+		v.t.sched.reprioritize()
 		switch {
 		case ready:
 			evicted = true // unless it is still there at the top, where it is served
@@ -325,6 +327,7 @@ func (v *variant) initSegment(ctx context.Context, hint int, clientID string) (*
 		h.waiting++
 		initCh := v.initCh // replaced under v.mu when the file went missing
 		v.mu.Unlock()
+		v.t.sched.reprioritize()
 		select {
 		case <-initCh:
 		case <-h.done:
@@ -333,6 +336,7 @@ func (v *variant) initSegment(ctx context.Context, hint int, clientID string) (*
 		v.mu.Lock()
 		h.leave()
 		v.mu.Unlock()
+		v.t.sched.reprioritize()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
