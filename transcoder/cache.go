@@ -35,10 +35,17 @@ type segmentCache struct {
 	bytes int64
 }
 
+// evictGrace is how long a segment just made or sent is safe from
+// eviction: long enough for the requests it wakes to open it. Without it, a
+// segment larger than the whole budget would be evicted as soon as it was
+// made, every time, and its request never served.
+const evictGrace = time.Second
+
 // cacheItem is one segment file on disk.
 type cacheItem struct {
 	path  string
 	size  int64
+	used  time.Time
 	owner *variant // nil for a segment an earlier run left, until a variant claims it
 	n     int
 }
@@ -55,10 +62,10 @@ func (c *segmentCache) add(path string, size int64, owner *variant, n int) {
 	if e, ok := c.items[path]; ok {
 		it := e.Value.(*cacheItem)
 		c.bytes += size - it.size
-		it.size, it.owner, it.n = size, owner, n
+		it.size, it.owner, it.n, it.used = size, owner, n, time.Now()
 		c.lru.MoveToFront(e)
 	} else {
-		c.items[path] = c.lru.PushFront(&cacheItem{path: path, size: size, owner: owner, n: n})
+		c.items[path] = c.lru.PushFront(&cacheItem{path: path, size: size, used: time.Now(), owner: owner, n: n})
 		c.bytes += size
 	}
 	sum, over := c.bytes, c.bytes > c.budget
@@ -87,6 +94,7 @@ func (c *segmentCache) claim(path string, owner *variant, n int) {
 func (c *segmentCache) touch(path string) {
 	c.mu.Lock()
 	if e, ok := c.items[path]; ok {
+		e.Value.(*cacheItem).used = time.Now()
 		c.lru.MoveToFront(e)
 	}
 	c.mu.Unlock()
@@ -100,7 +108,8 @@ func (c *segmentCache) size() int64 {
 }
 
 // evict removes least recently used segments until the cache is within its
-// budget, and returns how many it removed.
+// budget, or only segments used within evictGrace are left, and returns how
+// many it removed.
 func (c *segmentCache) evict() int {
 	var victims []*cacheItem
 	c.mu.Lock()
@@ -110,6 +119,9 @@ func (c *segmentCache) evict() int {
 			break
 		}
 		it := e.Value.(*cacheItem)
+		if time.Since(it.used) < evictGrace {
+			break // and so is everything in front of it
+		}
 		c.lru.Remove(e)
 		delete(c.items, it.path)
 		c.bytes -= it.size
@@ -185,6 +197,11 @@ func (c *segmentCache) load(root string) {
 	for _, f := range all {
 		c.add(f.path, f.size, nil, f.n)
 	}
+	c.mu.Lock()
+	for _, e := range c.items {
+		e.Value.(*cacheItem).used = time.Time{} // not used by this run: no grace
+	}
+	c.mu.Unlock()
 	c.obs.CacheBytes(c.size())
 }
 

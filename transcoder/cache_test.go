@@ -127,6 +127,7 @@ func TestHammerCacheAndSegments(t *testing.T) {
 		t.Errorf("only %d segments served", served.Load())
 	}
 	tc.Close() // no head publishes any more
+	time.Sleep(evictGrace)
 	tc.cache.evict()
 	if n := tc.cache.size(); n > tc.cfg.CacheBytes {
 		t.Errorf("cache accounts %d bytes after eviction, budget %d", n, tc.cfg.CacheBytes)

@@ -242,8 +242,10 @@ func (v *variant) segment(ctx context.Context, n int, clientID string) (*os.File
 		v.mu.Unlock()
 		v.t.sched.reprioritize()
 
+		published := false
 		select {
 		case <-ch:
+			published = true
 		case <-h.done:
 		case <-ctx.Done():
 		}
@@ -253,7 +255,7 @@ func (v *variant) segment(ctx context.Context, n int, clientID string) (*os.File
 		v.mu.Unlock()
 		v.t.sched.reprioritize()
 		switch {
-		case ready:
+		case ready || published:
 			evicted = true // unless it is still there at the top, where it is served
 			continue       // served at the top, with the prefetch check
 		case ctx.Err() != nil:
