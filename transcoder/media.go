@@ -85,7 +85,10 @@ func (m *media) getPlans(ctx context.Context) (*plans, error) {
 		p.originalAdaptive = false
 	}
 	m.mu.Lock()
-	m.plans = p
+	if m.plans == nil { // two first callers computed it: everyone shares the first
+		m.plans = p
+	}
+	p = m.plans
 	m.mu.Unlock()
 	return p, nil
 }

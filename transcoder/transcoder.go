@@ -378,7 +378,8 @@ func (t *Transcoder) variant(ctx context.Context, path, kind string, track int, 
 // newVariant builds the variant of dir from what is on disk and registers
 // it, unless a concurrent request registered one first.
 func (t *Transcoder) newVariant(m *media, p *plans, kind string, track int, quality, dir string) *variant {
-	v := &variant{t: t, m: m, kind: kind, track: track, quality: quality, plan: p.forVariant(kind, quality), dir: dir}
+	v := &variant{t: t, m: m, kind: kind, track: track, quality: quality, plan: p.forVariant(kind, quality), dir: dir,
+		firstKeyframe: p.keyframeTimes[0]}
 	found := v.load()
 	m.mu.Lock()
 	if w := m.variants[dir]; w != nil {

@@ -27,6 +27,8 @@ type variant struct {
 	quality string
 	plan    playlist.Plan
 	dir     string
+	// firstKeyframe is where the file's segment 0 starts (it may follow 0).
+	firstKeyframe float64
 
 	// mu is a leaf: nothing else is locked, and no other component called,
 	// while it is held.
@@ -441,7 +443,7 @@ func (v *variant) identify(start float64) int {
 		}
 	} else if i == 0 {
 		// Segment 0 starts at the file's first keyframe, which may follow 0.
-		b = v.m.plans.keyframeTimes[0]
+		b = v.firstKeyframe
 	}
 	if start < b-1e-3 || start-b >= tol {
 		return -1
