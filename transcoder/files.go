@@ -75,10 +75,3 @@ func (r *files) snapshot() []*media {
 	}
 	return ms
 }
-
-// len is how many file versions are registered.
-func (r *files) len() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.lru.Len()
-}
