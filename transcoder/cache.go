@@ -194,15 +194,21 @@ func (c *segmentCache) load(root string) {
 	}
 	// Oldest first, so the newest ends up at the front.
 	slices.SortFunc(all, func(a, b found) int { return a.mod.Compare(b.mod) })
-	for _, f := range all {
-		c.add(f.path, f.size, nil, f.n)
-	}
+	// Not used by this run: no grace (a zero used time), and no variant yet.
 	c.mu.Lock()
-	for _, e := range c.items {
-		e.Value.(*cacheItem).used = time.Time{} // not used by this run: no grace
+	for _, f := range all {
+		c.items[f.path] = c.lru.PushFront(&cacheItem{path: f.path, size: f.size, n: f.n})
+		c.bytes += f.size
 	}
+	sum, over := c.bytes, c.bytes > c.budget
 	c.mu.Unlock()
-	c.obs.CacheBytes(c.size())
+	c.obs.CacheBytes(sum)
+	if over {
+		select {
+		case c.kick <- struct{}{}: // the janitor evicts as soon as it starts
+		default:
+		}
+	}
 }
 
 // segmentNumber reads n from "segment-n.m4s".
