@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path"
@@ -202,11 +203,45 @@ func (s *Server) variantFile(w http.ResponseWriter, r *http.Request) error {
 		}
 		return serveOpen(w, r, f, "video/mp4")
 	}
-	f, err := s.tc.Segment(r.Context(), path, kind, track, quality, n, clientID)
+	rc, err := s.tc.Segment(r.Context(), path, kind, track, quality, n, clientID)
 	if err != nil {
 		return err
 	}
-	return serveOpen(w, r, f, "video/iso.segment")
+	if f, ok := rc.(*os.File); ok {
+		return serveOpen(w, r, f, "video/iso.segment")
+	}
+	return serveLive(w, rc, "video/iso.segment")
+}
+
+// serveLive sends a segment as it is made, each piece as soon as it is read
+// (chunked), and closes it. An error before the first byte is answered as
+// usual; after it, the response can only be cut short, so that the player
+// sees a failed load and retries rather than a short segment.
+func serveLive(w http.ResponseWriter, rc io.ReadCloser, contentType string) error {
+	defer rc.Close()
+	buf := make([]byte, 256<<10)
+	k, err := rc.Read(buf)
+	if k == 0 && err != nil && err != io.EOF {
+		return err
+	}
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	rw := http.NewResponseController(w)
+	for {
+		if k > 0 {
+			if _, werr := w.Write(buf[:k]); werr != nil {
+				return nil // the client went away
+			}
+			_ = rw.Flush()
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			panic(http.ErrAbortHandler)
+		}
+		k, err = rc.Read(buf)
+	}
 }
 
 // trickplay serves the WebVTT map of the file's thumbnails.

@@ -13,6 +13,7 @@ type metrics struct {
 	duration     *prometheus.HistogramVec
 	running      *prometheus.GaugeVec
 	starts       *prometheus.CounterVec
+	encoderCPU   *prometheus.CounterVec
 	segmentWait  prometheus.Histogram
 	keyframeScan prometheus.Histogram
 	cacheBytes   prometheus.Gauge
@@ -38,6 +39,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		starts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hlsd_encoder_starts_total", Help: "ffmpeg runs started, by class and reason (start, seek, init, prefetch, restart, retry, fallback).",
 		}, []string{"class", "reason"}),
+		encoderCPU: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hlsd_encoder_cpu_seconds_total", Help: "CPU time (user and system) of finished ffmpeg runs, by class.",
+		}, []string{"class"}),
 		segmentWait: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "hlsd_segment_wait_seconds", Help: "Time a segment request waited for its segment.",
 			Buckets: []float64{.001, .01, .05, .1, .25, .5, 1, 2, 4, 8, 16},
@@ -66,7 +70,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: []float64{.25, .5, 1, 2.5, 5, 10, 20, 40, 80, 160},
 		}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.running, m.starts, m.segmentWait, m.keyframeScan, m.cacheBytes,
+	reg.MustRegister(m.requests, m.duration, m.running, m.starts, m.encoderCPU, m.segmentWait, m.keyframeScan, m.cacheBytes,
 		m.evictions, m.evictedBytes, m.hwFallbacks, m.hwEnabled, m.trickplay)
 	return m
 }
@@ -78,7 +82,10 @@ func (m *metrics) HeadStarted(class, reason string) {
 	m.starts.WithLabelValues(class, reason).Inc()
 }
 
-func (m *metrics) HeadStopped(class string)      { m.running.WithLabelValues(class).Dec() }
+func (m *metrics) HeadStopped(class string, cpu time.Duration) {
+	m.running.WithLabelValues(class).Dec()
+	m.encoderCPU.WithLabelValues(class).Add(cpu.Seconds())
+}
 func (m *metrics) SegmentWaited(d time.Duration) { m.segmentWait.Observe(d.Seconds()) }
 func (m *metrics) CacheBytes(n int64)            { m.cacheBytes.Set(float64(n)) }
 func (m *metrics) CacheEvicted(segments int, bytes int64) {

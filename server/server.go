@@ -4,6 +4,7 @@ package server
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"os"
 
@@ -35,7 +36,8 @@ type Streamer interface {
 	// Init and Segment return the file open, so that the cache may evict it
 	// while it is being sent; the server closes it.
 	Init(ctx context.Context, path, kind string, track int, quality, clientID string) (*os.File, error)
-	Segment(ctx context.Context, path, kind string, track int, quality string, n int, clientID string) (*os.File, error)
+	// Segment is an *os.File when complete, else a stream of it as it is made.
+	Segment(ctx context.Context, path, kind string, track int, quality string, n int, clientID string) (io.ReadCloser, error)
 	KnownDuration(path string, st os.FileInfo) (float64, bool)
 	SubtitlePlaylist(ctx context.Context, path string, s int, query string) ([]byte, error)
 	Subtitle(ctx context.Context, path string, s int) (string, error)

@@ -76,20 +76,22 @@ func TestHammerCacheAndSegments(t *testing.T) {
 				tg := targets[rng.IntN(len(targets))]
 				rctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 				f, err := tc.Segment(rctx, tg.file, tg.kind, 0, tg.quality, rng.IntN(5), client)
-				cancel()
 				var ce *CapacityError
 				switch {
 				case err == nil:
-					_, err = io.Copy(io.Discard, f)
+					_, err = io.Copy(io.Discard, f) // a live segment reads under rctx
 					f.Close()
+					cancel()
 					if err != nil {
 						errs <- err
 						return
 					}
 					served.Add(1)
 				case errors.As(err, &ce):
+					cancel()
 					busy.Add(1)
 				default:
+					cancel()
 					errs <- err
 					return
 				}

@@ -19,6 +19,25 @@ type runSpec struct {
 	audio   AudioStream
 	profile videoProfile // for video re-encodes
 	outDir  string       // ffmpeg writes s-<n>.mp4 files here
+	// container is ffprobe's format name of the source.
+	container string
+}
+
+// tsDiscont says whether ffmpeg treats the container's timestamps as
+// possibly discontinuous (MPEG-TS, MPEG-PS, FLV). For those, ffmpeg
+// "corrects" -start_at_zero to the first timestamp of the streams a run
+// maps, not the file's: a video-only run of a TV recording whose audio
+// starts 10 ms before its video would be shifted 10 ms earlier than the
+// keyframes the plan is cut at. It does so only while its offset equals
+// minus the file's start, so an input offset of 1 µs turns it off.
+func tsDiscont(container string) bool {
+	for _, name := range strings.Split(container, ",") {
+		switch name {
+		case "mpegts", "mpeg", "flv":
+			return true
+		}
+	}
+	return false
 }
 
 // fmp4Options make the segment muxer write fragmented MP4 whose tfdt is the
@@ -70,6 +89,7 @@ func ffmpegArgs(r runSpec) []string {
 			codec = append(codec, "-tag:v", "hvc1")
 		}
 	case r.kind == "video":
+		args = append(args, progressArgs...) // the head measures its speed
 		rung, _ := rungByName(r.qual)
 		w, h := rungSize(r.video, rung)
 		quarter := 0.25 / r.video.FPS
@@ -125,11 +145,20 @@ func ffmpegArgs(r runSpec) []string {
 			"-bsf:a", fmt.Sprintf("noise=drop=lt(pts*tb\\,%s)", ts((float64(g*1024)-512)/float64(sr)))}
 	}
 
+	if tsDiscont(r.container) {
+		args = append(args, "-itsoffset", "0.000001")
+	}
 	args = append(args, "-copyts", "-start_at_zero", "-i", r.input)
 	args = append(args, codec...)
+	format := fmp4Options
+	if r.kind == "video" && r.qual != QualityOriginal {
+		// Fragments written and flushed as they are made: a live segment
+		// sends each on (see liveSegment).
+		format += fmt.Sprintf(":frag_duration=%d:flush_packets=1", fragmentDuration.Microseconds())
+	}
 	args = append(args, "-map_metadata", "-1", "-map_chapters", "-1",
 		"-avoid_negative_ts", "disabled", "-max_muxing_queue_size", "4096",
-		"-f", "segment", "-segment_format", "mp4", "-segment_format_options", fmp4Options,
+		"-f", "segment", "-segment_format", "mp4", "-segment_format_options", format,
 		"-segment_start_number", strconv.Itoa(r.first),
 		"-segment_list", "pipe:1", "-segment_list_type", "flat")
 	if len(cuts) > 0 {

@@ -42,6 +42,8 @@ type head struct {
 	waiting    int
 	// released: every client that read from it moved elsewhere.
 	released bool
+	// initSeen: its init was kept or checked (publish, the head's goroutine only).
+	initSeen bool
 
 	// sigMu guards pid, the ffmpeg's process group while it may be
 	// signalled (0 before it starts and once it is about to be reaped, so
@@ -215,7 +217,13 @@ func (h *head) encode(profile videoProfile) error {
 	}
 	h.setPID(cmd.Process.Pid)
 	t.obs.HeadStarted(h.class(), h.reason)
-	defer t.obs.HeadStopped(h.class())
+	defer func() {
+		var cpu time.Duration
+		if ps := cmd.ProcessState; ps != nil {
+			cpu = ps.UserTime() + ps.SystemTime()
+		}
+		t.obs.HeadStopped(h.class(), cpu)
+	}()
 	t.log.Debug("encoder started", append(h.fields(), zap.String("reason", h.reason))...)
 
 	hw := h.hw.Load()
@@ -226,6 +234,19 @@ func (h *head) encode(profile videoProfile) error {
 		defer stall.Stop()
 	}
 
+	// Speeds are learnt from re-encodes, over the time the head had the
+	// cores to itself.
+	var meter *meter
+	speedKey := ""
+	if h.heavy {
+		meter = newMeter(func() bool { return !h.paused.Load() && !t.sched.encoding(h) })
+		speedKey = h.v.speedKey(profile)
+		defer func() {
+			if fps, ok := meter.take(2 * time.Second); ok {
+				t.speeds.observe(speedKey, fps)
+			}
+		}()
+	}
 	sc := bufio.NewScanner(stdout)
 	var pubErr error
 	published := false
@@ -233,12 +254,20 @@ func (h *head) encode(profile videoProfile) error {
 		name := strings.TrimSpace(sc.Text())
 		n, ok := parseSegmentName(name)
 		if !ok {
+			if meter != nil {
+				meter.line(name)
+			}
 			continue
 		}
 		if err := h.v.publish(h, n, filepath.Join(h.dir, filepath.Base(name))); err != nil {
 			pubErr = err
 			h.stop(err)
 			break
+		}
+		if meter != nil {
+			if fps, ok := meter.take(4 * time.Second); ok {
+				t.speeds.observe(speedKey, fps)
+			}
 		}
 		if hw && !published {
 			published = true

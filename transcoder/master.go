@@ -61,17 +61,24 @@ func (t *Transcoder) Master(ctx context.Context, path, query string) ([]byte, er
 
 	v := info.Video[0]
 	originalAvg := 0
+	var original *playlist.Variant
 	if p.originalAdaptive && copyableVideo(v) {
 		codec, _ := videoCodecString(v)
 		avg, peak := p.originalBitrates()
 		originalAvg = avg
 		w, h := v.DisplaySize()
-		out.Variants = append(out.Variants, playlist.Variant{
+		original = &playlist.Variant{
 			URI: "video/0/original/index.m3u8", Name: QualityOriginal,
 			Bandwidth: peak + maxAudioBw, AverageBandwidth: avg + maxAudioAvg,
 			Codecs: withAudio(codec), Width: w, Height: h, FrameRate: v.FPS,
-		})
+		}
 	}
+	// Rungs, largest first: those made fast enough, and the others, which
+	// stay requestable but are not advertised.
+	profile, gpu := t.sched.profileFor(v, t.cfg.Preset)
+	busy := t.sched.encoders()
+	var fast, slow []playlist.Variant
+	start := -1 // in fast: the rung players start on
 	rungs := rungsFor(v)
 	for i := len(rungs) - 1; i >= 0; i-- {
 		r := rungs[i]
@@ -83,12 +90,54 @@ func (t *Transcoder) Master(ctx context.Context, path, query string) ([]byte, er
 			continue
 		}
 		w, h := rungSize(v, r)
-		out.Variants = append(out.Variants, playlist.Variant{
+		variant := playlist.Variant{
 			URI: fmt.Sprintf("video/0/%s/index.m3u8", r.Name), Name: r.Name,
 			Bandwidth: r.Maxrate + maxAudioBw, AverageBandwidth: r.Bitrate + maxAudioAvg,
 			Codecs: withAudio(playlist.H264Codec("High", rungLevel(v, r))),
 			Width:  w, Height: h, FrameRate: v.FPS,
-		})
+		}
+		// A GPU makes every rung faster than real time; on the CPU, the
+		// rung is made by the next head while `busy` others run. Nothing
+		// known yet (a first file of its kind) means every rung.
+		speed, known := t.speeds.rungSpeed(v, r, profile)
+		speed /= float64(1 + busy)
+		switch {
+		case gpu || !known || speed >= minSpeed:
+			fast = append(fast, variant)
+			if start < 0 && (gpu || speed >= startSpeed || (!known && r.Height <= unmeasuredStart)) {
+				start = len(fast) - 1
+			}
+		default:
+			slow = append(slow, variant)
+		}
+	}
+	if !gpu {
+		t.calibrate(m, v)
+	}
+	if len(fast) == 0 && len(slow) > 0 {
+		fast = slow[len(slow)-1:] // too slow everywhere: the smallest still plays, with pauses
+	}
+	if start < 0 {
+		start = len(fast) - 1
+	}
+	// The first variant is where players start (native ones always, and
+	// the web player sets hls.js's start level to it): the original when
+	// every player decodes it, as it costs no encoding, else the best rung
+	// made at startSpeed. Players climb from there as far as minSpeed.
+	if original != nil && plainH264(v) {
+		out.Variants = append(out.Variants, *original)
+		original = nil
+	}
+	if start >= 0 {
+		out.Variants = append(out.Variants, fast[start])
+	}
+	if original != nil {
+		out.Variants = append(out.Variants, *original)
+	}
+	for i, f := range fast {
+		if i != start {
+			out.Variants = append(out.Variants, f)
+		}
 	}
 	return playlist.WriteMaster(out), nil
 }

@@ -51,6 +51,11 @@ type VideoStream struct {
 	Bitrate  int64   `json:"bitrate"`
 	// SAR is the sample aspect ratio (1 for square pixels).
 	SAR float64 `json:"sar"`
+	// Format is the decoded picture and its timing as ffprobe names them:
+	// pixel format, colour range, space, transfer, primaries, chroma
+	// location, field order and time base. With the encoder settings it
+	// determines a re-encoded rung's init segment (see initKey).
+	Format string `json:"format,omitempty"`
 }
 
 type AudioStream struct {
@@ -68,6 +73,9 @@ type AudioStream struct {
 	// Start is the stream's first timestamp relative to the file start; the AAC
 	// frame grid of every encoder run is anchored there.
 	Start float64 `json:"start"`
+	// Format is the decoded audio as ffprobe names it: sample format,
+	// channel layout and time base (see VideoStream.Format).
+	Format string `json:"format,omitempty"`
 }
 
 type SubtitleStream struct {
@@ -124,6 +132,14 @@ type ffprobeOutput struct {
 		SampleAspect     string            `json:"sample_aspect_ratio"`
 		PixFmt           string            `json:"pix_fmt"`
 		ColorTransfer    string            `json:"color_transfer"`
+		ColorRange       string            `json:"color_range"`
+		ColorSpace       string            `json:"color_space"`
+		ColorPrimaries   string            `json:"color_primaries"`
+		ChromaLocation   string            `json:"chroma_location"`
+		FieldOrder       string            `json:"field_order"`
+		TimeBase         string            `json:"time_base"`
+		SampleFmt        string            `json:"sample_fmt"`
+		ChannelLayout    string            `json:"channel_layout"`
 		AvgFrameRate     string            `json:"avg_frame_rate"`
 		RFrameRate       string            `json:"r_frame_rate"`
 		BitsPerRaw       string            `json:"bits_per_raw_sample"`
@@ -246,7 +262,8 @@ func parseProbe(b []byte) (*Info, error) {
 				BitDepth: bitDepth(s.PixFmt, s.BitsPerRaw),
 				HDR:      s.ColorTransfer == "smpte2084" || s.ColorTransfer == "arib-std-b67",
 				Rotation: rotation(s.Tags, s.SideDataList), Bitrate: int64(parseFloat(s.BitRate)),
-				SAR: parseRatio(s.SampleAspect),
+				SAR:    parseRatio(s.SampleAspect),
+				Format: streamFormat(s.PixFmt, s.ColorRange, s.ColorSpace, s.ColorTransfer, s.ColorPrimaries, s.ChromaLocation, s.FieldOrder, s.TimeBase),
 			}
 			if v.FPS <= 0 || v.FPS > 240 {
 				v.FPS = parseRate(s.RFrameRate)
@@ -261,7 +278,8 @@ func parseProbe(b []byte) (*Info, error) {
 				SampleRate: int(parseFloat(s.SampleRate)), Language: s.Tags["language"],
 				Title: s.Tags["title"], Default: s.Disposition["default"] == 1,
 				Comment: s.Disposition["comment"] == 1, Bitrate: int64(parseFloat(s.BitRate)),
-				Start: max(0, parseFloat(s.StartTime)-info.StartTime),
+				Start:  max(0, parseFloat(s.StartTime)-info.StartTime),
+				Format: streamFormat(s.SampleFmt, s.ChannelLayout, s.TimeBase),
 			})
 		case "subtitle":
 			info.Subtitles = append(info.Subtitles, SubtitleStream{
@@ -279,6 +297,9 @@ func parseProbe(b []byte) (*Info, error) {
 	}
 	return info, nil
 }
+
+// streamFormat joins ffprobe's names, "" for each one it left out.
+func streamFormat(parts ...string) string { return strings.Join(parts, " ") }
 
 func parseFloat(s string) float64 {
 	f, err := strconv.ParseFloat(s, 64)

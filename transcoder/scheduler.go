@@ -161,3 +161,34 @@ func (s *scheduler) stopIdle(idle time.Duration) {
 		}
 	}
 }
+
+// encoding says whether a software re-encode other than except runs and is
+// not paused: then the cores are shared, and a speed measured is the load's.
+func (s *scheduler) encoding(except *head) bool {
+	for _, h := range s.live() {
+		if h != except && h.heavy && !h.hw.Load() && h.started() && !h.paused.Load() {
+			return true
+		}
+	}
+	return false
+}
+
+// encoders counts the software re-encodes that run and are not paused.
+func (s *scheduler) encoders() int {
+	n := 0
+	for _, h := range s.live() {
+		if h.heavy && !h.hw.Load() && h.started() && !h.paused.Load() {
+			n++
+		}
+	}
+	return n
+}
+
+// profileFor is the profile the next head of a rung of v gets, as far as
+// the master can tell: the accelerator's when it is on and takes v.
+func (s *scheduler) profileFor(v VideoStream, preset string) (videoProfile, bool) {
+	if s.hw != nil && !s.hw.disabled.Load() && s.hw.profile.handles(v) {
+		return s.hw.profile, true
+	}
+	return videoProfile{accel: AccelNone, preset: preset}, false
+}

@@ -6,6 +6,7 @@ package transcoder
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -62,7 +63,8 @@ type Config struct {
 // Observer receives events for metrics; the server implements it with Prometheus.
 type Observer interface {
 	HeadStarted(class, reason string)
-	HeadStopped(class string)
+	// HeadStopped reports a head's end and the CPU time its ffmpeg used.
+	HeadStopped(class string, cpu time.Duration)
 	SegmentWaited(d time.Duration)
 	CacheBytes(n int64)
 	CacheEvicted(segments int, bytes int64)
@@ -74,15 +76,15 @@ type Observer interface {
 
 type nopObserver struct{}
 
-func (nopObserver) HeadStarted(string, string)  {}
-func (nopObserver) HeadStopped(string)          {}
-func (nopObserver) SegmentWaited(time.Duration) {}
-func (nopObserver) CacheBytes(int64)            {}
-func (nopObserver) CacheEvicted(int, int64)     {}
-func (nopObserver) HWFallback(string)           {}
-func (nopObserver) HWEnabled(string, bool)      {}
-func (nopObserver) TrickplayMade(time.Duration) {}
-func (nopObserver) Observe(float64)             {}
+func (nopObserver) HeadStarted(string, string)        {}
+func (nopObserver) HeadStopped(string, time.Duration) {}
+func (nopObserver) SegmentWaited(time.Duration)       {}
+func (nopObserver) CacheBytes(int64)                  {}
+func (nopObserver) CacheEvicted(int, int64)           {}
+func (nopObserver) HWFallback(string)                 {}
+func (nopObserver) HWEnabled(string, bool)            {}
+func (nopObserver) TrickplayMade(time.Duration)       {}
+func (nopObserver) Observe(float64)                   {}
 
 // Transcoder owns every media file state, encoder head and cached segment.
 //
@@ -120,9 +122,13 @@ type Transcoder struct {
 	sched      *scheduler
 	clients    *clients
 	flight     *flight
+	speeds     *speeds
 	thumbSlots chan struct{} // thumbnail children, over every file
 	headSeq    atomic.Int64
-	health     health // draining flag and janitor heartbeat: see health.go
+	// initMismatches counts runs whose init differed from the one kept for
+	// their configuration (init.go): zero unless initKey misses something.
+	initMismatches atomic.Int64
+	health         health // draining flag and janitor heartbeat: see health.go
 }
 
 // New applies defaults; Initialize must be called before use.
@@ -221,6 +227,7 @@ func (t *Transcoder) Initialize() error {
 	t.sched = newScheduler(t.cfg.MaxEncoders, t.cfg.MaxCopies, hw, t.cfg.CapacityWait, t.log)
 	t.clients = newClients()
 	t.flight = newFlight(t.ctx, &t.wg)
+	t.speeds = newSpeeds(filepath.Join(t.cfg.CacheDir, "speeds.json"), t.log)
 	t.thumbSlots = make(chan struct{}, max(1, min(t.cfg.MaxEncoders, runtime.NumCPU(), 4)))
 	// Generations a crash interrupted left their work directories.
 	leftovers, _ := filepath.Glob(filepath.Join(t.cfg.CacheDir, "trickplay", ".tmp-*"))
@@ -241,6 +248,7 @@ func (t *Transcoder) Initialize() error {
 func (t *Transcoder) Close() {
 	t.cancel(errShutdown)
 	t.wg.Wait()
+	t.saveSpeeds()
 	t.kf.Close()
 	t.root.Close()
 }
@@ -380,6 +388,7 @@ func (t *Transcoder) variant(ctx context.Context, path, kind string, track int, 
 func (t *Transcoder) newVariant(m *media, p *plans, kind string, track int, quality, dir string) *variant {
 	v := &variant{t: t, m: m, kind: kind, track: track, quality: quality, plan: p.forVariant(kind, quality), dir: dir,
 		firstKeyframe: p.keyframeTimes[0]}
+	v.initKey = v.configKey()
 	found := v.load()
 	m.mu.Lock()
 	if w := m.variants[dir]; w != nil {
@@ -406,8 +415,11 @@ func (t *Transcoder) MediaPlaylist(ctx context.Context, path, kind string, track
 	}, query), nil
 }
 
-// Segment returns segment n, open, producing it if needed. The caller closes it.
-func (t *Transcoder) Segment(ctx context.Context, path, kind string, track int, quality string, n int, clientID string) (*os.File, error) {
+// Segment returns segment n, producing it if needed: an *os.File when it is
+// complete on disk, else, for a re-encode, a stream of its fragments as
+// they are made (the error of its Read then fails the response). The
+// caller closes it.
+func (t *Transcoder) Segment(ctx context.Context, path, kind string, track int, quality string, n int, clientID string) (io.ReadCloser, error) {
 	v, release, err := t.variant(ctx, path, kind, track, quality)
 	if err != nil {
 		return nil, err
@@ -417,7 +429,7 @@ func (t *Transcoder) Segment(ctx context.Context, path, kind string, track int, 
 		return nil, fmt.Errorf("%w: segment %d is out of range (the playlist has %d)", ErrNotFound, n, v.plan.Len())
 	}
 	t.clients.track(clientID, v, n)
-	return v.segment(ctx, n, clientID)
+	return v.segment(ctx, n, clientID, true, nil)
 }
 
 // Init returns the variant's init segment, open. The caller closes it.
@@ -462,6 +474,7 @@ func (t *Transcoder) janitor() {
 	defer t.wg.Done()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	ticks := 0
 	for {
 		t.health.janitorBeat.Store(time.Now().UnixNano())
 		select {
@@ -472,8 +485,17 @@ func (t *Transcoder) janitor() {
 			t.clients.prune()
 			t.files.trim()
 			t.infos.DeleteExpired()
+			if ticks++; ticks%10 == 0 {
+				t.saveSpeeds()
+			}
 		case <-t.cache.kick:
 		}
 		t.cache.evict()
+	}
+}
+
+func (t *Transcoder) saveSpeeds() {
+	if err := t.speeds.save(); err != nil {
+		t.log.Warn("cannot save encoder speeds", zap.Error(err))
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -40,6 +41,9 @@ type variant struct {
 	// noHW: a hardware run of this variant failed, so its later runs use
 	// software even while the accelerator stays enabled for others.
 	noHW bool
+	// initKey names the encoder configuration whose init segment is shared
+	// by every variant made the same way (init.go); "" for none.
+	initKey string
 }
 
 func (v *variant) softwareOnly() bool {
@@ -62,6 +66,11 @@ func (v *variant) costClass() string {
 		return "encode"
 	}
 	return "copy"
+}
+
+// speedKey is the class of v's runs with profile, for speed estimates.
+func (v *variant) speedKey(p videoProfile) string {
+	return speedKey(v.m.info.Video[v.track], v.quality, p)
 }
 
 // lookahead is how many segments a request waits for a running head to reach
@@ -136,7 +145,7 @@ func (v *variant) forget(n int, path string) string {
 func (v *variant) runSpec(start int, dir string, profile videoProfile) runSpec {
 	r := runSpec{
 		input: child.Input, kind: v.kind, track: v.track, qual: v.quality, first: start,
-		bounds: v.plan.Bounds[start:], profile: profile, outDir: dir,
+		bounds: v.plan.Bounds[start:], profile: profile, outDir: dir, container: v.m.info.Container,
 	}
 	if v.kind == "video" {
 		r.video = v.m.info.Video[v.track]
@@ -194,12 +203,22 @@ func (v *variant) noteDemand(n int, clientID string) {
 
 // segment returns segment n, open, once it is complete on disk. It is opened
 // under v.mu, so the cache cannot evict it between the check and the open;
-// once open, an eviction does not matter.
-func (v *variant) segment(ctx context.Context, n int, clientID string) (*os.File, error) {
+// once open, an eviction does not matter. With live, a segment a head is
+// about to write is streamed as it is written instead (see liveSegment).
+//
+// ended is a head a live segment followed that stopped before writing n;
+// the request goes on as if it had waited on it.
+func (v *variant) segment(ctx context.Context, n int, clientID string, live bool, ended *head) (io.ReadCloser, error) {
 	began := time.Now()
 	defer func() { v.t.obs.SegmentWaited(time.Since(began)) }()
 	reason := "seek"
 	retried := false
+	if ended != nil {
+		var err error
+		if reason, retried, err = afterEnd(ended, n, false); err != nil {
+			return nil, err
+		}
+	}
 	runs := 0        // heads this request started
 	evicted := false // the segment was made, then evicted before this request could open it
 	for {
@@ -235,6 +254,12 @@ func (v *variant) segment(ctx context.Context, n int, clientID string) (*os.File
 			h = v.startHead(n, reason, clientID)
 			runs++
 		}
+		if live && v.canLive() {
+			l := v.live(ctx, h, n, clientID)
+			v.mu.Unlock()
+			v.t.sched.reprioritize()
+			return l, nil
+		}
 		ch, ok := v.waiters[n]
 		if !ok {
 			ch = make(chan struct{})
@@ -265,29 +290,35 @@ func (v *variant) segment(ctx context.Context, n int, clientID string) (*os.File
 		}
 		select {
 		case <-h.done:
-			if errors.As(h.err, new(*HWError)) {
-				// The same segments again, in software (the head marked the
-				// variant): the GPU's failure is not the file's.
-				reason = "fallback"
-				continue
+			var err error
+			if reason, retried, err = afterEnd(h, n, retried); err != nil {
+				return nil, err
 			}
-			if h.err != nil {
-				if retried || !errors.Is(h.err, ErrEncoder) {
-					return nil, h.err // capacity is answered now, with Retry-After
-				}
-				// One failed run is retried: ffmpeg killed from outside (the
-				// OOM killer, an operator) should cost a delay, not an error.
-				// A second failure is the file's fault and is reported.
-				retried, reason = true, "retry"
-				continue
-			}
-			if h.stoppedBy == nil {
-				return nil, fmt.Errorf("%w: ffmpeg ended before writing segment %d", ErrEncoder, n)
-			}
-			reason = "restart"
 		default:
 		}
 	}
+}
+
+// afterEnd says what a request does when the head it waited on ended
+// without segment n: the reason for its next run, or the error to answer.
+func afterEnd(h *head, n int, retried bool) (string, bool, error) {
+	switch {
+	case errors.As(h.err, new(*HWError)):
+		// The same segments again, in software (the head marked the
+		// variant): the GPU's failure is not the file's.
+		return "fallback", retried, nil
+	case h.err != nil:
+		if retried || !errors.Is(h.err, ErrEncoder) {
+			return "", retried, h.err // capacity is answered now, with Retry-After
+		}
+		// One failed run is retried: ffmpeg killed from outside (the OOM
+		// killer, an operator) should cost a delay, not an error. A second
+		// failure is the file's fault and is reported.
+		return "retry", true, nil
+	case h.stoppedBy == nil:
+		return "", retried, fmt.Errorf("%w: ffmpeg ended before writing segment %d", ErrEncoder, n)
+	}
+	return "restart", retried, nil
 }
 
 // prefetch keeps playback ahead of the reader: when the next few segments
@@ -307,7 +338,15 @@ func (v *variant) prefetch(n int, clientID string) {
 
 // initSegment returns init.mp4, open, starting a head if none is running:
 // the init segment comes out of the same encoder run as the media segments.
+//
+// An init is never made for its own sake: it is the one kept for the
+// variant's configuration, or the header the variant's head writes first.
 func (v *variant) initSegment(ctx context.Context, hint int, clientID string) (*os.File, error) {
+	if b, ok := v.t.sharedInit(v.initKey); ok {
+		if err := v.setInit(b); err != nil {
+			return nil, err
+		}
+	}
 	reason := "init"
 	for attempt := 0; attempt < 3; attempt++ {
 		v.mu.Lock()
@@ -332,11 +371,7 @@ func (v *variant) initSegment(ctx context.Context, hint int, clientID string) (*
 		initCh := v.initCh // replaced under v.mu when the file went missing
 		v.mu.Unlock()
 		v.t.sched.reprioritize()
-		select {
-		case <-initCh:
-		case <-h.done:
-		case <-ctx.Done():
-		}
+		v.awaitInit(ctx, h, initCh)
 		v.mu.Lock()
 		h.leave()
 		v.mu.Unlock()
@@ -363,6 +398,36 @@ func (v *variant) initSegment(ctx context.Context, hint int, clientID string) (*
 		}
 	}
 	return nil, fmt.Errorf("%w: no init segment was produced", ErrEncoder)
+}
+
+// awaitInit waits until the variant has an init segment, h ends or ctx
+// does, taking the init from h's first output file as soon as ffmpeg has
+// written its header there.
+func (v *variant) awaitInit(ctx context.Context, h *head, initCh chan struct{}) {
+	tick := time.NewTicker(livePoll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-initCh:
+			return
+		case <-h.done:
+			return
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		v.mu.Lock()
+		path := h.file(h.next)
+		v.mu.Unlock()
+		if b, ok := headerOf(path); ok {
+			if v.setInit(b) == nil {
+				if !h.hw.Load() {
+					v.t.keepInit(v.initKey, b)
+				}
+				return
+			}
+		}
+	}
 }
 
 // publish moves a finished segment from ffmpeg's work directory into the
@@ -395,12 +460,15 @@ func (v *variant) publish(h *head, n int, src string) error {
 	if n >= len(v.ready) {
 		return fmt.Errorf("%w: ffmpeg wrote segment %d beyond the plan's %d", ErrEncoder, n, len(v.ready))
 	}
-	v.mu.Lock()
-	haveInit := isClosed(v.initCh)
-	v.mu.Unlock()
-	if !haveInit {
-		if err := writeFileAtomic(v.initPath(), init); err != nil {
-			return fmt.Errorf("%w: writing init segment: %v", ErrEncoder, err)
+	if err := v.setInit(init); err != nil {
+		return err
+	}
+	if !h.initSeen {
+		// Once per run: keep it for the configuration, or check it
+		// against the one kept.
+		h.initSeen = true
+		if !h.hw.Load() {
+			v.t.keepInit(v.initKey, init)
 		}
 	}
 	if err := writeFileAtomic(v.segmentPath(n), body); err != nil {
@@ -408,9 +476,6 @@ func (v *variant) publish(h *head, n int, src string) error {
 	}
 
 	v.mu.Lock()
-	if !isClosed(v.initCh) {
-		close(v.initCh)
-	}
 	v.ready[n] = true
 	if ch, ok := v.waiters[n]; ok {
 		close(ch)
@@ -490,6 +555,15 @@ func (v *variant) release(clientID string, keep int) {
 	}
 }
 
+// mediaBox says whether a box of this type belongs to a media segment.
+func mediaBox(typ string) bool {
+	switch typ {
+	case "styp", "sidx", "prft", "emsg", "moof", "mdat":
+		return true
+	}
+	return false
+}
+
 func isClosed(ch chan struct{}) bool {
 	select {
 	case <-ch:
@@ -520,10 +594,10 @@ func splitFMP4(b []byte) (init, body []byte, err error) {
 		if size < 8 || off+size > len(b) {
 			return nil, nil, fmt.Errorf("bad %q box size %d at offset %d", typ, size, off)
 		}
-		switch typ {
-		case "ftyp", "moov":
+		switch {
+		case typ == "ftyp" || typ == "moov":
 			ib.Write(b[off : off+size])
-		case "styp", "sidx", "prft", "emsg", "moof", "mdat":
+		case mediaBox(typ):
 			bb.Write(b[off : off+size])
 		}
 		off += size

@@ -317,9 +317,17 @@ function showPlayer(id) {
   loadThumbs(id);
 
   if (window.Hls && Hls.isSupported()) {
-    hls = new Hls();
+    // progressive: a segment being encoded arrives fragment by fragment
+    // (every 0.5 s of media), and playback starts on the first one rather
+    // than when the whole segment is made.
+    hls = new Hls({ progressive: true, autoStartLoad: false });
     const mine = hls;
-    hls.on(Hls.Events.MANIFEST_PARSED, () => {
+    hls.on(Hls.Events.MANIFEST_PARSED, (_, data) => {
+      // Start where the server says: it lists first the best rung this
+      // machine makes fast enough, where hls.js would guess from a
+      // bandwidth it has not measured yet.
+      hls.startLevel = data.firstLevel;
+      hls.startLoad();
       fillQuality();
       video.play().catch(() => {}); // autoplay may be refused; controls remain
     });

@@ -36,11 +36,16 @@ var recipes = map[string]recipe{
 	"twoaudio.mkv":  simple(twoAudioArgs),
 	"h264-1080.mp4": simple(h264HDArgs),
 	"long.mp4":      makeLong,
+	// Heavy media: what a 2-core box finds hard (see issue "plays at once").
+	"hevc-1080.mkv": simple(hevcHDArgs),
+	"gop20.mp4":     simple(gop20Args),
+	"tv-1080i.ts":   simple(interlacedArgs),
 }
 
 // Names lists every clip Make knows, the short ones first.
 func Names() []string {
-	return []string{"h264.mp4", "hevc.mkv", "vp9.webm", "longgop.mp4", "twoaudio.mkv", "h264-1080.mp4", "long.mp4"}
+	return []string{"h264.mp4", "hevc.mkv", "vp9.webm", "longgop.mp4", "twoaudio.mkv", "h264-1080.mp4", "long.mp4",
+		"hevc-1080.mkv", "gop20.mp4", "tv-1080i.ts"}
 }
 
 // CacheDir returns a directory shared by test runs, so clips are generated
@@ -257,4 +262,42 @@ func makeLong(ctx context.Context, dir, out string) error {
 	}
 	return ffmpeg(ctx, join([]string{"-stream_loop", "31", "-i", src, "-map", "0", "-c", "copy", "-movflags", "+faststart"},
 		tags("long.mp4"), []string{out})...)
+}
+
+// hevcHDArgs: a minute of 1080p 10-bit HEVC with 5.1 AC-3 and a second,
+// stereo track, like a film from a disc rip: two cores decode it and
+// re-encode it to 1080p H.264 slower than real time.
+func hevcHDArgs(out string) []string {
+	surround := "aevalsrc=0.2*sin(2*PI*220*t)|0.2*sin(2*PI*330*t)|0.2*sin(2*PI*440*t)|0.2*sin(2*PI*55*t)|0.2*sin(2*PI*550*t)|0.2*sin(2*PI*660*t):s=48000:d=60:c=5.1"
+	return join(video(1920, 1080, 24, 60), []string{"-f", "lavfi", "-i", surround}, tone(880, 60),
+		[]string{"-map", "0:v", "-map", "1:a", "-map", "2:a",
+			"-c:v", "libx265", "-preset", "ultrafast", "-profile:v", "main10", "-pix_fmt", "yuv420p10le",
+			"-x265-params", "keyint=48:min-keyint=48:scenecut=0:bitrate=4000:log-level=error",
+			"-c:a:0", "ac3", "-b:a:0", "384k", "-c:a:1", "aac", "-b:a:1", "128k", "-ac:a:1", "2",
+			"-metadata:s:a:0", "language=eng", "-metadata:s:a:1", "language=fra"},
+		tags("hevc-1080.mkv"), []string{out})
+}
+
+// gop20Args: 80 s of 360p with a keyframe every 20 s, as some screen
+// recorders and cameras write.
+func gop20Args(out string) []string {
+	return join(video(640, 360, 24, 80), tone(440, 80),
+		[]string{"-map", "0:v", "-map", "1:a",
+			"-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+			"-g", "480", "-keyint_min", "480", "-sc_threshold", "0",
+			"-c:a", "aac", "-ac", "2", "-b:a", "128k",
+			"-movflags", "+faststart"},
+		tags("gop20.mp4"), []string{out})
+}
+
+// interlacedArgs: 30 s of a 1080i25 TV recording in MPEG-TS: top field
+// first H.264 coded as fields, with MPEG audio, as DVB broadcasts it.
+func interlacedArgs(out string) []string {
+	return join(video(1920, 1080, 50, 30), tone(440, 30),
+		[]string{"-map", "0:v", "-map", "1:a",
+			"-vf", "tinterlace=mode=interleave_top,setfield=tff",
+			"-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-flags", "+ildct+ilme",
+			"-x264-params", "tff=1", "-b:v", "6M", "-g", "25", "-keyint_min", "25", "-sc_threshold", "0",
+			"-c:a", "mp2", "-b:a", "192k", "-f", "mpegts"},
+		tags("tv-1080i.ts"), []string{out})
 }

@@ -83,6 +83,8 @@ type Step struct {
 	// Buffered: the seek target was already in the player's buffer, so the
 	// time says nothing about the server.
 	Buffered bool `json:"buffered,omitempty"`
+	// Aborted counts the loads the browser cancelled during the step.
+	Aborted int `json:"aborted"`
 }
 
 // PlayerError is an hls.js ERROR event (or a page error).
@@ -124,6 +126,9 @@ type Result struct {
 		Lang    string `json:"lang"`
 		Default bool   `json:"default"`
 	} `json:"audio"`
+	// ABRHeight is the height of the rung hls.js's own ABR played after
+	// the seeks, before any forced switch.
+	ABRHeight  int    `json:"abrHeight"`
 	Banner     string `json:"banner"`
 	Screenshot string `json:"screenshot"`
 }

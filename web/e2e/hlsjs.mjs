@@ -49,7 +49,8 @@ function harness(master, debug, audible) {
   // buffered and measure the server, not the player's memory.
   // (hls.js buffers min(maxMaxBufferLength, max(maxBufferLength, what
   // maxBufferSize holds at the level's bitrate)) seconds ahead.)
-  const hls = new Hls({ debug: !!debug, maxBufferLength: 4, maxMaxBufferLength: 4 });
+  // progressive, and the start level from the master, as the web player does.
+  const hls = new Hls({ debug: !!debug, maxBufferLength: 4, maxMaxBufferLength: 4, progressive: true, autoStartLoad: false });
   T.hls = hls;
   hls.on(Hls.Events.ERROR, (_, d) => {
     T.errors.push({
@@ -89,7 +90,11 @@ function harness(master, debug, audible) {
   T.t0 = performance.now();
   hls.loadSource(master);
   hls.attachMedia(video);
-  hls.on(Hls.Events.MANIFEST_PARSED, () => video.play().catch((e) => T.errors.push({ fatal: true, details: 'play() refused: ' + e.message })));
+  hls.on(Hls.Events.MANIFEST_PARSED, (_, d) => {
+    hls.startLevel = d.firstLevel;
+    hls.startLoad();
+    video.play().catch((e) => T.errors.push({ fatal: true, details: 'play() refused: ' + e.message }));
+  });
 }
 
 // waitPlaying resolves with the milliseconds since T.mark once playback has
@@ -184,6 +189,17 @@ async function playFile(file) {
   const res = { name: file.name, steps: [], errors: [], jumps: [], failure: '' };
   const page = await browser.newPage();
   page.on('pageerror', (e) => res.errors.push({ fatal: true, details: 'page error: ' + e.message }));
+  // Loads hls.js gave up on (a seek, a level switch, a timeout), counted
+  // per step: a player cancelling and retrying the same request in a loop
+  // shows here.
+  let aborted = 0;
+  page.on('requestfailed', (r) => { if (/ABORTED/.test((r.failure() || {}).errorText || '')) aborted++; });
+  const step = async (p) => {
+    const before = aborted;
+    const s = await p;
+    s.aborted = aborted - before;
+    return s;
+  };
   try {
     // A same-origin blank document: the harness needs only hls.js.
     await page.goto(cfg.base + '/healthz');
@@ -195,11 +211,11 @@ async function playFile(file) {
     await page.evaluate(`(${harness})(${JSON.stringify(master)}, ${!!cfg.debug}, ${audible}); T.mark = T.t0;`);
 
     const start = await waitPlaying(page, 0, 0.3, 'startup');
-    res.steps.push({ step: 'startup', ms: Math.round(start.resumeMs) });
+    res.steps.push({ step: 'startup', ms: Math.round(start.resumeMs), aborted });
     const info = await page.evaluate(() => ({
       duration: T.video.duration,
       levels: T.hls.levels.map((l) => ({ height: l.height, bitrate: l.bitrate, url: l.uri || [].concat(l.url)[0], codecs: l.codecs })),
-      level: T.hls.currentLevel,
+      level: T.hls.currentLevel >= 0 ? T.hls.currentLevel : T.hls.loadLevel,
       audio: T.hls.audioTracks.map((a) => ({ name: a.name, lang: a.lang, default: a.default })),
     }));
     res.duration = info.duration;
@@ -209,13 +225,15 @@ async function playFile(file) {
 
     // Seeks first, while the buffer holds only the start, so that both
     // leave it and measure the server.
-    res.steps.push(await seek(page, 0.5, 'seek 50%'));
-    res.steps.push(await seek(page, 0.9, 'seek 90%'));
+    res.steps.push(await step(seek(page, 0.5, 'seek 50%')));
+    res.steps.push(await step(seek(page, 0.9, 'seek 90%')));
     // Play on: segments of the run the seek started must join without a stall.
     const pos = await page.evaluate(() => { T.mark = performance.now(); return T.video.currentTime; });
     await waitPlaying(page, pos, Math.min(2, res.duration - pos - 0.5), 'play on after seek 90%');
     // Back near the start, to leave room for the switches in short clips.
-    res.steps.push(await seek(page, 0.1, 'rewind to 10%'));
+    res.steps.push(await step(seek(page, 0.1, 'rewind to 10%')));
+    // The rung hls.js's own ABR chose, before the forced switches below.
+    res.abrHeight = await page.evaluate(() => (T.hls.levels[T.hls.currentLevel] || {}).height || 0);
 
     // Switch to another rung mid-play and back, the way ABR does: nextLevel
     // keeps the buffer and appends the new rung's segments after it, so

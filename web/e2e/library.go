@@ -22,6 +22,11 @@ import (
 // WebM, a 25 s GOP, two audio tracks of different pitch, and 32 minutes.
 var Corpus = []string{"h264.mp4", "hevc.mkv", "vp9.webm", "longgop.mp4", "twoaudio.mkv", "long.mp4"}
 
+// Heavy is media a 2-core box finds hard, played cold with hls.js's own
+// ABR: a minute of 1080p 10-bit HEVC with 5.1 AC-3 and a second track,
+// 80 s with a keyframe every 20 s, and a 1080i MPEG-TS TV recording.
+var Heavy = []string{"hevc-1080.mkv", "gop20.mp4", "tv-1080i.ts"}
+
 // pageFolder holds the file the page walk browses to.
 const pageFolder = "Shows"
 
@@ -32,7 +37,7 @@ const twoAudio = "twoaudio.mkv"
 // within 0.1 s, so a subtitle timeline off by more than that fails.
 var sidecarCues = []Cue{{Start: 2, End: 4, Text: "first cue"}, {Start: 4, End: 6.5, Text: "second cue"}}
 
-// Library fills dir with the corpus (hard links to clips made once per
+// Library fills dir with the corpus and the heavy media (hard links to clips made once per
 // machine by testmedia) and a copy of the first clip in a folder, and
 // returns the configuration to play it all, minus Base and Artifacts.
 func Library(ctx context.Context, dir string) (Config, error) {
@@ -40,7 +45,7 @@ func Library(ctx context.Context, dir string) (Config, error) {
 	if err := os.MkdirAll(filepath.Join(dir, pageFolder), 0o755); err != nil {
 		return cfg, err
 	}
-	for i, name := range Corpus {
+	for i, name := range append(append([]string{}, Corpus...), Heavy...) {
 		src, err := testmedia.Make(ctx, testmedia.CacheDir(), name)
 		if err != nil {
 			return cfg, err
@@ -122,4 +127,20 @@ func (s *Server) Close() {
 	s.hs.Close()
 	s.tc.Close()
 	s.srv.Close()
+}
+
+// LibraryOf fills dir with the named clips only, for figures per file.
+func LibraryOf(ctx context.Context, dir string, names ...string) ([]File, error) {
+	var files []File
+	for _, name := range names {
+		src, err := testmedia.Make(ctx, testmedia.CacheDir(), name)
+		if err != nil {
+			return nil, err
+		}
+		if err := link(src, filepath.Join(dir, name)); err != nil {
+			return nil, err
+		}
+		files = append(files, File{Name: name, ID: ID(name)})
+	}
+	return files, nil
 }

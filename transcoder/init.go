@@ -1,0 +1,146 @@
+package transcoder
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"go.uber.org/zap"
+)
+
+// Init segments of re-encoded variants are made once per encoder
+// configuration and kept in <cache>/inits, so that an init request is
+// answered at once, with no head, for any file of a kind seen before.
+// A variant's init is the ftyp and moov of its first run's output: the
+// track's codec configuration (SPS/PPS, AudioSpecificConfig), picture
+// size and timescale. These follow from the run's arguments and from the
+// source stream's decoded format, which configKey hashes; nothing in them
+// depends on where a run starts, which file it reads or when it runs. The
+// tests check this byte for byte. And should a run ever differ, its
+// segments still play after another run's init: every IDR carries its
+// SPS and PPS (dump_extra).
+
+// configKey names v's encoder configuration, or "" when v's init cannot be
+// shared: a stream copy's carries the source's own codec configuration, and
+// a file probed before formats were recorded does not say enough.
+func (v *variant) configKey() string {
+	if v.quality == QualityOriginal {
+		return ""
+	}
+	r := runSpec{kind: v.kind, track: v.track, qual: v.quality, bounds: []float64{0, 1},
+		profile: videoProfile{accel: AccelNone, preset: v.t.cfg.Preset}, container: v.m.info.Container}
+	var stream string
+	if v.kind == "video" {
+		r.video = v.m.info.Video[v.track]
+		r.video.Index, r.video.Bitrate, r.video.Level = 0, 0, 0
+		stream = fmt.Sprintf("%+v", r.video)
+		if r.video.Format == "" {
+			return ""
+		}
+	} else {
+		r.audio = v.m.info.Audio[v.track]
+		r.audio.Index, r.audio.Bitrate = 0, 0
+		r.audio.Language, r.audio.Title, r.audio.Default, r.audio.Comment, r.audio.Start = "", "", false, false, 0
+		stream = fmt.Sprintf("%+v", r.audio)
+		if r.audio.Format == "" {
+			return ""
+		}
+	}
+	h := sha256.New()
+	h.Write([]byte(strings.Join(ffmpegArgs(r), "\x00")))
+	h.Write([]byte{0})
+	h.Write([]byte(stream))
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+func (t *Transcoder) sharedInitPath(key string) string {
+	return filepath.Join(t.cfg.CacheDir, "inits", key+".mp4")
+}
+
+// sharedInit returns the init kept for key, if any.
+func (t *Transcoder) sharedInit(key string) ([]byte, bool) {
+	if key == "" {
+		return nil, false
+	}
+	b, err := os.ReadFile(t.sharedInitPath(key))
+	return b, err == nil && len(b) > 0
+}
+
+// keepInit stores init for key, unless one is kept already; a different
+// one already kept is reported, as it would disprove configKey.
+func (t *Transcoder) keepInit(key string, init []byte) {
+	if key == "" {
+		return
+	}
+	if old, ok := t.sharedInit(key); ok {
+		if !bytes.Equal(old, init) {
+			t.initMismatches.Add(1)
+			t.log.Warn("an encoder run wrote another init segment than the one kept for its configuration; players still decode its segments, whose IDRs carry their parameter sets",
+				zap.String("config", key))
+		}
+		return
+	}
+	_ = os.MkdirAll(filepath.Dir(t.sharedInitPath(key)), 0o755)
+	_ = writeFileAtomic(t.sharedInitPath(key), init)
+}
+
+// headerOf returns the ftyp and moov at the start of a segment file being
+// written, once both are complete: ffmpeg writes them before the first
+// frame, so a head's init is known a few hundred milliseconds after it
+// starts rather than when its first segment is complete.
+func headerOf(path string) ([]byte, bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, false
+	}
+	defer f.Close()
+	buf := make([]byte, 64<<10)
+	n, _ := f.Read(buf)
+	buf = buf[:n]
+	var out []byte
+	for off := 0; off+8 <= len(buf); {
+		size := int(binary.BigEndian.Uint32(buf[off:]))
+		typ := string(buf[off+4 : off+8])
+		if size < 8 || off+size > len(buf) {
+			return nil, false
+		}
+		switch typ {
+		case "ftyp":
+			out = append(out, buf[off:off+size]...)
+		case "moov":
+			return append(out, buf[off:off+size]...), len(out) > 0
+		default:
+			return nil, false
+		}
+		off += size
+	}
+	return nil, false
+}
+
+// headFile is where h writes segment n.
+func (h *head) file(n int) string { return filepath.Join(h.dir, "s-"+strconv.Itoa(n)+".mp4") }
+
+// setInit makes b the variant's init segment, unless it has one.
+func (v *variant) setInit(b []byte) error {
+	v.mu.Lock()
+	have := isClosed(v.initCh)
+	v.mu.Unlock()
+	if have {
+		return nil
+	}
+	if err := writeFileAtomic(v.initPath(), b); err != nil {
+		return fmt.Errorf("%w: writing init segment: %v", ErrEncoder, err)
+	}
+	v.mu.Lock()
+	if !isClosed(v.initCh) {
+		close(v.initCh)
+	}
+	v.mu.Unlock()
+	return nil
+}
