@@ -239,7 +239,7 @@ func (h *head) encode(profile videoProfile) error {
 	var meter *meter
 	speedKey := ""
 	if h.heavy {
-		meter = newMeter(func() bool { return !h.paused.Load() && !t.sched.encoding(h) })
+		meter = newMeter(func() bool { return !h.paused.Load() && t.sched.encoders(h) == 0 })
 		speedKey = h.v.speedKey(profile)
 		defer func() {
 			if fps, ok := meter.take(2 * time.Second); ok {

@@ -34,6 +34,7 @@ type liveSegment struct {
 	path     string        // ffmpeg's file of segment n in the head's work directory
 
 	f       *os.File      // the work file, once it exists
+	buf     []byte        // for reads from f
 	rest    io.ReadCloser // the ordinary path's answer, when the work file went before it was opened
 	pending []byte        // read from f, not yet a whole box
 	out     []byte        // whole boxes to return
@@ -96,12 +97,14 @@ func (l *liveSegment) fill() error {
 		return l.fallback(l.h)
 	}
 	if l.f != nil {
-		buf := make([]byte, 256<<10)
-		k, err := l.f.Read(buf)
+		if l.buf == nil {
+			l.buf = make([]byte, 256<<10)
+		}
+		k, err := l.f.Read(l.buf)
 		if err != nil && err != io.EOF {
 			return fmt.Errorf("%w: reading segment %d as it is written: %v", ErrEncoder, l.n, err)
 		}
-		l.pending = append(l.pending, buf[:k]...)
+		l.pending = append(l.pending, l.buf[:k]...)
 		l.takeBoxes()
 		if k > 0 {
 			return nil

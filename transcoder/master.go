@@ -76,7 +76,7 @@ func (t *Transcoder) Master(ctx context.Context, path, query string) ([]byte, er
 	// Rungs, largest first: those made fast enough, and the others, which
 	// stay requestable but are not advertised.
 	profile, gpu := t.sched.profileFor(v, t.cfg.Preset)
-	busy := t.sched.encoders()
+	busy := t.sched.encoders(nil)
 	var fast, slow []playlist.Variant
 	start := -1 // in fast: the rung players start on
 	rungs := rungsFor(v)

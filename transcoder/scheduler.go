@@ -162,22 +162,13 @@ func (s *scheduler) stopIdle(idle time.Duration) {
 	}
 }
 
-// encoding says whether a software re-encode other than except runs and is
-// not paused: then the cores are shared, and a speed measured is the load's.
-func (s *scheduler) encoding(except *head) bool {
-	for _, h := range s.live() {
-		if h != except && h.heavy && !h.hw.Load() && h.started() && !h.paused.Load() {
-			return true
-		}
-	}
-	return false
-}
-
-// encoders counts the software re-encodes that run and are not paused.
-func (s *scheduler) encoders() int {
+// encoders counts the software re-encodes other than except (nil: none)
+// that run and are not paused: the heads sharing the cores, whose speed
+// measures the load rather than the machine.
+func (s *scheduler) encoders(except *head) int {
 	n := 0
 	for _, h := range s.live() {
-		if h.heavy && !h.hw.Load() && h.started() && !h.paused.Load() {
+		if h != except && h.heavy && !h.hw.Load() && h.started() && !h.paused.Load() {
 			n++
 		}
 	}

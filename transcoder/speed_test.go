@@ -70,7 +70,7 @@ func TestMasterLeavesOutSlowRungs(t *testing.T) {
 		}
 	}()
 	deadline := time.Now().Add(30 * time.Second)
-	for tc.sched.encoders() == 0 {
+	for tc.sched.encoders(nil) == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the other re-encode never started")
 		}

@@ -336,11 +336,9 @@ func (v *variant) prefetch(n int, clientID string) {
 	}
 }
 
-// initSegment returns init.mp4, open, starting a head if none is running:
-// the init segment comes out of the same encoder run as the media segments.
-//
-// An init is never made for its own sake: it is the one kept for the
-// variant's configuration, or the header the variant's head writes first.
+// initSegment returns init.mp4, open: the one kept for the variant's
+// encoder configuration, else the header its running head writes first
+// (a head is started if none runs; an init is never made for its own sake).
 func (v *variant) initSegment(ctx context.Context, hint int, clientID string) (*os.File, error) {
 	if b, ok := v.t.sharedInit(v.initKey); ok {
 		if err := v.setInit(b); err != nil {
