@@ -219,7 +219,9 @@ func (s *Server) variantFile(w http.ResponseWriter, r *http.Request) error {
 // sees a failed load and retries rather than a short segment.
 func serveLive(w http.ResponseWriter, rc io.ReadCloser, contentType string) error {
 	defer rc.Close()
-	buf := make([]byte, 256<<10)
+	// Large enough for a whole fragment per write (0.5 s of 2160p at its cap is 1.5 MB): see
+	// transcoder's liveSegment for why fragments must not be split.
+	buf := make([]byte, 2<<20)
 	k, err := rc.Read(buf)
 	if k == 0 && err != nil && err != io.EOF {
 		return err

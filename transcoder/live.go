@@ -37,7 +37,8 @@ type liveSegment struct {
 	buf     []byte        // for reads from f
 	rest    io.ReadCloser // the ordinary path's answer, when the work file went before it was opened
 	pending []byte        // read from f, not yet a whole box
-	out     []byte        // whole boxes to return
+	group   []byte        // whole boxes of a fragment whose mdat is still to come
+	out     []byte        // whole fragments to return
 	sent    bool
 	eof     bool
 	left    bool // no longer counted as waiting on h
@@ -111,6 +112,8 @@ func (l *liveSegment) fill() error {
 		}
 		// Nothing new. Once published, the file was complete when looked at.
 		if published {
+			l.out = append(l.out, l.group...) // boxes after the last mdat, if any
+			l.group = nil
 			if len(l.pending) > 0 {
 				return fmt.Errorf("%w: segment %d ends inside a box", ErrEncoder, l.n)
 			}
@@ -152,8 +155,12 @@ func (l *liveSegment) fallback(ended *head) error {
 	return nil
 }
 
-// takeBoxes moves the whole boxes at the front of pending to out, keeping
-// only what publish keeps of a segment.
+// takeBoxes moves the whole fragments (moof with its mdat) at the front of
+// pending to out, keeping only what publish keeps of a segment. Whole
+// fragments, not boxes: hls.js keeps a partial fragment from a load it
+// aborts (a seek) and parses the next segment's first bytes after it,
+// which puts that segment at the aborted fragment's time; each fragment
+// sent in one write leaves it nothing partial to keep.
 func (l *liveSegment) takeBoxes() {
 	for len(l.pending) >= 8 {
 		size := int(binary.BigEndian.Uint32(l.pending))
@@ -168,7 +175,11 @@ func (l *liveSegment) takeBoxes() {
 			return // incomplete (or size 0, "to the end": complete once published)
 		}
 		if mediaBox(typ) {
-			l.out = append(l.out, l.pending[:size]...)
+			l.group = append(l.group, l.pending[:size]...)
+			if typ == "mdat" {
+				l.out = append(l.out, l.group...)
+				l.group = l.group[:0]
+			}
 		}
 		l.pending = l.pending[size:]
 	}

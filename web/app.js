@@ -322,6 +322,18 @@ function showPlayer(id) {
     // than when the whole segment is made.
     hls = new Hls({ progressive: true, autoStartLoad: false });
     const mine = hls;
+    // hls.js 1.7.4 keeps the last fragment of a progressive load that a
+    // seek aborts and parses the next segment after it, which misplaces
+    // that segment (a hole, a stall). Restarting the load drops its
+    // parser's state; seeks within the buffer load nothing and keep it.
+    video.onseeking = () => {
+      if (hls !== mine) return;
+      const t = video.currentTime;
+      const b = video.buffered;
+      for (let i = 0; i < b.length; i++) if (b.start(i) <= t && t < b.end(i)) return;
+      hls.stopLoad();
+      hls.startLoad(t);
+    };
     hls.on(Hls.Events.MANIFEST_PARSED, (_, data) => {
       // Start where the server says: it lists first the best rung this
       // machine makes fast enough, where hls.js would guess from a

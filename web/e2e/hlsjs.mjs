@@ -49,8 +49,17 @@ function harness(master, debug, audible) {
   // buffered and measure the server, not the player's memory.
   // (hls.js buffers min(maxMaxBufferLength, max(maxBufferLength, what
   // maxBufferSize holds at the level's bitrate)) seconds ahead.)
-  // progressive, and the start level from the master, as the web player does.
+  // Progressive loading, the start level from the master, and a restart of
+  // loading on seeks out of the buffer, as the web player does (app.js).
+  function restartOutOfBuffer(hls, video) {
+    const t = video.currentTime;
+    const b = video.buffered;
+    for (let i = 0; i < b.length; i++) if (b.start(i) <= t && t < b.end(i)) return;
+    hls.stopLoad();
+    hls.startLoad(t);
+  }
   const hls = new Hls({ debug: !!debug, maxBufferLength: 4, maxMaxBufferLength: 4, progressive: true, autoStartLoad: false });
+  video.addEventListener('seeking', () => restartOutOfBuffer(hls, video));
   T.hls = hls;
   hls.on(Hls.Events.ERROR, (_, d) => {
     T.errors.push({
