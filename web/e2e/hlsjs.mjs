@@ -247,7 +247,10 @@ async function playFile(file) {
     // Switch to another rung mid-play and back, the way ABR does: nextLevel
     // keeps the buffer and appends the new rung's segments after it, so
     // any misalignment between rungs shows up as a hole or a stall.
-    const from = info.level;
+    // From the rung playing now, not the one at startup: ABR may have moved
+    // since (on a slow re-encode it steps down), and a switch to the rung
+    // already playing would wait for an event that never comes.
+    const from = await page.evaluate(() => (T.hls.currentLevel >= 0 ? T.hls.currentLevel : T.hls.loadLevel));
     const to = info.levels.length > 1 ? (from === 0 ? info.levels.length - 1 : 0) : -1;
     if (to >= 0) {
       for (const [lvl, what] of [[to, `switch to level ${to}`], [from, `switch back to level ${from}`]]) {
