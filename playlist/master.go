@@ -1,12 +1,10 @@
 package playlist
 
 import (
-	"bytes"
+	"cmp"
 	"fmt"
 	"strconv"
 	"strings"
-
-	"github.com/grafov/m3u8"
 )
 
 // Variant is one video rendition in the master playlist.
@@ -17,14 +15,30 @@ type Variant struct {
 	Codecs           string // complete CODECS value: video codec + every audio codec of its group
 	Width, Height    int
 	FrameRate        float64
-	Name             string // e.g. "720p"; written as the non-standard NAME attribute grafov supports
+	// VideoRange is "SDR", "PQ" or "HLG"; empty writes none.
+	VideoRange string
+	Name       string // e.g. "720p"; the non-standard NAME attribute hls.js shows
+	// AudioGroup is the GROUP-ID of its audio renditions; empty is
+	// "audio" when there are any.
+	AudioGroup string
 }
 
-// Audio is one audio rendition; all share GROUP-ID "audio".
+// IFrames is an I-frame variant (EXT-X-I-FRAME-STREAM-INF): the I-frames
+// playlist of one rung, for scrubbing and fast-forward.
+type IFrames struct {
+	URI           string
+	Bandwidth     int
+	Codecs        string // the video codec only
+	Width, Height int
+	VideoRange    string
+}
+
+// Audio is one audio rendition.
 type Audio struct {
+	Group    string // GROUP-ID; empty is "audio"
 	URI      string
 	Name     string
-	Language string // BCP-47/ISO 639 as given; omitted when empty or "und"
+	Language string // BCP-47/ISO 639 as given; "und" when empty
 	Default  bool
 	Channels int // CHANNELS="2"; omitted when <= 0
 }
@@ -34,7 +48,7 @@ type Audio struct {
 type Subtitle struct {
 	URI      string
 	Name     string
-	Language string // omitted when empty or "und"
+	Language string // "und" when empty
 	Default  bool
 	Forced   bool
 }
@@ -42,9 +56,14 @@ type Subtitle struct {
 // Master describes a master playlist.
 type Master struct {
 	Variants  []Variant
+	IFrames   []IFrames
 	Audio     []Audio
 	Subtitles []Subtitle
-	Query     string // raw query appended to every URI written; empty = none
+	// NoCaptions says the video carries no CEA-608/708 captions: written as
+	// CLOSED-CAPTIONS=NONE, without which some players (Shaka) load
+	// segments of every variant to look for them.
+	NoCaptions bool
+	Query      string // raw query appended to every URI written; empty = none
 }
 
 const (
@@ -52,94 +71,102 @@ const (
 	subtitleGroup = "subs"
 )
 
-// masterVersion: grafov always writes PROGRAM-ID on EXT-X-STREAM-INF, an
-// attribute removed in protocol version 6, so the master must declare less.
-// 4 is the version RFC 8216 suggests for EXT-X-MEDIA and the AUDIO attribute.
-const masterVersion = 4
+// masterVersion is that of the media playlists the master lists (EXT-X-MAP
+// needs 6): nothing in the master needs more, and PROGRAM-ID, which version
+// 6 removed, is not written.
+const masterVersion = mediaVersion
 
 // WriteMaster writes the master playlist: independent segments, one
-// EXT-X-MEDIA per audio rendition and one EXT-X-STREAM-INF per variant.
+// EXT-X-MEDIA per rendition and one EXT-X-STREAM-INF per variant. It is
+// written here rather than by grafov, which always writes PROGRAM-ID and
+// has no CHANNELS.
 func WriteMaster(m Master) []byte {
-	pl := m3u8.NewMasterPlaylist()
-	pl.SetIndependentSegments(true)
-	if len(m.Audio) > 0 || len(m.Subtitles) > 0 {
-		pl.SetCustomTag(mediaTags{audio: m.Audio, subtitles: m.Subtitles, query: m.Query})
-	}
-	for _, v := range m.Variants {
-		params := m3u8.VariantParams{
-			Bandwidth:        uint32(max(v.Bandwidth, 0)),
-			AverageBandwidth: uint32(max(v.AverageBandwidth, 0)),
-			Codecs:           safe(v.Codecs),
-			FrameRate:        v.FrameRate,
-			Name:             safe(v.Name),
+	var b strings.Builder
+	fmt.Fprintf(&b, "#EXTM3U\n#EXT-X-VERSION:%d\n#EXT-X-INDEPENDENT-SEGMENTS\n", masterVersion)
+	names := map[string]map[string]bool{}
+	hasDefault := map[string]bool{}
+	for _, a := range m.Audio {
+		group := cmp.Or(safe(a.Group), audioGroup)
+		if names[group] == nil {
+			names[group] = map[string]bool{}
 		}
-		if v.Width > 0 && v.Height > 0 {
-			params.Resolution = fmt.Sprintf("%dx%d", v.Width, v.Height)
-		}
-		if len(m.Audio) > 0 {
-			params.Audio = audioGroup
-		}
-		if len(m.Subtitles) > 0 {
-			params.Subtitles = subtitleGroup
-		}
-		pl.Append(withQuery(v.URI, m.Query), nil, params)
-	}
-	pl.SetVersion(masterVersion)
-	return pl.Encode().Bytes()
-}
-
-// mediaTags writes all EXT-X-MEDIA lines as one custom tag. grafov's
-// Alternative has no CHANNELS field, and its custom tags live in a map keyed
-// by tag name (one tag per name, written in random map order), so a single
-// tag must carry every rendition to keep them all and keep them ordered.
-type mediaTags struct {
-	audio     []Audio
-	subtitles []Subtitle
-	query     string
-}
-
-func (mediaTags) TagName() string { return "#EXT-X-MEDIA:" }
-
-func (t mediaTags) String() string { return t.Encode().String() }
-
-func (t mediaTags) Encode() *bytes.Buffer {
-	var lines []string
-	names := map[string]bool{}
-	hasDefault := false
-	for _, a := range t.audio {
-		name := uniqueName(safe(a.Name), "Audio", names)
+		name := uniqueName(safe(a.Name), "Audio", names[group])
 		// RFC 8216 4.3.4.1.1: at most one DEFAULT=YES per group.
-		def := a.Default && !hasDefault
-		hasDefault = hasDefault || def
-		line := fmt.Sprintf(`#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="%s",NAME="%s"`, audioGroup, name) +
-			language(a.Language) + fmt.Sprintf(",DEFAULT=%s,AUTOSELECT=YES", yesNo(def))
+		def := a.Default && !hasDefault[group]
+		hasDefault[group] = hasDefault[group] || def
+		fmt.Fprintf(&b, `#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="%s",NAME="%s",LANGUAGE="%s",DEFAULT=%s,AUTOSELECT=YES`,
+			group, name, language(a.Language), yesNo(def))
 		if a.Channels > 0 {
-			line += fmt.Sprintf(`,CHANNELS="%d"`, a.Channels)
+			fmt.Fprintf(&b, `,CHANNELS="%d"`, a.Channels)
 		}
-		lines = append(lines, line+fmt.Sprintf(`,URI="%s"`, withQuery(a.URI, t.query)))
+		fmt.Fprintf(&b, ",URI=\"%s\"\n", withQuery(a.URI, m.Query))
 	}
-	names = map[string]bool{}
-	hasDefault = false
-	for _, s := range t.subtitles {
-		name := uniqueName(safe(s.Name), "Subtitles", names)
-		def := s.Default && !hasDefault
-		hasDefault = hasDefault || def
+	subNames := map[string]bool{}
+	subDefault := false
+	for _, s := range m.Subtitles {
+		name := uniqueName(safe(s.Name), "Subtitles", subNames)
+		def := s.Default && !subDefault
+		subDefault = subDefault || def
 		// RFC 8216 4.3.4.1: AUTOSELECT must be YES when DEFAULT is; forced
 		// tracks are selected by players on their own when the language
 		// matches, which is what they are for.
-		lines = append(lines, fmt.Sprintf(`#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="%s",NAME="%s"`, subtitleGroup, name)+
-			language(s.Language)+fmt.Sprintf(",DEFAULT=%s,AUTOSELECT=YES,FORCED=%s,URI=\"%s\"",
-			yesNo(def), yesNo(s.Forced), withQuery(s.URI, t.query)))
+		fmt.Fprintf(&b, `#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="%s",NAME="%s",LANGUAGE="%s",DEFAULT=%s,AUTOSELECT=YES,FORCED=%s,URI="%s"`+"\n",
+			subtitleGroup, name, language(s.Language), yesNo(def), yesNo(s.Forced), withQuery(s.URI, m.Query))
 	}
-	// grafov adds the final newline itself.
-	return bytes.NewBufferString(strings.Join(lines, "\n"))
+	for _, v := range m.Variants {
+		fmt.Fprintf(&b, "#EXT-X-STREAM-INF:BANDWIDTH=%d", max(v.Bandwidth, 0))
+		if v.AverageBandwidth > 0 {
+			fmt.Fprintf(&b, ",AVERAGE-BANDWIDTH=%d", v.AverageBandwidth)
+		}
+		if v.Codecs != "" {
+			fmt.Fprintf(&b, `,CODECS="%s"`, safe(v.Codecs))
+		}
+		if v.Width > 0 && v.Height > 0 {
+			fmt.Fprintf(&b, ",RESOLUTION=%dx%d", v.Width, v.Height)
+		}
+		if v.FrameRate > 0 {
+			fmt.Fprintf(&b, ",FRAME-RATE=%.3f", v.FrameRate)
+		}
+		if r := v.VideoRange; r == "SDR" || r == "PQ" || r == "HLG" {
+			b.WriteString(",VIDEO-RANGE=" + r)
+		}
+		if len(m.Audio) > 0 {
+			fmt.Fprintf(&b, `,AUDIO="%s"`, cmp.Or(safe(v.AudioGroup), audioGroup))
+		}
+		if len(m.Subtitles) > 0 {
+			fmt.Fprintf(&b, `,SUBTITLES="%s"`, subtitleGroup)
+		}
+		if m.NoCaptions {
+			b.WriteString(",CLOSED-CAPTIONS=NONE")
+		}
+		if v.Name != "" {
+			fmt.Fprintf(&b, `,NAME="%s"`, safe(v.Name))
+		}
+		b.WriteString("\n" + withQuery(v.URI, m.Query) + "\n")
+	}
+	for _, f := range m.IFrames {
+		fmt.Fprintf(&b, "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=%d", max(f.Bandwidth, 0))
+		if f.Codecs != "" {
+			fmt.Fprintf(&b, `,CODECS="%s"`, safe(f.Codecs))
+		}
+		if f.Width > 0 && f.Height > 0 {
+			fmt.Fprintf(&b, ",RESOLUTION=%dx%d", f.Width, f.Height)
+		}
+		if r := f.VideoRange; r == "SDR" || r == "PQ" || r == "HLG" {
+			b.WriteString(",VIDEO-RANGE=" + r)
+		}
+		fmt.Fprintf(&b, ",URI=\"%s\"\n", withQuery(f.URI, m.Query))
+	}
+	return []byte(b.String())
 }
 
+// language is the LANGUAGE of a rendition: Apple's players need one on every
+// rendition (Authoring Specification 8.10), and "und" is the code for none.
 func language(l string) string {
-	if l == "" || l == "und" {
-		return ""
+	if l == "" {
+		return "und"
 	}
-	return fmt.Sprintf(`,LANGUAGE="%s"`, safe(l))
+	return safe(l)
 }
 
 // uniqueName suffixes repeated names: RFC 8216 4.3.4.1.1 requires distinct
@@ -162,5 +189,3 @@ func yesNo(b bool) string {
 	}
 	return "NO"
 }
-
-var _ m3u8.CustomTag = mediaTags{}

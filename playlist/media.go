@@ -17,6 +17,10 @@ const mediaVersion = 6
 // grafov prints EXTINF as a float32 with 3 decimals, which stays exact to the
 // millisecond only for segments shorter than 16384 s (about 4.5 h).
 func WriteMedia(p Plan, initURI string, segURI func(i int) string, query string) []byte {
+	return writeMedia(p, initURI, segURI, query, false)
+}
+
+func writeMedia(p Plan, initURI string, segURI func(i int) string, query string, iframes bool) []byte {
 	n := p.Len()
 	// Capacity 1 at least: grafov divides by the capacity when appending.
 	pl, err := m3u8.NewMediaPlaylist(0, uint(max(n, 1)))
@@ -25,6 +29,7 @@ func WriteMedia(p Plan, initURI string, segURI func(i int) string, query string)
 	}
 	pl.MediaType = m3u8.VOD
 	pl.Closed = true
+	pl.Iframe = iframes
 	pl.SetDefaultMap(withQuery(initURI, query), 0, 0)
 	for i := range n {
 		if err := pl.Append(withQuery(segURI(i), query), p.Duration(i), ""); err != nil {
@@ -36,6 +41,14 @@ func WriteMedia(p Plan, initURI string, segURI func(i int) string, query string)
 	pl.TargetDuration = float64(p.TargetDuration())
 	pl.SetVersion(mediaVersion)
 	return pl.Encode().Bytes()
+}
+
+// WriteIFrames writes an I-frames-only playlist (RFC 8216 4.3.3.6): entry
+// i is one I-frame at p.Start(i), shown until the next; segURI(i) names it,
+// a whole resource, so no byte range is needed. EXT-X-MAP in an I-frames
+// playlist needs version 5; 6 keeps every playlist of a file on one version.
+func WriteIFrames(p Plan, initURI string, segURI func(i int) string, query string) []byte {
+	return writeMedia(p, initURI, segURI, query, true)
 }
 
 // WriteSubtitles writes the media playlist of a WebVTT track served whole:

@@ -26,9 +26,10 @@ type writeCase struct {
 }
 
 type mediaCase struct {
-	plan  Plan
-	init  string
-	query string
+	plan    Plan
+	init    string
+	query   string
+	iframes bool // an I-frames-only playlist
 }
 
 func segURI(i int) string { return fmt.Sprintf("seg/%d.m4s", i) }
@@ -36,6 +37,9 @@ func segURI(i int) string { return fmt.Sprintf("seg/%d.m4s", i) }
 func (c writeCase) write() []byte {
 	if c.master != nil {
 		return WriteMaster(*c.master)
+	}
+	if c.media.iframes {
+		return WriteIFrames(c.media.plan, c.media.init, segURI, c.media.query)
 	}
 	return WriteMedia(c.media.plan, c.media.init, segURI, c.media.query)
 }
@@ -50,12 +54,17 @@ func (c writeCase) query() string {
 var ladder = []Variant{
 	{URI: "video/0/1080p/index.m3u8", Bandwidth: 8_192_000, AverageBandwidth: 6_100_000, Codecs: "avc1.640028,mp4a.40.2,ac-3", Width: 1920, Height: 1080, FrameRate: 23.976, Name: "1080p"},
 	{URI: "video/0/720p/index.m3u8", Bandwidth: 3_192_000, AverageBandwidth: 2_600_000, Codecs: "avc1.64001f,mp4a.40.2,ac-3", Width: 1280, Height: 720, FrameRate: 23.976, Name: "720p"},
-	{URI: "video/0/original/index.m3u8", Bandwidth: 12_000_000, Codecs: "hvc1.2.4.L120.B0,mp4a.40.2,ac-3", Width: 3840, Height: 2160, FrameRate: 30000.0 / 1001, Name: "original"},
+	{URI: "video/0/original/index.m3u8", Bandwidth: 12_000_000, Codecs: "hvc1.2.4.L120.B0,mp4a.40.2,ac-3", Width: 3840, Height: 2160, FrameRate: 30000.0 / 1001, VideoRange: "PQ", Name: "original"},
 }
 
 var cases = []writeCase{
 	{name: "master_ladder", master: &Master{
-		Variants: ladder,
+		Variants:   ladder,
+		NoCaptions: true,
+		IFrames: []IFrames{
+			{URI: "video/0/1080p/iframes.m3u8", Bandwidth: 937_500, Codecs: "avc1.640028", Width: 1920, Height: 1080, VideoRange: "SDR"},
+			{URI: "video/0/720p/iframes.m3u8", Bandwidth: 525_000, Codecs: "avc1.64001f", Width: 1280, Height: 720, VideoRange: "SDR"},
+		},
 		Audio: []Audio{
 			{URI: "audio/1/index.m3u8", Name: "English", Language: "en", Default: true, Channels: 2},
 			{URI: "audio/2/index.m3u8", Name: "English", Language: "en", Channels: 6},
@@ -97,6 +106,12 @@ var cases = []writeCase{
 		init:  "init.mp4",
 		query: "token=b",
 	}},
+	{name: "iframes_keyframes", media: &mediaCase{
+		plan:    KeyframePlan(every(ntsc(48), 65.3), 65.3, 6),
+		init:    "iframes-init.mp4",
+		query:   "token=b",
+		iframes: true,
+	}},
 	{name: "media_single_segment", media: &mediaCase{
 		plan: KeyframePlan(nil, 4.2, 6),
 		init: "init.mp4",
@@ -130,7 +145,10 @@ func TestRoundTrip(t *testing.T) {
 			if c.master != nil {
 				checkMasterRoundTrip(t, *c.master, c.write())
 			} else {
-				checkMediaRoundTrip(t, c.media.plan, c.media.init, c.media.query, c.write())
+				pl := checkMediaRoundTrip(t, c.media.plan, c.media.init, c.media.query, c.write())
+				if pl.Iframe != c.media.iframes {
+					t.Errorf("EXT-X-I-FRAMES-ONLY read as %v, want %v", pl.Iframe, c.media.iframes)
+				}
 			}
 		})
 	}
@@ -147,16 +165,51 @@ func checkMasterRoundTrip(t *testing.T, m Master, out []byte) {
 	if !pl.IndependentSegments() {
 		t.Error("missing EXT-X-INDEPENDENT-SEGMENTS")
 	}
-	if len(pl.Variants) != len(m.Variants) {
-		t.Fatalf("%d variants, want %d", len(pl.Variants), len(m.Variants))
+	// PROGRAM-ID was removed in version 6; the version is that of the
+	// media playlists the master lists.
+	if bytes.Contains(out, []byte("PROGRAM-ID")) || pl.Version() != mediaVersion {
+		t.Errorf("EXT-X-VERSION %d with PROGRAM-ID %v, want %d without", pl.Version(), bytes.Contains(out, []byte("PROGRAM-ID")), mediaVersion)
 	}
-	for i, v := range pl.Variants {
+	// grafov hands every EXT-X-MEDIA read so far to the first I-frame
+	// variant instead of the variants that name its group, so renditions
+	// are checked on the playlist without its I-frame variants.
+	var iframes []*m3u8.Variant
+	for _, v := range pl.Variants {
+		if v.Iframe {
+			iframes = append(iframes, v)
+		}
+	}
+	var kept []string
+	for _, line := range strings.SplitAfter(string(out), "\n") {
+		if !strings.HasPrefix(line, "#EXT-X-I-FRAME-STREAM-INF:") {
+			kept = append(kept, line)
+		}
+	}
+	pl = m3u8.NewMasterPlaylist()
+	if err := pl.Decode(*bytes.NewBufferString(strings.Join(kept, "")), true); err != nil {
+		t.Fatalf("decode: %v\n%s", err, out)
+	}
+	variants := pl.Variants
+	if len(variants) != len(m.Variants) || len(iframes) != len(m.IFrames) {
+		t.Fatalf("%d variants and %d I-frame variants, want %d and %d", len(variants), len(iframes), len(m.Variants), len(m.IFrames))
+	}
+	for i, v := range iframes {
+		w := m.IFrames[i]
+		if v.URI != withQuery(w.URI, m.Query) || int(v.Bandwidth) != w.Bandwidth || v.Codecs != w.Codecs ||
+			v.Resolution != fmt.Sprintf("%dx%d", w.Width, w.Height) || v.VideoRange != w.VideoRange {
+			t.Errorf("I-frame variant %d decoded as %+v, want %+v", i, v.VariantParams, w)
+		}
+	}
+	for i, v := range variants {
 		w := m.Variants[i]
 		if v.URI != withQuery(w.URI, m.Query) || int(v.Bandwidth) != w.Bandwidth ||
 			int(v.AverageBandwidth) != w.AverageBandwidth || v.Codecs != w.Codecs ||
 			v.Resolution != fmt.Sprintf("%dx%d", w.Width, w.Height) || v.Name != w.Name ||
-			math.Abs(v.FrameRate-w.FrameRate) > 0.0005 {
+			math.Abs(v.FrameRate-w.FrameRate) > 0.0005 || v.VideoRange != w.VideoRange {
 			t.Errorf("variant %d decoded as %+v, want %+v", i, v.VariantParams, w)
+		}
+		if wantCC := map[bool]string{true: "NONE"}[m.NoCaptions]; v.Captions != wantCC {
+			t.Errorf("variant %d: CLOSED-CAPTIONS %q, want %q", i, v.Captions, wantCC)
 		}
 		wantGroup, wantSubs := "", ""
 		if len(m.Audio) > 0 {
@@ -181,8 +234,8 @@ func checkMasterRoundTrip(t *testing.T, m Master, out []byte) {
 				uri, name, lang, group, typ = w.URI, w.Name, w.Language, subtitleGroup, "SUBTITLES"
 				forced = yesNo(w.Forced)
 			}
-			if lang == "und" {
-				lang = ""
+			if lang == "" {
+				lang = "und" // Apple 8.10: every rendition has a LANGUAGE
 			}
 			if a.Type != typ || a.GroupId != group || a.URI != withQuery(uri, m.Query) || a.Forced != forced ||
 				a.Language != lang || a.Autoselect != "YES" || !strings.HasPrefix(a.Name, safe(name)) {
@@ -200,7 +253,7 @@ func checkMasterRoundTrip(t *testing.T, m Master, out []byte) {
 	}
 }
 
-func checkMediaRoundTrip(t *testing.T, p Plan, initURI, query string, out []byte) {
+func checkMediaRoundTrip(t *testing.T, p Plan, initURI, query string, out []byte) *m3u8.MediaPlaylist {
 	t.Helper()
 	pl, err := m3u8.NewMediaPlaylist(0, 1)
 	if err != nil {
@@ -230,6 +283,7 @@ func checkMediaRoundTrip(t *testing.T, p Plan, initURI, query string, out []byte
 			t.Errorf("segment %d = %v %q, want %v %q", i, s.Duration, s.URI, p.Duration(i), withQuery(segURI(i), query))
 		}
 	}
+	return pl
 }
 
 var extinf = regexp.MustCompile(`(?m)^#EXTINF:([0-9.]+),`)
@@ -336,7 +390,12 @@ func TestMasterFormatting(t *testing.T) {
 			t.Errorf("master lacks %q:\n%s", want, out)
 		}
 	}
-	if strings.Contains(out, "LANGUAGE") {
-		t.Errorf("empty language written:\n%s", out)
+	if !strings.Contains(out, `LANGUAGE="und"`) {
+		t.Errorf("an untagged rendition has no LANGUAGE=\"und\":\n%s", out)
+	}
+	for _, unwanted := range []string{"PROGRAM-ID", "CLOSED-CAPTIONS", "VIDEO-RANGE"} {
+		if strings.Contains(out, unwanted) {
+			t.Errorf("master has %s, which was not asked for:\n%s", unwanted, out)
+		}
 	}
 }

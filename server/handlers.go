@@ -159,10 +159,12 @@ func (s *Server) master(w http.ResponseWriter, r *http.Request) error {
 var (
 	trackRe   = regexp.MustCompile(`^[0-9]{1,3}$`)
 	segmentRe = regexp.MustCompile(`^segment-([0-9]{1,9})\.m4s$`)
+	iframeRe  = regexp.MustCompile(`^iframe-([0-9]{1,9})\.m4s$`)
 	sheetRe   = regexp.MustCompile(`^sheet-([0-9]{1,6})\.jpg$`)
 )
 
-// variantFile serves index.m3u8, init.mp4 and segment-N.m4s of one variant.
+// variantFile serves index.m3u8, init.mp4 and segment-N.m4s of one variant,
+// and iframes.m3u8, iframes-init.mp4 and iframe-N.m4s of a rung's I-frames.
 func (s *Server) variantFile(w http.ResponseWriter, r *http.Request) error {
 	kind, quality, file := chi.URLParam(r, "kind"), chi.URLParam(r, "quality"), chi.URLParam(r, "file")
 	if kind != "video" && kind != "audio" {
@@ -173,12 +175,18 @@ func (s *Server) variantFile(w http.ResponseWriter, r *http.Request) error {
 	}
 	track, _ := strconv.Atoi(chi.URLParam(r, "track"))
 	var n int
+	iframe := false
 	switch {
 	case file == "index.m3u8", file == "init.mp4":
 	case segmentRe.MatchString(file):
 		n, _ = strconv.Atoi(segmentRe.FindStringSubmatch(file)[1])
+	case kind == "video" && (file == "iframes.m3u8" || file == "iframes-init.mp4"):
+	case kind == "video" && iframeRe.MatchString(file):
+		n, _ = strconv.Atoi(iframeRe.FindStringSubmatch(file)[1])
+		iframe = true
 	default:
-		return errorf(http.StatusBadRequest, "malformed segment name "+strconv.Quote(file)+": expected index.m3u8, init.mp4 or segment-N.m4s")
+		return errorf(http.StatusBadRequest, "malformed segment name "+strconv.Quote(file)+
+			": expected index.m3u8, init.mp4, segment-N.m4s, or for video iframes.m3u8, iframes-init.mp4, iframe-N.m4s")
 	}
 	path, err := s.mediaPath(r)
 	if err != nil {
@@ -188,7 +196,27 @@ func (s *Server) variantFile(w http.ResponseWriter, r *http.Request) error {
 	if clientID == "" {
 		clientID = r.Header.Get("X-Client-Id")
 	}
+	if iframe {
+		f, err := s.tc.IFrame(r.Context(), path, track, quality, n)
+		if err != nil {
+			return err
+		}
+		return serveOpen(w, r, f, "video/iso.segment")
+	}
 	switch file {
+	case "iframes.m3u8":
+		b, err := s.tc.IFramePlaylist(r.Context(), path, track, quality, r.URL.RawQuery)
+		if err != nil {
+			return err
+		}
+		writePlaylist(w, b)
+		return nil
+	case "iframes-init.mp4":
+		f, err := s.tc.IFrameInit(r.Context(), path, track, quality)
+		if err != nil {
+			return err
+		}
+		return serveOpen(w, r, f, "video/mp4")
 	case "index.m3u8":
 		b, err := s.tc.MediaPlaylist(r.Context(), path, kind, track, quality, r.URL.RawQuery)
 		if err != nil {

@@ -38,6 +38,27 @@ func (s *Server) observe(next http.Handler) http.Handler {
 	})
 }
 
+// compressor gzips text answers (Apple's Authoring Specification 10.1
+// requires it of playlists): playlists, the API's JSON, WebVTT and the web
+// player's own files. Segments are left alone: compressed video gains
+// nothing and a live segment is sent fragment by fragment.
+var compressor = middleware.NewCompressor(5,
+	"application/vnd.apple.mpegurl", "application/json", "text/vtt",
+	"text/html", "text/css", "text/javascript", "application/javascript")
+
+// compress applies compressor, except to range requests: a Content-Range
+// counts bytes of what is sent, which compressing would change.
+func compress(next http.Handler) http.Handler {
+	zipped := compressor.Handler(next)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Range") != "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		zipped.ServeHTTP(w, r)
+	})
+}
+
 // recoverer turns a panic into a 500 for that request only.
 func (s *Server) recoverer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -43,6 +43,10 @@ type Streamer interface {
 	Subtitle(ctx context.Context, path string, s int) (string, error)
 	Trickplay(ctx context.Context, path, query string) ([]byte, error)
 	TrickplaySheet(ctx context.Context, path string, n int) (string, error)
+	// IFramePlaylist, IFrameInit and IFrame serve a rung's I-frame rendition.
+	IFramePlaylist(ctx context.Context, path string, track int, quality, query string) ([]byte, error)
+	IFrameInit(ctx context.Context, path string, track int, quality string) (*os.File, error)
+	IFrame(ctx context.Context, path string, track int, quality string, n int) (*os.File, error)
 }
 
 // Config of a Server.
@@ -87,7 +91,7 @@ func (s *Server) Observer() transcoder.Observer { return s.metrics }
 func (s *Server) Initialize(tc Streamer) {
 	s.tc = tc
 	r := chi.NewRouter()
-	r.Use(s.recoverer, s.observe, s.cors, s.auth)
+	r.Use(s.recoverer, s.observe, s.cors, s.auth, compress)
 	r.NotFound(s.handle(func(http.ResponseWriter, *http.Request) error {
 		return errorf(http.StatusNotFound, "no such route")
 	}))

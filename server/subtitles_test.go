@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -136,9 +137,7 @@ func TestSubtitles(t *testing.T) {
 			t.Errorf("subtitle %d in /info: %+v, want %+v", i, s, w)
 		}
 		line := fmt.Sprintf(`TYPE=SUBTITLES,GROUP-ID="subs",NAME="%s"`, w.name)
-		if w.lang != "" {
-			line += fmt.Sprintf(`,LANGUAGE="%s"`, w.lang)
-		}
+		line += fmt.Sprintf(`,LANGUAGE="%s"`, cmp.Or(w.lang, "und"))
 		line += fmt.Sprintf(`,DEFAULT=%s,AUTOSELECT=YES,FORCED=%s,URI="subtitles/%d.m3u8?clientId=c1"`,
 			map[bool]string{true: "YES", false: "NO"}[w.def], map[bool]string{true: "YES", false: "NO"}[w.forced], i)
 		if !strings.Contains(master, line) {

@@ -127,7 +127,7 @@ func ffmpegArgs(r runSpec) []string {
 			codec = append(codec, "-copypriorss", "1")
 			cuts = r.bounds[:len(r.bounds)-1]
 		}
-	default: // audio AAC
+	default: // audio AAC, in the source's layout or a stereo downmix (ffmpeg's -ac 2 matrix)
 		sr := aacSampleRate(r.audio)
 		// Every run's AAC frames sit on one grid of 1024 samples from 0:
 		// aresample pads or trims the decoded audio to start on it, the run
@@ -140,8 +140,8 @@ func ffmpegArgs(r runSpec) []string {
 		}
 		codec = []string{"-map", fmt.Sprintf("0:a:%d", r.track),
 			"-af", fmt.Sprintf("aresample=%d:first_pts=%d", sr, firstSample),
-			"-c:a", "aac", "-ac", strconv.Itoa(aacChannels(r.audio)), "-ar", strconv.Itoa(sr),
-			"-b:a", strconv.Itoa(aacBitrate(r.audio)),
+			"-c:a", "aac", "-ac", strconv.Itoa(aacChannels(r.audio, r.qual)), "-ar", strconv.Itoa(sr),
+			"-b:a", strconv.Itoa(aacBitrate(r.audio, r.qual)),
 			"-bsf:a", fmt.Sprintf("noise=drop=lt(pts*tb\\,%s)", ts((float64(g*1024)-512)/float64(sr)))}
 	}
 

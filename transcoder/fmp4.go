@@ -63,3 +63,48 @@ func walkBoxes(b []byte, visit func(typ string, body []byte)) {
 		off += size
 	}
 }
+
+// fragmentStride spaces the movie fragment sequence numbers (mfhd) of
+// consecutive segments: fragment j of segment n is n*fragmentStride+j+1.
+// Each run's muxer numbers from 1, so without this every segment would
+// repeat the numbers of the one before, which ISO BMFF players (VLC) flag
+// as a discontinuity; numbered by segment, they increase across the whole
+// rendition whichever runs made it. A segment never holds 1000 fragments:
+// a re-encode has one per half second, a copy one per source keyframe.
+const fragmentStride = 1000
+
+// numberFragment sets the sequence number of fragment j of segment n in
+// moof, a whole moof box.
+func numberFragment(moof []byte, n, j int) {
+	for off := 8; off+16 <= len(moof); {
+		size := int(binary.BigEndian.Uint32(moof[off:]))
+		if size < 8 || off+size > len(moof) {
+			return
+		}
+		if string(moof[off+4:off+8]) == "mfhd" && size >= 16 {
+			binary.BigEndian.PutUint32(moof[off+12:], uint32(n*fragmentStride+j+1))
+			return
+		}
+		off += size
+	}
+}
+
+// numberFragments numbers every fragment of body, the media part of
+// segment n.
+func numberFragments(body []byte, n int) {
+	j := 0
+	for off := 0; off+8 <= len(body); {
+		size := int(binary.BigEndian.Uint32(body[off:]))
+		if size == 1 && off+16 <= len(body) {
+			size = int(binary.BigEndian.Uint64(body[off+8:]))
+		}
+		if size < 8 || off+size > len(body) {
+			return
+		}
+		if string(body[off+4:off+8]) == "moof" {
+			numberFragment(body[off:off+size], n, j)
+			j++
+		}
+		off += size
+	}
+}

@@ -27,7 +27,13 @@ var Ladder = []Rung{
 
 const (
 	QualityOriginal = "original"
-	QualityAAC      = "aac"
+	// QualityAAC is AAC in the source's layout: stereo, or 5.1 from 6+
+	// channels (mono sources become stereo).
+	QualityAAC = "aac"
+	// QualityStereo is an AAC stereo downmix, offered beside QualityAAC
+	// for tracks of more than two channels: Apple requires a stereo
+	// rendition of every multichannel one.
+	QualityStereo = "stereo"
 )
 
 func rungByName(name string) (Rung, bool) {
@@ -82,19 +88,23 @@ func videoQualities(v VideoStream) []string {
 // cost nothing, but ffmpeg keeps MP4's priming packet (negative pts) on a
 // copy, so segment 0 would carry a tfdt below zero; offering copy needs the
 // leading samples cut out of the first fragment.
-func audioQualities(AudioStream) []string {
+func audioQualities(a AudioStream) []string {
+	if a.Channels > 2 {
+		return []string{QualityAAC, QualityStereo}
+	}
 	return []string{QualityAAC}
 }
 
-func aacChannels(a AudioStream) int {
-	if a.Channels >= 6 {
+// aacChannels is the channel count of an AAC quality of a.
+func aacChannels(a AudioStream, quality string) int {
+	if a.Channels >= 6 && quality != QualityStereo {
 		return 6
 	}
 	return 2
 }
 
-func aacBitrate(a AudioStream) int {
-	if aacChannels(a) == 6 {
+func aacBitrate(a AudioStream, quality string) int {
+	if aacChannels(a, quality) == 6 {
 		return 384_000
 	}
 	return 128_000

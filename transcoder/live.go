@@ -38,6 +38,7 @@ type liveSegment struct {
 	rest    io.ReadCloser // the ordinary path's answer, when the work file went before it was opened
 	pending []byte        // read from f, not yet a whole box
 	group   []byte        // whole boxes of a fragment whose mdat is still to come
+	frags   int           // moofs taken: the next one's number in the segment
 	out     []byte        // whole fragments to return
 	sent    bool
 	eof     bool
@@ -173,6 +174,10 @@ func (l *liveSegment) takeBoxes() {
 		}
 		if size < 8 || size > len(l.pending) {
 			return // incomplete (or size 0, "to the end": complete once published)
+		}
+		if typ == "moof" {
+			numberFragment(l.pending[:size], l.n, l.frags) // as publish does
+			l.frags++
 		}
 		if mediaBox(typ) {
 			l.group = append(l.group, l.pending[:size]...)

@@ -24,24 +24,46 @@ func (t *Transcoder) Master(ctx context.Context, path, query string) ([]byte, er
 	info := m.info
 	var out playlist.Master
 	out.Query = query
+	// Re-encodes carry the source's captions (x264 passes them on) and
+	// copies keep them, so the source says for every variant.
+	out.NoCaptions = !info.Video[0].Captions
 
+	// Multichannel tracks follow Apple's layout: a group of stereo
+	// renditions (multichannel tracks downmixed) and a group of each track
+	// in its own layout, each group referenced by its own copy of every
+	// variant. Both copies declare the same bandwidth, the larger, so
+	// players that list variants (hls.js) see one per rung.
+	groups := []struct{ id, quality string }{{"audio", QualityAAC}}
+	for _, a := range info.Audio {
+		if aacChannels(a, QualityAAC) > 2 {
+			groups = []struct{ id, quality string }{{"stereo", QualityStereo}, {"surround", QualityAAC}}
+			break
+		}
+	}
 	audioCodecs := []string{}
 	maxAudioBw, maxAudioAvg := 0, 0
 	def := defaultAudio(info.Audio)
-	for i, a := range info.Audio {
-		q, codec, channels, bw := QualityAAC, "mp4a.40.2", aacChannels(a), aacBitrate(a)
-		if !contains(audioCodecs, codec) {
-			audioCodecs = append(audioCodecs, codec)
+	for _, g := range groups {
+		for i, a := range info.Audio {
+			q, codec := g.quality, "mp4a.40.2"
+			if !contains(audioQualities(a), q) {
+				q = QualityAAC // a stereo track is its own downmix
+			}
+			if !contains(audioCodecs, codec) {
+				audioCodecs = append(audioCodecs, codec)
+			}
+			bw := aacBitrate(a, q)
+			maxAudioBw = max(maxAudioBw, bw*11/10)
+			maxAudioAvg = max(maxAudioAvg, bw)
+			out.Audio = append(out.Audio, playlist.Audio{
+				Group:    g.id,
+				URI:      fmt.Sprintf("audio/%d/%s/index.m3u8", i, q),
+				Name:     trackName(a.Title, a.Language, i),
+				Language: a.Language,
+				Default:  i == def,
+				Channels: aacChannels(a, q),
+			})
 		}
-		maxAudioBw = max(maxAudioBw, bw*11/10)
-		maxAudioAvg = max(maxAudioAvg, bw)
-		out.Audio = append(out.Audio, playlist.Audio{
-			URI:      fmt.Sprintf("audio/%d/%s/index.m3u8", i, q),
-			Name:     trackName(a.Title, a.Language, i),
-			Language: a.Language,
-			Default:  i == def,
-			Channels: channels,
-		})
 	}
 	for i, s := range t.subtitleTracks(m) {
 		if !s.Streamable {
@@ -62,7 +84,10 @@ func (t *Transcoder) Master(ctx context.Context, path, query string) ([]byte, er
 	v := info.Video[0]
 	originalAvg := 0
 	var original *playlist.Variant
-	if p.originalAdaptive && copyableVideo(v) {
+	// An interlaced original is not offered: players would show it combed
+	// (Apple's Authoring Specification 1.14 requires deinterlacing). It
+	// stays requestable.
+	if p.originalAdaptive && copyableVideo(v) && !v.Interlaced {
 		codec, _ := videoCodecString(v)
 		avg, peak := p.originalBitrates()
 		originalAvg = avg
@@ -71,6 +96,7 @@ func (t *Transcoder) Master(ctx context.Context, path, query string) ([]byte, er
 			URI: "video/0/original/index.m3u8", Name: QualityOriginal,
 			Bandwidth: peak + maxAudioBw, AverageBandwidth: avg + maxAudioAvg,
 			Codecs: withAudio(codec), Width: w, Height: h, FrameRate: v.FPS,
+			VideoRange: v.Range,
 		}
 	}
 	// Rungs, largest first: those made fast enough, and the others, which
@@ -95,6 +121,7 @@ func (t *Transcoder) Master(ctx context.Context, path, query string) ([]byte, er
 			Bandwidth: r.Maxrate + maxAudioBw, AverageBandwidth: r.Bitrate + maxAudioAvg,
 			Codecs: withAudio(playlist.H264Codec("High", rungLevel(v, r))),
 			Width:  w, Height: h, FrameRate: v.FPS,
+			VideoRange: "SDR", // tone-mapped from HDR sources
 		}
 		// A GPU makes every rung faster than real time; on the CPU, the
 		// rung is made by the next head while `busy` others run. Nothing
@@ -138,6 +165,29 @@ func (t *Transcoder) Master(ctx context.Context, path, query string) ([]byte, er
 		if i != start {
 			out.Variants = append(out.Variants, f)
 		}
+	}
+	// An I-frame playlist per rung listed, for native players' scrubbing
+	// and fast-forward (Apple's Authoring Specification 6.1).
+	for _, v := range out.Variants {
+		if v.Name == QualityOriginal {
+			continue
+		}
+		r, _ := rungByName(v.Name)
+		codec, _, _ := strings.Cut(v.Codecs, ",")
+		out.IFrames = append(out.IFrames, playlist.IFrames{
+			URI: fmt.Sprintf("video/0/%s/iframes.m3u8", r.Name), Bandwidth: iframeBandwidth(r),
+			Codecs: codec, Width: v.Width, Height: v.Height, VideoRange: v.VideoRange,
+		})
+	}
+	if len(groups) > 1 {
+		var each []playlist.Variant
+		for _, g := range groups {
+			for _, v := range out.Variants {
+				v.AudioGroup = g.id
+				each = append(each, v)
+			}
+		}
+		out.Variants = each
 	}
 	return playlist.WriteMaster(out), nil
 }

@@ -47,8 +47,15 @@ type VideoStream struct {
 	FPS      float64 `json:"fps"`
 	BitDepth int     `json:"bitDepth"`
 	HDR      bool    `json:"hdr"`
-	Rotation int     `json:"rotation"`
-	Bitrate  int64   `json:"bitrate"`
+	// Range is the HLS VIDEO-RANGE of the picture: "SDR", "PQ" or "HLG".
+	Range string `json:"range"`
+	// Interlaced is true for a field-coded source (ffprobe's field order
+	// tt, bb, tb or bt): every re-encoded rung is deinterlaced.
+	Interlaced bool `json:"interlaced,omitempty"`
+	// Captions is true when the video carries CEA-608/708 captions.
+	Captions bool  `json:"captions,omitempty"`
+	Rotation int   `json:"rotation"`
+	Bitrate  int64 `json:"bitrate"`
 	// SAR is the sample aspect ratio (1 for square pixels).
 	SAR float64 `json:"sar"`
 	// Format is the decoded picture and its timing as ffprobe names them:
@@ -150,6 +157,7 @@ type ffprobeOutput struct {
 		Tags             map[string]string `json:"tags"`
 		Disposition      map[string]int    `json:"disposition"`
 		SideDataList     []map[string]any  `json:"side_data_list"`
+		ClosedCaptions   int               `json:"closed_captions"`
 		ExtradataSizeRaw int               `json:"extradata_size"`
 	} `json:"streams"`
 	Format struct {
@@ -161,6 +169,10 @@ type ffprobeOutput struct {
 	} `json:"format"`
 }
 
+// probeDir holds probe results under the cache directory. Its name changes
+// with the fields Info gains, so results written without them are not read.
+const probeDir = "probe-v2"
+
 // probe runs ffprobe on path. The result depends only on the file's bytes,
 // so it is cached on disk under the (path, size, mtime) key.
 func (t *Transcoder) probe(ctx context.Context, name string, st os.FileInfo, f *os.File) (*Info, error) {
@@ -168,7 +180,7 @@ func (t *Transcoder) probe(ctx context.Context, name string, st os.FileInfo, f *
 	if v, ok := t.infos.Get(key); ok {
 		return v.(*Info), nil
 	}
-	diskPath := filepath.Join(t.cfg.CacheDir, "probe", key+".json")
+	diskPath := filepath.Join(t.cfg.CacheDir, probeDir, key+".json")
 	if b, err := os.ReadFile(diskPath); err == nil {
 		var info Info
 		if json.Unmarshal(b, &info) == nil {
@@ -223,7 +235,7 @@ func (t *Transcoder) KnownDuration(name string, st os.FileInfo) (float64, bool) 
 	if v, ok := t.infos.Get(key); ok {
 		return v.(*Info).Duration, true
 	}
-	b, err := os.ReadFile(filepath.Join(t.cfg.CacheDir, "probe", key+".json"))
+	b, err := os.ReadFile(filepath.Join(t.cfg.CacheDir, probeDir, key+".json"))
 	if err != nil {
 		return 0, false
 	}
@@ -259,9 +271,12 @@ func parseProbe(b []byte) (*Info, error) {
 			v := VideoStream{
 				Index: s.Index, Codec: s.CodecName, Profile: s.Profile, Level: s.Level,
 				Width: s.Width, Height: s.Height, FPS: parseRate(s.AvgFrameRate),
-				BitDepth: bitDepth(s.PixFmt, s.BitsPerRaw),
-				HDR:      s.ColorTransfer == "smpte2084" || s.ColorTransfer == "arib-std-b67",
-				Rotation: rotation(s.Tags, s.SideDataList), Bitrate: int64(parseFloat(s.BitRate)),
+				BitDepth:   bitDepth(s.PixFmt, s.BitsPerRaw),
+				HDR:        s.ColorTransfer == "smpte2084" || s.ColorTransfer == "arib-std-b67",
+				Range:      videoRange(s.ColorTransfer),
+				Interlaced: s.FieldOrder == "tt" || s.FieldOrder == "bb" || s.FieldOrder == "tb" || s.FieldOrder == "bt",
+				Captions:   s.ClosedCaptions == 1,
+				Rotation:   rotation(s.Tags, s.SideDataList), Bitrate: int64(parseFloat(s.BitRate)),
 				SAR:    parseRatio(s.SampleAspect),
 				Format: streamFormat(s.PixFmt, s.ColorRange, s.ColorSpace, s.ColorTransfer, s.ColorPrimaries, s.ChromaLocation, s.FieldOrder, s.TimeBase),
 			}
@@ -296,6 +311,17 @@ func parseProbe(b []byte) (*Info, error) {
 		return nil, fmt.Errorf("%w: the file has no duration", ErrNotMedia)
 	}
 	return info, nil
+}
+
+// videoRange is the VIDEO-RANGE of a transfer characteristic.
+func videoRange(transfer string) string {
+	switch transfer {
+	case "smpte2084":
+		return "PQ"
+	case "arib-std-b67":
+		return "HLG"
+	}
+	return "SDR"
 }
 
 // streamFormat joins ffprobe's names, "" for each one it left out.

@@ -8,11 +8,19 @@ import (
 	"time"
 )
 
-// variantNames lists the NAMEs of a master's variants, in order.
+// variantNames lists the NAMEs of a master's variants, in order, for the
+// first audio group (a file with surround sound lists each variant once
+// per group).
 func variantNames(master []byte) []string {
 	var names []string
-	for _, m := range regexp.MustCompile(`(?m)^#EXT-X-STREAM-INF:.*NAME="([^"]+)"`).FindAllSubmatch(master, -1) {
-		names = append(names, string(m[1]))
+	group := ""
+	for _, m := range regexp.MustCompile(`(?m)^#EXT-X-STREAM-INF:.*AUDIO="([^"]+)".*NAME="([^"]+)"`).FindAllSubmatch(master, -1) {
+		if group == "" {
+			group = string(m[1])
+		}
+		if string(m[1]) == group {
+			names = append(names, string(m[2]))
+		}
 	}
 	return names
 }

@@ -322,8 +322,12 @@ func (t *Transcoder) Info(ctx context.Context, path string) (*Info, error) {
 	if !copyableVideo(info.Video[0]) {
 		info.Qualities.Video = info.Qualities.Video[1:]
 	}
-	if len(info.Audio) > 0 {
-		info.Qualities.Audio = audioQualities(info.Audio[0])
+	for _, a := range info.Audio {
+		for _, q := range audioQualities(a) {
+			if !contains(info.Qualities.Audio, q) {
+				info.Qualities.Audio = append(info.Qualities.Audio, q)
+			}
+		}
 	}
 	info.Subtitles = t.subtitleTracks(m)
 	times, _, _, complete, _ := m.kf.Snapshot()
@@ -462,7 +466,7 @@ func knownQuality(kind, q string) bool {
 	case q == QualityOriginal:
 		return true
 	case kind == "audio":
-		return q == QualityAAC
+		return q == QualityAAC || q == QualityStereo
 	}
 	for _, r := range Ladder {
 		if r.Name == q {

@@ -469,6 +469,7 @@ func (v *variant) publish(h *head, n int, src string) error {
 			v.t.keepInit(v.initKey, init)
 		}
 	}
+	numberFragments(body, n)
 	if err := writeFileAtomic(v.segmentPath(n), body); err != nil {
 		return fmt.Errorf("%w: writing segment %d: %v", ErrEncoder, n, err)
 	}

@@ -114,31 +114,47 @@ func (p videoProfile) renderNode() string {
 
 // filter is the -vf chain producing w×h 8-bit 4:2:0 square-pixel frames
 // where the encoder takes them (memory for x264, the GPU otherwise).
+//
+// An interlaced source is deinterlaced first, at its own size, one frame out
+// per frame in (bwdif's send_frame, and its GPU equivalents): the rung keeps
+// the source's frame times, which the plan's boundaries and the forced
+// keyframes are, and its frame rate. One frame per field would be smoother
+// motion but twice the frames to encode, which a small box cannot afford.
 func (p videoProfile) filter(v VideoStream, w, h int) string {
 	size := fmt.Sprintf("w=%d:h=%d", w, h)
 	gpu := p.gpuDecodes(v)
+	deint := func(f string) string {
+		if v.Interlaced {
+			return f + ","
+		}
+		return ""
+	}
 	switch p.accel {
 	case AccelNVIDIA:
+		chain := deint("yadif_cuda=mode=send_frame:parity=auto:deint=all")
 		if gpu {
-			return "scale_cuda=" + size + ":interp_algo=bicubic:format=nv12,setsar=1"
+			return chain + "scale_cuda=" + size + ":interp_algo=bicubic:format=nv12,setsar=1"
 		}
-		return "format=nv12,hwupload,scale_cuda=" + size + ":interp_algo=bicubic,setsar=1"
+		return "format=nv12,hwupload," + chain + "scale_cuda=" + size + ":interp_algo=bicubic,setsar=1"
 	case AccelVAAPI:
 		var chain string
 		if !gpu {
 			chain = "format=nv12,hwupload,"
 		}
+		chain += deint("deinterlace_vaapi=rate=frame")
 		if v.HDR {
 			chain += "tonemap_vaapi=format=nv12:t=bt709:m=bt709:p=bt709,"
 		}
 		return chain + "scale_vaapi=" + size + ":format=nv12,setsar=1"
 	case AccelQSV:
 		if gpu {
-			return "vpp_qsv=" + size + ":format=nv12,setsar=1"
+			return deint("deinterlace_qsv=mode=advanced") + "vpp_qsv=" + size + ":format=nv12,setsar=1"
 		}
-		return "format=nv12,hwupload=extra_hw_frames=64,vpp_qsv=" + size + ":format=nv12,setsar=1"
+		return "format=nv12,hwupload=extra_hw_frames=64," + deint("deinterlace_qsv=mode=advanced") +
+			"vpp_qsv=" + size + ":format=nv12,setsar=1"
 	}
-	scale := fmt.Sprintf("scale=%d:%d:flags=bicubic,setsar=1", w, h)
+	scale := deint("bwdif=mode=send_frame:parity=auto:deint=all") +
+		fmt.Sprintf("scale=%d:%d:flags=bicubic,setsar=1", w, h)
 	if v.HDR {
 		// PQ or HLG to BT.709: linearize, map the highlights down with
 		// Hable's curve, and re-encode the transfer. Scaling first keeps the

@@ -258,16 +258,28 @@ function markAutoLevel() {
   auto.textContent = hls.autoLevelEnabled && cur ? `Auto (${levelName(cur)})` : 'Auto';
 }
 
+// fillAudio offers the audio tracks, with selected chosen.
+//
+// A file with surround sound lists each track twice in hls.js, once per
+// audio group (stereo, then each track's own layout: see the master
+// playlist); a rendition in both groups (a stereo track) is offered once,
+// and surround ones say so.
 function fillAudio(tracks, selected) {
   const sel = $('audio');
-  sel.replaceChildren(...tracks.map((t, i) => {
+  const seen = new Set();
+  const options = [];
+  tracks.forEach((t, i) => {
+    if (t.url && seen.has(t.url) && i !== selected) return;
+    if (t.url) seen.add(t.url);
     const o = document.createElement('option');
     o.value = String(i);
-    o.textContent = t.name || t.label || t.lang || t.language || `Track ${i + 1}`;
-    return o;
-  }));
+    o.textContent = (t.name || t.label || t.lang || t.language || `Track ${i + 1}`) +
+      (Number(t.channels) > 2 ? ` (${Number(t.channels) === 6 ? '5.1' : t.channels + ' ch'})` : '');
+    options.push(o);
+  });
+  sel.replaceChildren(...options);
   sel.value = String(selected);
-  $('audio-box').hidden = tracks.length < 2;
+  $('audio-box').hidden = options.length < 2;
 }
 
 // fillSubtitles offers Off and every subtitle track; selected is -1 for off.

@@ -40,12 +40,14 @@ var recipes = map[string]recipe{
 	"hevc-1080.mkv": simple(hevcHDArgs),
 	"gop20.mp4":     simple(gop20Args),
 	"tv-1080i.ts":   simple(interlacedArgs),
+	// What native players check (see issue "native players and TVs").
+	"hdr-pq.mkv": simple(pqArgs),
 }
 
 // Names lists every clip Make knows, the short ones first.
 func Names() []string {
 	return []string{"h264.mp4", "hevc.mkv", "vp9.webm", "longgop.mp4", "twoaudio.mkv", "h264-1080.mp4", "long.mp4",
-		"hevc-1080.mkv", "gop20.mp4", "tv-1080i.ts"}
+		"hevc-1080.mkv", "gop20.mp4", "tv-1080i.ts", "hdr-pq.mkv"}
 }
 
 // CacheDir returns a directory shared by test runs, so clips are generated
@@ -300,4 +302,18 @@ func interlacedArgs(out string) []string {
 			"-x264-params", "tff=1", "-b:v", "6M", "-g", "25", "-keyint_min", "25", "-sc_threshold", "0",
 			"-c:a", "mp2", "-b:a", "192k", "-f", "mpegts"},
 		tags("tv-1080i.ts"), []string{out})
+}
+
+// pqArgs: 10 s of HDR10-style HEVC (BT.2020, PQ transfer, 10-bit) with an
+// untagged 5.1 AAC track: the master must say VIDEO-RANGE=PQ for the copy
+// and LANGUAGE="und" for the track.
+func pqArgs(out string) []string {
+	surround := "aevalsrc=0.2*sin(2*PI*220*t)|0.2*sin(2*PI*330*t)|0.2*sin(2*PI*440*t)|0.2*sin(2*PI*55*t)|0.2*sin(2*PI*550*t)|0.2*sin(2*PI*660*t):s=48000:d=10:c=5.1"
+	return join(video(640, 360, 24, 10), []string{"-f", "lavfi", "-i", surround},
+		[]string{"-map", "0:v", "-map", "1:a",
+			"-c:v", "libx265", "-preset", "ultrafast", "-profile:v", "main10", "-pix_fmt", "yuv420p10le",
+			"-color_primaries", "bt2020", "-color_trc", "smpte2084", "-colorspace", "bt2020nc",
+			"-x265-params", "keyint=48:min-keyint=48:scenecut=0:colorprim=bt2020:transfer=smpte2084:colormatrix=bt2020nc:log-level=error",
+			"-c:a", "aac", "-b:a", "384k"},
+		tags("hdr-pq.mkv"), []string{out})
 }

@@ -14,21 +14,22 @@ import (
 )
 
 type probeStream struct {
-	Index       int               `json:"index"`
-	CodecType   string            `json:"codec_type"`
-	CodecName   string            `json:"codec_name"`
-	Profile     string            `json:"profile"`
-	PixFmt      string            `json:"pix_fmt"`
-	Width       int               `json:"width"`
-	Height      int               `json:"height"`
-	RFrameRate  string            `json:"r_frame_rate"`
-	HasBFrames  int               `json:"has_b_frames"`
-	Channels    int               `json:"channels"`
-	SampleRate  string            `json:"sample_rate"`
-	StartTime   string            `json:"start_time"`
-	Tags        map[string]string `json:"tags"`
-	Disposition map[string]int    `json:"disposition"`
-	FieldOrder  string            `json:"field_order"`
+	Index         int               `json:"index"`
+	CodecType     string            `json:"codec_type"`
+	CodecName     string            `json:"codec_name"`
+	Profile       string            `json:"profile"`
+	PixFmt        string            `json:"pix_fmt"`
+	Width         int               `json:"width"`
+	Height        int               `json:"height"`
+	RFrameRate    string            `json:"r_frame_rate"`
+	HasBFrames    int               `json:"has_b_frames"`
+	Channels      int               `json:"channels"`
+	SampleRate    string            `json:"sample_rate"`
+	StartTime     string            `json:"start_time"`
+	Tags          map[string]string `json:"tags"`
+	Disposition   map[string]int    `json:"disposition"`
+	FieldOrder    string            `json:"field_order"`
+	ColorTransfer string            `json:"color_transfer"`
 }
 
 type probeResult struct {
@@ -136,6 +137,8 @@ var short = map[string]want{
 		audio: []wantAudio{{"aac", 2, "eng"}, {"aac", 1, "fra"}}},
 	"h264-1080.mp4": {vcodec: "h264", pixfmt: "yuv420p", width: 1920, height: 1080, fps: "24/1", duration: 20,
 		audio: []wantAudio{{"aac", 2, ""}}},
+	"hdr-pq.mkv": {vcodec: "hevc", profile: "Main 10", pixfmt: "yuv420p10le", width: 640, height: 360, fps: "24/1", duration: 10,
+		audio: []wantAudio{{"aac", 6, ""}}},
 }
 
 func TestNamesHaveRecipes(t *testing.T) {
@@ -259,6 +262,13 @@ func checkSpecifics(t *testing.T, name, path string, r probeResult) {
 	case "tv-1080i.ts":
 		if fo := r.of("video")[0].FieldOrder; fo != "tt" {
 			t.Errorf("field order %q, want tt (interlaced, top field first)", fo)
+		}
+	case "hdr-pq.mkv":
+		if v := r.of("video")[0]; v.ColorTransfer != "smpte2084" {
+			t.Errorf("transfer %q, want smpte2084 (PQ)", v.ColorTransfer)
+		}
+		if l, ok := r.of("audio")[0].Tags["language"]; ok {
+			t.Errorf("audio tagged with language %q, want none", l)
 		}
 	case "longgop.mp4":
 		kf := keyframeTimes(t, path)
