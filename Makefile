@@ -23,12 +23,16 @@ deps: ## install ffmpeg/ffprobe with apt-get if missing
 	fi
 
 # The browser tests (web/e2e) drive Debian's Chromium with playwright-core
-# from npm; playwright never downloads a browser of its own here.
-e2e-deps: deps ## install Chromium, Node.js and web/e2e's npm packages if missing
+# from npm; playwright never downloads a browser of its own here. Shaka
+# Player and video.js come from npm too; GStreamer (playbin, its HLS demuxer
+# and libav decoders) from Debian.
+e2e-deps: deps ## install Chromium, Node.js, GStreamer and web/e2e's npm packages if missing
 	@missing=""; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
 	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
+	command -v gst-launch-1.0 >/dev/null 2>&1 && gst-inspect-1.0 hlsdemux2 >/dev/null 2>&1 && \
+		gst-inspect-1.0 avdec_h264 >/dev/null 2>&1 || missing="$$missing gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing with apt-get:$$missing"; \
 		$(SUDO) apt-get update && \

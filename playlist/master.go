@@ -64,6 +64,9 @@ type Master struct {
 	// segments of every variant to look for them.
 	NoCaptions bool
 	Query      string // raw query appended to every URI written; empty = none
+	// Version is the EXT-X-VERSION, that of the media playlists listed;
+	// 0 is masterVersion, that of fMP4 ones.
+	Version int
 }
 
 const (
@@ -82,7 +85,7 @@ const masterVersion = mediaVersion
 // has no CHANNELS.
 func WriteMaster(m Master) []byte {
 	var b strings.Builder
-	fmt.Fprintf(&b, "#EXTM3U\n#EXT-X-VERSION:%d\n#EXT-X-INDEPENDENT-SEGMENTS\n", masterVersion)
+	fmt.Fprintf(&b, "#EXTM3U\n#EXT-X-VERSION:%d\n#EXT-X-INDEPENDENT-SEGMENTS\n", cmp.Or(m.Version, masterVersion))
 	names := map[string]map[string]bool{}
 	hasDefault := map[string]bool{}
 	for _, a := range m.Audio {

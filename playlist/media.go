@@ -30,7 +30,12 @@ func writeMedia(p Plan, initURI string, segURI func(i int) string, query string,
 	pl.MediaType = m3u8.VOD
 	pl.Closed = true
 	pl.Iframe = iframes
-	pl.SetDefaultMap(withQuery(initURI, query), 0, 0)
+	version := uint8(mediaVersion)
+	if initURI != "" {
+		pl.SetDefaultMap(withQuery(initURI, query), 0, 0)
+	} else {
+		version = TSVersion
+	}
 	for i := range n {
 		if err := pl.Append(withQuery(segURI(i), query), p.Duration(i), ""); err != nil {
 			panic(err) // capacity is exactly n
@@ -39,7 +44,7 @@ func writeMedia(p Plan, initURI string, segURI func(i int) string, query string,
 	// grafov derives the target from each appended float; set ours so the
 	// header agrees with Plan.TargetDuration, which other code relies on.
 	pl.TargetDuration = float64(p.TargetDuration())
-	pl.SetVersion(mediaVersion)
+	pl.SetVersion(version)
 	return pl.Encode().Bytes()
 }
 
@@ -49,6 +54,17 @@ func writeMedia(p Plan, initURI string, segURI func(i int) string, query string,
 // playlist needs version 5; 6 keeps every playlist of a file on one version.
 func WriteIFrames(p Plan, initURI string, segURI func(i int) string, query string) []byte {
 	return writeMedia(p, initURI, segURI, query, true)
+}
+
+// TSVersion is the EXT-X-VERSION of playlists of MPEG-TS segments: 3, for
+// EXTINF as decimals.
+const TSVersion = 3
+
+// WriteTS writes the media playlist of a rendition with MPEG-TS segments:
+// no EXT-X-MAP (each segment starts with its PAT and PMT), so version 3,
+// which old players take.
+func WriteTS(p Plan, segURI func(i int) string, query string) []byte {
+	return writeMedia(p, "", segURI, query, false)
 }
 
 // WriteSubtitles writes the media playlist of a WebVTT track served whole:

@@ -148,7 +148,11 @@ func (s *Server) master(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	b, err := s.tc.Master(r.Context(), path, r.URL.RawQuery)
+	ts, err := tsContainer(r)
+	if err != nil {
+		return err
+	}
+	b, err := s.tc.Master(r.Context(), path, r.URL.RawQuery, ts)
 	if err != nil {
 		return err
 	}
@@ -156,10 +160,25 @@ func (s *Server) master(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// tsContainer reads the container query parameter: fmp4 (the default) or
+// ts. Playlists pass their query on to every URI they list, so the media
+// playlists of a master asked for with container=ts are asked for with it.
+func tsContainer(r *http.Request) (bool, error) {
+	switch c := r.URL.Query().Get("container"); c {
+	case "", "fmp4":
+		return false, nil
+	case "ts":
+		return true, nil
+	default:
+		return false, errorf(http.StatusBadRequest, "unknown container "+strconv.Quote(c)+": expected fmp4 or ts")
+	}
+}
+
 var (
 	trackRe   = regexp.MustCompile(`^[0-9]{1,3}$`)
 	segmentRe = regexp.MustCompile(`^segment-([0-9]{1,9})\.m4s$`)
 	iframeRe  = regexp.MustCompile(`^iframe-([0-9]{1,9})\.m4s$`)
+	tsRe      = regexp.MustCompile(`^segment-([0-9]{1,9})\.ts$`)
 	sheetRe   = regexp.MustCompile(`^sheet-([0-9]{1,6})\.jpg$`)
 )
 
@@ -175,18 +194,21 @@ func (s *Server) variantFile(w http.ResponseWriter, r *http.Request) error {
 	}
 	track, _ := strconv.Atoi(chi.URLParam(r, "track"))
 	var n int
-	iframe := false
+	iframe, tsSegment := false, false
 	switch {
 	case file == "index.m3u8", file == "init.mp4":
 	case segmentRe.MatchString(file):
 		n, _ = strconv.Atoi(segmentRe.FindStringSubmatch(file)[1])
 	case kind == "video" && (file == "iframes.m3u8" || file == "iframes-init.mp4"):
+	case kind == "video" && tsRe.MatchString(file):
+		n, _ = strconv.Atoi(tsRe.FindStringSubmatch(file)[1])
+		tsSegment = true
 	case kind == "video" && iframeRe.MatchString(file):
 		n, _ = strconv.Atoi(iframeRe.FindStringSubmatch(file)[1])
 		iframe = true
 	default:
 		return errorf(http.StatusBadRequest, "malformed segment name "+strconv.Quote(file)+
-			": expected index.m3u8, init.mp4, segment-N.m4s, or for video iframes.m3u8, iframes-init.mp4, iframe-N.m4s")
+			": expected index.m3u8, init.mp4, segment-N.m4s, or for video segment-N.ts, iframes.m3u8, iframes-init.mp4, iframe-N.m4s")
 	}
 	path, err := s.mediaPath(r)
 	if err != nil {
@@ -196,12 +218,30 @@ func (s *Server) variantFile(w http.ResponseWriter, r *http.Request) error {
 	if clientID == "" {
 		clientID = r.Header.Get("X-Client-Id")
 	}
-	if iframe {
+	ts, err := tsContainer(r)
+	if err != nil {
+		return err
+	}
+	switch {
+	case iframe:
 		f, err := s.tc.IFrame(r.Context(), path, track, quality, n)
 		if err != nil {
 			return err
 		}
 		return serveOpen(w, r, f, "video/iso.segment")
+	case tsSegment:
+		f, err := s.tc.TSSegment(r.Context(), path, track, quality, n, clientID)
+		if err != nil {
+			return err
+		}
+		return serveOpen(w, r, f, "video/mp2t")
+	case ts && kind == "video" && file == "index.m3u8":
+		b, err := s.tc.TSPlaylist(r.Context(), path, track, quality, r.URL.RawQuery)
+		if err != nil {
+			return err
+		}
+		writePlaylist(w, b)
+		return nil
 	}
 	switch file {
 	case "iframes.m3u8":

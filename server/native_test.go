@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -409,4 +410,132 @@ func probeFrames(t *testing.T, input string) []probedFrame {
 		t.Fatal(err)
 	}
 	return r.Frames
+}
+
+// TestTS: master.m3u8?container=ts lists the H.264 variants with MPEG-TS
+// segments, the default audio muxed in. Each segment starts with a PAT and
+// a PMT, then a keyframe where the playlist says (plus the 1.4 s every TS
+// timestamp carries), with AAC stereo beside it; segments of different runs
+// join; and ffmpeg's HLS demuxer plays the variant and seeks in it.
+func TestTS(t *testing.T) {
+	e := newEnv(t, transcoder.Config{}, "h264.mp4", "hevc.mkv")
+	if status, b, _ := e.get(e.videoURL("h264.mp4") + "/master.m3u8?container=mp3"); status != http.StatusBadRequest || !strings.Contains(string(b), `"status":400`) {
+		t.Errorf("container=mp3: status %d %s, want a 400", status, b)
+	}
+	hevc := string(e.mustGet(e.videoURL("hevc.mkv") + "/master.m3u8?container=ts"))
+	if strings.Contains(hevc, "/original/") || strings.Contains(hevc, "TYPE=AUDIO") || strings.Contains(hevc, "I-FRAME") {
+		t.Errorf("HEVC file's TS master lists the HEVC original, audio renditions or I-frames:\n%s", hevc)
+	}
+	base := e.videoURL("h264.mp4")
+	master := string(e.mustGet(base + "/master.m3u8?container=ts&clientId=ts"))
+	variants, uris := masterLines(master, "#EXT-X-STREAM-INF:")
+	if !strings.Contains(master, "#EXT-X-VERSION:3\n") || len(variants) < 2 {
+		t.Fatalf("TS master:\n%s", master)
+	}
+	for i, v := range variants {
+		if c := attrs(v)["CODECS"]; !strings.HasPrefix(c, "avc1.") || !strings.HasSuffix(c, ",mp4a.40.2") || !strings.Contains(uris[i], "container=ts") {
+			t.Errorf("variant %s %s: want H.264 with AAC, and the query passed on", v, uris[i])
+		}
+	}
+	rung := ""
+	for _, u := range uris {
+		if !strings.Contains(u, "/original/") {
+			rung, _, _ = strings.Cut(u, "index.m3u8")
+		}
+	}
+	pl := string(e.mustGet(base + "/" + rung + "index.m3u8?container=ts&clientId=ts"))
+	if strings.Contains(pl, "EXT-X-MAP") || !strings.Contains(pl, "segment-1.ts?container=ts&clientId=ts") {
+		t.Fatalf("TS media playlist:\n%s", pl)
+	}
+	p := parseMediaPlaylist(t, []byte(pl))
+	var info transcoder.Info
+	if err := json.Unmarshal(e.mustGet(base+"/info"), &info); err != nil {
+		t.Fatal(err)
+	}
+	first := info.Duration - p.end // where the timeline starts on the media's
+	dir := t.TempDir()
+	var all []byte
+	// The second segment first: its own run; then the first, another run.
+	for _, n := range []int{1, 0, 2} {
+		seg := e.mustGet(fmt.Sprintf("%s/%ssegment-%d.ts?container=ts&clientId=ts", base, rung, n))
+		if len(seg) < 376 || seg[0] != 0x47 || seg[188] != 0x47 {
+			t.Fatalf("segment %d is not MPEG-TS", n)
+		}
+		// The first packet is the PAT (PID 0), the second the PMT it names.
+		pid := func(pkt []byte) int { return int(pkt[1]&0x1f)<<8 | int(pkt[2]) }
+		// The PAT's first program_map_PID: after the header, any adaptation
+		// field, the pointer field and 8 bytes of section header, and the
+		// program number.
+		off := 4
+		if seg[3]&0x20 != 0 {
+			off += 1 + int(seg[4])
+		}
+		off += 1 + int(seg[off]) + 8 + 2
+		pmt := int(seg[off]&0x1f)<<8 | int(seg[off+1])
+		if pid(seg) != 0 || pid(seg[188:]) != pmt {
+			t.Errorf("segment %d starts with PIDs %d and %d, want the PAT (0) and the PMT (%d)", n, pid(seg), pid(seg[188:]), pmt)
+		}
+		path := filepath.Join(dir, fmt.Sprintf("s%d.ts", n))
+		if err := os.WriteFile(path, seg, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "stream=codec_name,channels,start_time",
+			"-of", "csv=p=0", path).Output()
+		if err != nil {
+			t.Fatalf("segment %d: ffprobe: %v", n, err)
+		}
+		var streams []string // ffprobe lists them again under their program
+		for _, f := range strings.Fields(strings.TrimSpace(string(out))) {
+			if !slices.Contains(streams, f) {
+				streams = append(streams, f)
+			}
+		}
+		if len(streams) != 2 || !strings.HasPrefix(streams[0], "h264,") || !strings.HasPrefix(streams[1], "aac,2,") {
+			t.Fatalf("segment %d streams %v, want h264 and 2-channel aac", n, streams)
+		}
+		frames := probeFrames(t, path)
+		at, _ := strconv.ParseFloat(frames[0].PTS, 64)
+		if want := p.starts[n] + first + 1.4; frames[0].KeyFrame != 1 || !near(at, want, 0.002) {
+			t.Errorf("segment %d starts with %+v, want a keyframe at %.3f", n, frames[0], want)
+		}
+	}
+	for _, n := range []int{0, 1, 2} {
+		b, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("s%d.ts", n)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, b...)
+	}
+	// Joined, the frames run on at the frame rate: no gap or overlap
+	// where one segment (and run) ends and the next begins.
+	joined := filepath.Join(dir, "joined.ts")
+	if err := os.WriteFile(joined, all, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	frames := probeFrames(t, joined)
+	var times []float64
+	for _, f := range frames {
+		x, _ := strconv.ParseFloat(f.PTS, 64)
+		times = append(times, x)
+	}
+	slices.Sort(times)
+	for i := 1; i < len(times); i++ {
+		if d := times[i] - times[i-1]; d < 0.5/info.Video[0].FPS || d > 1.5/info.Video[0].FPS {
+			t.Fatalf("joined segments: frame at %.3f follows %.3f", times[i], times[i-1])
+		}
+	}
+	// ffmpeg plays the variant through its HLS demuxer, whole and from a seek.
+	url := base + "/" + rung + "index.m3u8?container=ts&clientId=ts2"
+	if out, err := exec.Command("ffmpeg", "-v", "error", "-xerror", "-i", url, "-f", "null", "-").CombinedOutput(); err != nil {
+		t.Errorf("ffmpeg playing the TS variant: %v\n%s", err, out)
+	}
+	out, err := exec.Command("ffprobe", "-v", "error", "-read_intervals", "10%+#1", "-select_streams", "v:0",
+		"-show_entries", "frame=pts_time,key_frame", "-of", "csv=p=0", url).Output()
+	if err != nil {
+		t.Fatalf("ffprobe seeking in the TS variant: %v", err)
+	}
+	at, _ := strconv.ParseFloat(strings.Split(strings.TrimSpace(string(out)), ",")[1], 64)
+	if at < 11.4-float64(p.target)-0.1 || at > 11.4+0.1 {
+		t.Errorf("ffmpeg seeking to 10 s in the TS variant lands at %.3f (%s)", at-1.4, out)
+	}
 }

@@ -31,7 +31,8 @@ type Health interface {
 type Streamer interface {
 	Health
 	Info(ctx context.Context, path string) (*transcoder.Info, error)
-	Master(ctx context.Context, path, query string) ([]byte, error)
+	// Master with ts lists MPEG-TS variants (master.m3u8?container=ts).
+	Master(ctx context.Context, path, query string, ts bool) ([]byte, error)
 	MediaPlaylist(ctx context.Context, path, kind string, track int, quality, query string) ([]byte, error)
 	// Init and Segment return the file open, so that the cache may evict it
 	// while it is being sent; the server closes it.
@@ -47,6 +48,9 @@ type Streamer interface {
 	IFramePlaylist(ctx context.Context, path string, track int, quality, query string) ([]byte, error)
 	IFrameInit(ctx context.Context, path string, track int, quality string) (*os.File, error)
 	IFrame(ctx context.Context, path string, track int, quality string, n int) (*os.File, error)
+	// TSPlaylist and TSSegment serve a video variant as MPEG-TS.
+	TSPlaylist(ctx context.Context, path string, track int, quality, query string) ([]byte, error)
+	TSSegment(ctx context.Context, path string, track int, quality string, n int, clientID string) (*os.File, error)
 }
 
 // Config of a Server.

@@ -115,8 +115,10 @@ func iframeTimes(keyframes []float64, plan playlist.Plan) []float64 {
 	return out
 }
 
-func (f *iframes) entryPath(n int) string { return filepath.Join(f.dir, fmt.Sprintf("iframe-%d.m4s", n)) }
-func (f *iframes) initPath() string       { return filepath.Join(f.dir, "iframes-init.mp4") }
+func (f *iframes) entryPath(n int) string {
+	return filepath.Join(f.dir, fmt.Sprintf("iframe-%d.m4s", n))
+}
+func (f *iframes) initPath() string { return filepath.Join(f.dir, "iframes-init.mp4") }
 
 // iframeFile opens path, a file of f's chunk holding entry n, making the
 // chunk when the file is not there (never made, or evicted).
@@ -218,8 +220,8 @@ func (t *Transcoder) runIFrames(ctx context.Context, f *iframes, first int, want
 		"-fps_mode", "passthrough", "-enc_time_base:v", "-1", "-frames:v", strconv.Itoa(len(want)),
 		"-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high",
 		"-level:v", fmt.Sprintf("%d.%d", rungLevel(v, f.rung)/10, rungLevel(v, f.rung)%10),
-		"-g", "1", "-keyint_min", "1", "-bf", "0", "-crf", "23", "-maxrate", strconv.Itoa(f.rung.Maxrate * 2),
-		"-bufsize", strconv.Itoa(f.rung.Maxrate * 2), "-bsf:v", "dump_extra=freq=keyframe",
+		"-g", "1", "-keyint_min", "1", "-bf", "0", "-crf", "23", "-maxrate", strconv.Itoa(f.rung.Maxrate*2),
+		"-bufsize", strconv.Itoa(f.rung.Maxrate*2), "-bsf:v", "dump_extra=freq=keyframe",
 		"-map_metadata", "-1", "-map_chapters", "-1", "-avoid_negative_ts", "disabled",
 		"-f", "segment", "-segment_format", "mp4", "-segment_format_options", fmp4Options,
 		"-segment_start_number", strconv.Itoa(first), "-segment_list", "pipe:1", "-segment_list_type", "flat")

@@ -10,8 +10,9 @@ import (
 
 // Master writes the master playlist: the original where it shares the grid,
 // every rung at or below the source that is worth its bits (see plainH264),
-// and one audio rendition per track.
-func (t *Transcoder) Master(ctx context.Context, path, query string) ([]byte, error) {
+// and one audio rendition per track. With ts, the variants have MPEG-TS
+// segments with the default audio muxed in (see TSSegment).
+func (t *Transcoder) Master(ctx context.Context, path, query string, ts bool) ([]byte, error) {
 	m, err := t.open(ctx, path)
 	if err != nil {
 		return nil, err
@@ -166,6 +167,9 @@ func (t *Transcoder) Master(ctx context.Context, path, query string) ([]byte, er
 			out.Variants = append(out.Variants, f)
 		}
 	}
+	if ts {
+		return playlist.WriteMaster(tsMaster(out, info)), nil
+	}
 	// An I-frame playlist per rung listed, for native players' scrubbing
 	// and fast-forward (Apple's Authoring Specification 6.1).
 	for _, v := range out.Variants {
@@ -227,4 +231,25 @@ func defaultAudio(tracks []AudioStream) int {
 
 func commentary(a AudioStream) bool {
 	return a.Comment || strings.Contains(strings.ToLower(a.Title), "commentary")
+}
+
+// tsMaster turns the fMP4 master into the MPEG-TS one: H.264 variants
+// only, each with the default audio track muxed in, so no audio renditions,
+// and no I-frame playlists (theirs are fMP4).
+func tsMaster(m playlist.Master, info *Info) playlist.Master {
+	m.Audio, m.IFrames, m.Version = nil, nil, playlist.TSVersion
+	var kept []playlist.Variant
+	for _, v := range m.Variants {
+		if v.Name == QualityOriginal && !tsQuality(info.Video[0], QualityOriginal) {
+			continue
+		}
+		codec, _, _ := strings.Cut(v.Codecs, ",")
+		if len(info.Audio) > 0 {
+			codec += ",mp4a.40.2"
+		}
+		v.Codecs = codec
+		kept = append(kept, v)
+	}
+	m.Variants = kept
+	return m
 }

@@ -49,7 +49,7 @@ func TestMasterLeavesOutSlowRungs(t *testing.T) {
 
 	master := func() []string {
 		t.Helper()
-		b, err := tc.Master(ctx, "hevc.mkv", "")
+		b, err := tc.Master(ctx, "hevc.mkv", "", false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -142,7 +142,7 @@ func TestCalibration(t *testing.T) {
 	defer tc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	b, err := tc.Master(ctx, "h264.mp4", "")
+	b, err := tc.Master(ctx, "h264.mp4", "", false)
 	if err != nil {
 		t.Fatal(err)
 	}

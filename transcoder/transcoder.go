@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -415,19 +414,7 @@ func (t *Transcoder) MediaPlaylist(ctx context.Context, path, kind string, track
 		return nil, err
 	}
 	defer release()
-	plan := v.plan
-	if fk := v.firstKeyframe; fk > 0 && plan.Len() > 0 && fk < plan.Bounds[1] {
-		// Players put the first frame of segment 0 where the playlist
-		// starts it and count on from there: hls.js takes a frame at 0.021 s
-		// (audio priming in Matroska) for 0, so every later boundary sits
-		// 21 ms earlier than a playlist from 0 says, and a seek to just
-		// before one loads the wrong segment first. The timeline therefore
-		// starts at that frame; segments keep their timestamps.
-		b := slices.Clone(plan.Bounds)
-		b[0] = fk
-		plan = playlist.Plan{Bounds: b}
-	}
-	return playlist.WriteMedia(plan, "init.mp4", func(i int) string {
+	return playlist.WriteMedia(v.timeline(), "init.mp4", func(i int) string {
 		return fmt.Sprintf("segment-%d.m4s", i)
 	}, query), nil
 }

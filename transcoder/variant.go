@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -426,6 +427,22 @@ func (v *variant) awaitInit(ctx context.Context, h *head, initCh chan struct{}) 
 			}
 		}
 	}
+}
+
+// timeline is the plan as media playlists list it. Players put the first
+// frame of segment 0 where the playlist starts it and count on from there:
+// hls.js takes a frame at 0.021 s (audio priming in Matroska) for 0, so
+// every later boundary sits 21 ms earlier than a playlist from 0 says, and
+// a seek to just before one loads the wrong segment first. The timeline
+// therefore starts at that frame; segments keep their timestamps.
+func (v *variant) timeline() playlist.Plan {
+	plan := v.plan
+	if fk := v.firstKeyframe; fk > 0 && plan.Len() > 0 && fk < plan.Bounds[1] {
+		b := slices.Clone(plan.Bounds)
+		b[0] = fk
+		plan = playlist.Plan{Bounds: b}
+	}
+	return plan
 }
 
 // publish moves a finished segment from ffmpeg's work directory into the

@@ -324,7 +324,8 @@ function showPlayer(id) {
   $('library').hidden = true;
   $('player').hidden = false;
 
-  const url = withToken(`/videos/${encodeURIComponent(id)}/master.m3u8?clientId=${encodeURIComponent(clientId)}`);
+  const ts = $('container').value === 'ts' ? '&container=ts' : '';
+  const url = withToken(`/videos/${encodeURIComponent(id)}/master.m3u8?clientId=${encodeURIComponent(clientId)}${ts}`);
   const video = $('video');
   loadThumbs(id);
 
@@ -403,6 +404,18 @@ $('quality').addEventListener('change', (ev) => {
   // segment, which is what someone picking a quality expects.
   if (hls) hls.currentLevel = Number(ev.target.value);
   markAutoLevel();
+});
+
+// The segment container is a choice for the whole library: kept, and the
+// film playing reloaded with it where it was.
+$('container').value = localStorage.getItem('hlsd.container') || 'fmp4';
+$('container').addEventListener('change', (ev) => {
+  localStorage.setItem('hlsd.container', ev.target.value);
+  const h = location.hash.replace(/^#/, '');
+  if (!h.startsWith('/play/')) return;
+  const at = $('video').currentTime;
+  showPlayer(h.slice('/play/'.length));
+  $('video').addEventListener('loadedmetadata', () => { $('video').currentTime = at; }, { once: true });
 });
 
 $('audio').addEventListener('change', (ev) => {

@@ -37,6 +37,8 @@ type File struct {
 	// hls.js, each must be showing in the middle of its time span and not
 	// just outside it.
 	Cues []Cue `json:"cues,omitempty"`
+	// Container "ts" plays the server's MPEG-TS variant.
+	Container string `json:"container,omitempty"`
 }
 
 // Cue is one subtitle cue, in seconds on the media timeline.
@@ -72,6 +74,10 @@ type Config struct {
 	Page      *PageCheck  `json:"page,omitempty"`
 	Token     *TokenCheck `json:"token,omitempty"`
 	Debug     bool        `json:"debug,omitempty"` // hls.js debug log to stderr
+	// Player, when set, plays Files in another scenario and player: "shaka"
+	// (Shaka Player), "videojs" (video.js with VHS) or "hls.js" (the same
+	// short scenario in hls.js, for comparison). See hlsjs.mjs.
+	Player string `json:"player,omitempty"`
 }
 
 // Step is one action and how long the player took to play again after it.
@@ -154,7 +160,7 @@ func (r Result) Problems() []string {
 	}
 	for _, e := range r.Errors {
 		if e.Fatal || forbidden[e.Details] {
-			out = append(out, fmt.Sprintf("hls.js error %s/%s at %.3f s (fatal %v) %s %s", e.Type, e.Details, e.At, e.Fatal, e.URL, e.Reason))
+			out = append(out, fmt.Sprintf("player error %s/%s at %.3f s (fatal %v) %s %s", e.Type, e.Details, e.At, e.Fatal, e.URL, e.Reason))
 		}
 	}
 	for _, j := range r.Jumps {
@@ -187,8 +193,10 @@ func Ready() error {
 	if _, err := os.Stat(Chromium); err != nil {
 		missing = append(missing, Chromium+" (apt-get install chromium)")
 	}
-	if _, err := os.Stat(filepath.Join(Dir(), "node_modules", "playwright-core")); err != nil {
-		missing = append(missing, "playwright-core (npm ci in web/e2e)")
+	for _, pkg := range []string{"playwright-core", "shaka-player", "video.js"} {
+		if _, err := os.Stat(filepath.Join(Dir(), "node_modules", pkg)); err != nil {
+			missing = append(missing, pkg+" (npm ci in web/e2e)")
+		}
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("browser tests need %s; `make deps` installs them", strings.Join(missing, ", "))

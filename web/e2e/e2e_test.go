@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -147,4 +148,126 @@ func artifactsDir(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// TestPlayers plays every corpus file, and the MPEG-TS variant of the first,
+// in Shaka Player and video.js (VHS), each against a cold server of its
+// own: start, seeks to 50 % and 90 %, play on, rewind. hls.js plays the
+// MPEG-TS variant the same way (TestBrowser plays the fMP4 ones). Each must
+// play and land where sent without a fatal error. Startup times are logged;
+// `make bench` is where speed is judged.
+func TestPlayers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: no browser")
+	}
+	if os.Getenv("HLSD_SKIP_BROWSER") == "1" {
+		t.Skip("HLSD_SKIP_BROWSER=1")
+	}
+	if err := e2e.Ready(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Minute)
+	defer cancel()
+	media := t.TempDir()
+	files, err := e2e.LibraryOf(ctx, media, e2e.Corpus...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := files[0]
+	ts.Container = "ts"
+	files = append(files, ts)
+	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	for _, player := range []string{"shaka", "videojs", "hls.js"} {
+		play := files
+		if player == "hls.js" {
+			play = []e2e.File{ts}
+		}
+		srv, err := e2e.Start(media, t.TempDir(), log, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		results, err := e2e.Run(ctx, e2e.Config{Base: srv.URL, Files: play, Player: player, Artifacts: artifactsDir(t)})
+		srv.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range results {
+			t.Run(r.Name, func(t *testing.T) {
+				for _, s := range r.Steps {
+					t.Logf("%-24s %6.0f ms  to %.3f s, resumed at %.3f s", s.Step, s.Ms, s.Target, s.Landed)
+				}
+				for _, e := range r.Errors {
+					t.Logf("%s error %s fatal=%v", player, e.Details, e.Fatal)
+				}
+				for _, p := range r.Problems() {
+					t.Error(p)
+				}
+				for _, w := range []string{"startup", "seek 50%", "seek 90%", "rewind to 10%"} {
+					if _, ok := r.StepMs(w); !ok && r.Failure == "" {
+						t.Errorf("step %q did not run", w)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestGStreamer plays every corpus file but the 32-minute one, and the
+// MPEG-TS variant of the first, to the end in GStreamer's playbin (Debian's,
+// with hlsdemux2 and libav decoders), as fast as it decodes: it must reach
+// end of stream without an error. GStreamer starts on the first variant
+// listed, which must therefore be one it decodes. long.mp4 is H.264 like
+// h264.mp4, and takes GStreamer 2.6 minutes to the end.
+func TestGStreamer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: no GStreamer")
+	}
+	if _, err := exec.LookPath("gst-launch-1.0"); err != nil {
+		t.Fatal("gst-launch-1.0 not found: `make e2e-deps` installs GStreamer")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	media := t.TempDir()
+	var names []string
+	for _, n := range e2e.Corpus {
+		if n != "long.mp4" {
+			names = append(names, n)
+		}
+	}
+	files, err := e2e.LibraryOf(ctx, media, names...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := files[0]
+	ts.Container = "ts"
+	files = append(files, ts)
+	srv, err := e2e.Start(media, t.TempDir(), zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	for _, f := range files {
+		t.Run(f.Name+map[string]string{"ts": " (ts)"}[f.Container], func(t *testing.T) {
+			url := srv.URL + "/videos/" + f.ID + "/master.m3u8?clientId=gst"
+			if f.Container != "" {
+				url += "&container=" + f.Container
+			}
+			runCtx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+			defer cancel()
+			start := time.Now()
+			cmd := exec.CommandContext(runCtx, "gst-launch-1.0", "playbin", "uri="+url,
+				"video-sink=fakesink sync=false", "audio-sink=fakesink sync=false")
+			out, err := cmd.CombinedOutput()
+			text := string(out)
+			if err != nil || !strings.Contains(text, "Got EOS from element") || strings.Contains(text, "ERROR:") {
+				t.Fatalf("playbin did not play to the end (%v):\n%s", err, tailLines(text, 20))
+			}
+			t.Logf("played to the end in %v", time.Since(start).Round(time.Millisecond))
+		})
+	}
+}
+
+func tailLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

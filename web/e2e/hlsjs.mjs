@@ -10,11 +10,19 @@
 //          "files": [{"name": "h264.mp4", "id": "<media id>"}],
 //          "page": {"folder": "Shows", "name": "h264.mp4"}}   (optional)
 //
+// With "player": "shaka", "videojs" or "hls.js", each file is played instead
+// in that player, loaded from this directory's npm packages (hls.js from the
+// server), with a shorter scenario: start, seeks, play on, rewind. A file
+// may carry "container": "ts" for the server's MPEG-TS variant.
+//
 // Judging is left to the caller: each result lists the steps that ran,
-// their times and every hls.js error seen, fatal or not.
+// their times and every player error seen, fatal or not.
 import { readFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
 
 const cfg = JSON.parse(await readFile(process.argv[2], 'utf8'));
 const log = (...a) => console.error('[e2e]', ...a);
@@ -285,10 +293,17 @@ async function playFile(file) {
     res.failure = e.message;
     await page.screenshot({ path: path.join(cfg.artifacts, `fail-${file.name}.png`) }).catch(() => {});
   }
+  await collect(page, res);
+  return res;
+}
+
+// collect adds the player's errors and the position's jumps to res, and
+// closes the page. Within one epoch (between two of our own actions) the
+// position must only move forward at about real time: 50 ms samples never
+// jump by more than a second.
+async function collect(page, res) {
   const after = await page.evaluate(() => ({ errors: T.errors, samples: T.samples })).catch(() => ({ errors: [], samples: [] }));
   res.errors.push(...after.errors);
-  // Within one epoch (between two of our own actions) the position must only
-  // move forward at about real time: 50 ms samples never jump by more than a second.
   const s = after.samples;
   for (let i = 1; i < s.length; i++) {
     if (s[i][2] !== s[i - 1][2]) continue;
@@ -297,6 +312,97 @@ async function playFile(file) {
     if (dt < -0.001 || dt > wall + 1) res.jumps.push({ from: s[i - 1][1], to: s[i][1] });
   }
   await page.close();
+}
+
+// otherHarness runs inside the page: one player of another library on a
+// bare <video>, recording errors and the playback position as harness does,
+// with a forward buffer as short as hls.js's there, so seeks measure the
+// server.
+function otherHarness(kind, master, debug) {
+  const video = document.createElement('video');
+  video.muted = true;
+  video.playsInline = true;
+  video.style.width = '640px';
+  document.body.append(video);
+  const T = { errors: [], switches: [], samples: [], epoch: 0, video };
+  window.T = T;
+  const fail = (details, fatal) => T.errors.push({ at: video.currentTime, fatal, type: kind, details: String(details) });
+  setInterval(() => {
+    if (!video.paused && !video.seeking) T.samples.push([performance.now(), video.currentTime, T.epoch]);
+  }, 50);
+  T.t0 = performance.now();
+  const play = () => video.play().catch((e) => fail('play() refused: ' + e.message, true));
+  if (kind === 'shaka') {
+    shaka.polyfill.installAll();
+    const p = new shaka.Player();
+    p.configure({ streaming: { bufferingGoal: 4, rebufferingGoal: 0.5 } });
+    // Severity 2 is CRITICAL: the player stopped.
+    p.addEventListener('error', (e) => fail(`${e.detail.code} ${JSON.stringify(e.detail.data || []).slice(0, 300)}`, e.detail.severity === 2));
+    T.player = p;
+    p.attach(video).then(() => p.load(master)).then(play).catch((e) => fail(`load: ${e.code || ''} ${e.message || ''}`, true));
+  } else if (kind === 'videojs') {
+    videojs.Vhs.GOAL_BUFFER_LENGTH = 4;
+    videojs.Vhs.MAX_GOAL_BUFFER_LENGTH = 4;
+    const p = videojs(video, { muted: true, html5: { vhs: { overrideNative: true } } });
+    p.on('error', () => fail(`${(p.error() || {}).code} ${(p.error() || {}).message}`, true));
+    T.player = p;
+    p.src({ src: master, type: 'application/x-mpegURL' });
+    p.ready(play);
+  } else {
+    // hls.js as the web player runs it (see harness), for comparison.
+    const hls = new Hls({ debug, maxBufferLength: 4, maxMaxBufferLength: 4, progressive: true, autoStartLoad: false });
+    video.addEventListener('seeking', () => {
+      const t = video.currentTime;
+      const b = video.buffered;
+      for (let i = 0; i < b.length; i++) if (b.start(i) <= t && t < b.end(i)) return;
+      hls.stopLoad();
+      hls.startLoad(t);
+    });
+    hls.on(Hls.Events.ERROR, (_, d) => fail(`${d.type}/${d.details}`, !!d.fatal));
+    hls.on(Hls.Events.MANIFEST_PARSED, (_, d) => {
+      hls.startLevel = d.firstLevel;
+      hls.startLoad();
+      play();
+    });
+    hls.loadSource(master);
+    hls.attachMedia(video);
+    T.player = hls;
+  }
+}
+
+const playerScripts = {
+  shaka: path.join(here, 'node_modules/shaka-player/dist/shaka-player.compiled.js'),
+  videojs: path.join(here, 'node_modules/video.js/dist/video.min.js'),
+};
+
+// playOther plays a file in cfg.player: startup, seeks to 50 % and 90 %,
+// two seconds of play, a rewind to 10 %.
+async function playOther(file, kind) {
+  const res = { name: `${kind} ${file.name}${file.container ? ' (' + file.container + ')' : ''}`, steps: [], errors: [], jumps: [], failure: '' };
+  const page = await browser.newPage();
+  page.on('pageerror', (e) => res.errors.push({ fatal: true, details: 'page error: ' + e.message }));
+  try {
+    await page.goto(cfg.base + '/healthz');
+    await page.setContent(`<!doctype html><title>${kind}</title><body></body>`);
+    await page.addScriptTag(kind === 'hls.js' ? { url: cfg.base + '/hls.min.js' } : { path: playerScripts[kind] });
+    const master = `${cfg.base}/videos/${file.id}/master.m3u8?clientId=${encodeURIComponent(kind + '-' + file.name)}` +
+      (file.container ? `&container=${file.container}` : '');
+    if (cfg.debug) page.on('console', (m) => log(res.name, (Date.now() % 100000) + ' ' + m.text()));
+    await page.evaluate(`(${otherHarness})(${JSON.stringify(kind)}, ${JSON.stringify(master)}, ${!!cfg.debug}); T.mark = T.t0;`);
+    const start = await waitPlaying(page, 0, 0.3, 'startup');
+    res.steps.push({ step: 'startup', ms: Math.round(start.resumeMs) });
+    res.duration = await page.evaluate(() => T.video.duration);
+    res.steps.push(await seek(page, 0.5, 'seek 50%'));
+    res.steps.push(await seek(page, 0.9, 'seek 90%'));
+    const pos = await page.evaluate(() => { T.mark = performance.now(); return T.video.currentTime; });
+    await waitPlaying(page, pos, Math.min(2, res.duration - pos - 0.5), 'play on after seek 90%');
+    res.steps.push(await seek(page, 0.1, 'rewind to 10%'));
+    log(res.name, res.steps.map((s) => `${s.step} ${s.ms} ms`).join(', '));
+  } catch (e) {
+    res.failure = e.message;
+    await page.screenshot({ path: path.join(cfg.artifacts, `fail-${kind}-${file.name}.png`) }).catch(() => {});
+  }
+  await collect(page, res);
   return res;
 }
 
@@ -436,7 +542,7 @@ async function tokenTest(p) {
 const results = [];
 try {
   await mkdir(cfg.artifacts, { recursive: true });
-  for (const f of cfg.files || []) results.push(await playFile(f));
+  for (const f of cfg.files || []) results.push(await (cfg.player ? playOther(f, cfg.player) : playFile(f)));
   if (cfg.page) results.push(await pageTest(cfg.page));
   if (cfg.token) results.push(await tokenTest(cfg.token));
 } finally {
