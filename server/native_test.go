@@ -240,31 +240,35 @@ func idet(t *testing.T, path string, frames int) (interlaced, progressive int) {
 	return tff + bff, prog
 }
 
-// TestDeinterlaced: the 1080p rung of a 1080i25 TV recording is
-// progressive by ffmpeg's idet, at the source's 25 frames per second,
-// where the source itself is detected interlaced.
+// TestDeinterlaced: the 1080p rung of a 1080i25 TV recording is progressive
+// by ffmpeg's idet, at the source's 25 frames per second, where the source
+// itself is detected interlaced. (Rungs of at most half the height keep one
+// field; scaling hides combing from idet there, so the golden command lines
+// check those.)
 func TestDeinterlaced(t *testing.T) {
 	e := newEnv(t, transcoder.Config{}, "tv-1080i.ts")
 	src := filepath.Join(e.media, "tv-1080i.ts")
 	if i, p := idet(t, src, 50); i < 40 {
 		t.Fatalf("source: idet finds %d interlaced and %d progressive frames of 50: not an interlaced clip", i, p)
 	}
-	base := e.videoURL("tv-1080i.ts") + "/video/0/1080p/"
-	seg := e.mustGet(base + "segment-1.m4s")
-	init := e.mustGet(base + "init.mp4")
-	path := filepath.Join(t.TempDir(), "seg.mp4")
-	if err := os.WriteFile(path, append(init, seg...), 0o644); err != nil {
-		t.Fatal(err)
+	for _, rung := range []string{"1080p"} {
+		base := e.videoURL("tv-1080i.ts") + "/video/0/" + rung + "/"
+		seg := e.mustGet(base + "segment-1.m4s")
+		init := e.mustGet(base + "init.mp4")
+		path := filepath.Join(t.TempDir(), "seg.mp4")
+		if err := os.WriteFile(path, append(init, seg...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		f := readFragment(t, init, seg)
+		if fps := float64(f.samples) / (float64(f.duration) / float64(f.timescale)); fps < 24.9 || fps > 25.1 {
+			t.Errorf("%s at %.2f frames per second, want the source's 25 (one frame per frame)", rung, fps)
+		}
+		i, p := idet(t, path, 50)
+		if i*10 > i+p {
+			t.Errorf("%s: idet finds %d interlaced and %d progressive frames: not deinterlaced", rung, i, p)
+		}
+		t.Logf("%s: idet finds %d interlaced, %d progressive", rung, i, p)
 	}
-	f := readFragment(t, init, seg)
-	if fps := float64(f.samples) / (float64(f.duration) / float64(f.timescale)); fps < 24.9 || fps > 25.1 {
-		t.Errorf("rung at %.2f frames per second, want the source's 25 (one frame per frame)", fps)
-	}
-	i, p := idet(t, path, 50)
-	if i*10 > i+p {
-		t.Errorf("1080p rung: idet finds %d interlaced and %d progressive frames: not deinterlaced", i, p)
-	}
-	t.Logf("1080p rung: idet finds %d interlaced, %d progressive", i, p)
 }
 
 // mfhdNumbers lists the movie fragment sequence numbers of a segment.
@@ -537,5 +541,66 @@ func TestTS(t *testing.T) {
 	at, _ := strconv.ParseFloat(strings.Split(strings.TrimSpace(string(out)), ",")[1], 64)
 	if at < 11.4-float64(p.target)-0.1 || at > 11.4+0.1 {
 		t.Errorf("ffmpeg seeking to 10 s in the TS variant lands at %.3f (%s)", at-1.4, out)
+	}
+}
+
+// TestPassthrough: an AC-3 track is also offered as it is, in an "original"
+// group whose variants say ac-3 in CODECS (browsers skip them; Apple's
+// players decode it), beside the AAC groups; its segments are AC-3 cut
+// within a frame of the boundaries its playlist lists.
+func TestPassthrough(t *testing.T) {
+	e := newEnv(t, transcoder.Config{}, "hevc.mkv")
+	base := e.videoURL("hevc.mkv")
+	master := string(e.mustGet(base + "/master.m3u8"))
+	media, _ := masterLines(master, "#EXT-X-MEDIA:TYPE=AUDIO")
+	var original []map[string]string
+	for _, m := range media {
+		if a := attrs(m); a["GROUP-ID"] == "original" {
+			original = append(original, a)
+		}
+	}
+	if len(original) != 2 || original[0]["URI"] != "audio/0/original/index.m3u8" || original[0]["CHANNELS"] != "6" ||
+		original[1]["URI"] != "audio/1/aac/index.m3u8" {
+		t.Fatalf("original group %v: want the AC-3 track passed through and the AAC one as AAC", original)
+	}
+	variants, _ := masterLines(master, "#EXT-X-STREAM-INF:")
+	n := 0
+	for _, v := range variants {
+		a := attrs(v)
+		if a["AUDIO"] == "original" {
+			n++
+			if !strings.Contains(a["CODECS"], "ac-3") {
+				t.Errorf("variant of the original group without ac-3 in CODECS: %s", v)
+			}
+		} else if strings.Contains(a["CODECS"], "ac-3") {
+			t.Errorf("an AAC variant says ac-3: %s", v)
+		}
+	}
+	if n == 0 || n*3 != len(variants) {
+		t.Errorf("%d of %d variants in the original group, want a third (stereo, surround, original)", n, len(variants))
+	}
+	p := parseMediaPlaylist(t, e.mustGet(base+"/audio/0/original/index.m3u8"))
+	init := e.mustGet(base + "/audio/0/original/init.mp4")
+	for _, i := range []int{2, 1} {
+		seg := e.mustGet(fmt.Sprintf("%s/audio/0/original/segment-%d.m4s", base, i))
+		f := readFragment(t, init, seg)
+		// Audio playlists share the video's timeline, which starts at the
+		// first video frame; the source's audio starts at 0.
+		var info transcoder.Info
+		if err := json.Unmarshal(e.mustGet(base+"/info"), &info); err != nil {
+			t.Fatal(err)
+		}
+		want := p.starts[i] + (info.Duration - p.end)
+		if d := f.start() - want; d < -0.001 || d >= 1536.0/48000 {
+			t.Errorf("AC-3 segment %d starts at %.4f s, want within a frame after %.4f", i, f.start(), want)
+		}
+		path := filepath.Join(t.TempDir(), "ac3.mp4")
+		if err := os.WriteFile(path, append(append([]byte{}, init...), seg...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "stream=codec_name,channels", "-of", "csv=p=0", path).Output()
+		if err != nil || strings.Trim(string(out), ",\n ") != "ac3,6" {
+			t.Errorf("segment %d: %q (%v), want ac3 with 6 channels", i, out, err)
+		}
 	}
 }

@@ -40,14 +40,19 @@ func TestCorpus(t *testing.T) {
 			if got := strings.Contains(master, "video/0/original/"); got == c.longGOP {
 				t.Errorf("original in master = %v, want %v:\n%s", got, !c.longGOP, master)
 			}
-			// One rendition per track, or per track and group (stereo and
-			// surround) when a track has more than two channels.
-			groups := 1
+			// One rendition per track and group: one group, or stereo and
+			// surround when a track has more than two channels, and
+			// original when one is AC-3 or E-AC-3.
+			groups, passthrough := 1, 0
 			for _, a := range info.Audio {
 				if a.Channels > 2 {
 					groups = 2
 				}
+				if a.Codec == "ac3" || a.Codec == "eac3" {
+					passthrough = 1
+				}
 			}
+			groups += passthrough
 			if n := strings.Count(master, "TYPE=AUDIO"); n != groups*len(info.Audio) {
 				t.Errorf("master has %d audio renditions, want %d", n, groups*len(info.Audio))
 			}
@@ -67,6 +72,9 @@ func TestCorpus(t *testing.T) {
 				for _, q := range info.Qualities.Audio {
 					if q == transcoder.QualityStereo && info.Audio[a].Channels <= 2 {
 						continue // a stereo track has no separate downmix
+					}
+					if c := info.Audio[a].Codec; q == transcoder.QualityOriginal && c != "ac3" && c != "eac3" {
+						continue // only AC-3 and E-AC-3 are passed through
 					}
 					adaptive = append(adaptive, variantRef{"audio", q, a})
 				}

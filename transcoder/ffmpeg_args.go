@@ -151,6 +151,11 @@ func ffmpegArgs(r runSpec) []string {
 	args = append(args, "-copyts", "-start_at_zero", "-i", r.input)
 	args = append(args, codec...)
 	format := fmp4Options
+	if r.kind == "audio" && r.qual == QualityOriginal && audioCodec(r.audio) != "" {
+		// The dac3/dec3 box of the init describes the stream as its first
+		// frame does: the muxer must see one before it writes the moov.
+		format = strings.Replace(format, "+empty_moov", "+empty_moov+delay_moov", 1)
+	}
 	if r.kind == "video" && r.qual != QualityOriginal {
 		// Fragments written and flushed as they are made: a live segment
 		// sends each on (see liveSegment).

@@ -84,15 +84,33 @@ func videoQualities(v VideoStream) []string {
 	return q
 }
 
-// audioQualities is AAC re-encode only, for now. An AAC stream copy would
-// cost nothing, but ffmpeg keeps MP4's priming packet (negative pts) on a
-// copy, so segment 0 would carry a tfdt below zero; offering copy needs the
-// leading samples cut out of the first fragment.
+// audioQualities lists the qualities of a track: AAC in its layout, a
+// stereo downmix of a multichannel track, and the original (a copy) of an
+// AC-3 or E-AC-3 track, which Apple's players decode. An AAC copy would
+// cost nothing too, but ffmpeg keeps MP4's priming packet (negative pts) on
+// a copy, so segment 0 would carry a tfdt below zero; offering it needs
+// the leading samples cut out of the first fragment.
 func audioQualities(a AudioStream) []string {
+	q := []string{QualityAAC}
 	if a.Channels > 2 {
-		return []string{QualityAAC, QualityStereo}
+		q = append(q, QualityStereo)
 	}
-	return []string{QualityAAC}
+	if audioCodec(a) != "" {
+		q = append(q, QualityOriginal)
+	}
+	return q
+}
+
+// audioCodec is the RFC 6381 name of a track's codec when it is passed
+// through (AC-3, E-AC-3), else "".
+func audioCodec(a AudioStream) string {
+	switch a.Codec {
+	case "ac3":
+		return "ac-3"
+	case "eac3":
+		return "ec-3"
+	}
+	return ""
 }
 
 // aacChannels is the channel count of an AAC quality of a.

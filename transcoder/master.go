@@ -29,42 +29,9 @@ func (t *Transcoder) Master(ctx context.Context, path, query string, ts bool) ([
 	// copies keep them, so the source says for every variant.
 	out.NoCaptions = !info.Video[0].Captions
 
-	// Multichannel tracks follow Apple's layout: a group of stereo
-	// renditions (multichannel tracks downmixed) and a group of each track
-	// in its own layout, each group referenced by its own copy of every
-	// variant. Both copies declare the same bandwidth, the larger, so
-	// players that list variants (hls.js) see one per rung.
-	groups := []struct{ id, quality string }{{"audio", QualityAAC}}
-	for _, a := range info.Audio {
-		if aacChannels(a, QualityAAC) > 2 {
-			groups = []struct{ id, quality string }{{"stereo", QualityStereo}, {"surround", QualityAAC}}
-			break
-		}
-	}
-	audioCodecs := []string{}
-	maxAudioBw, maxAudioAvg := 0, 0
-	def := defaultAudio(info.Audio)
+	groups := audioGroups(info.Audio)
 	for _, g := range groups {
-		for i, a := range info.Audio {
-			q, codec := g.quality, "mp4a.40.2"
-			if !contains(audioQualities(a), q) {
-				q = QualityAAC // a stereo track is its own downmix
-			}
-			if !contains(audioCodecs, codec) {
-				audioCodecs = append(audioCodecs, codec)
-			}
-			bw := aacBitrate(a, q)
-			maxAudioBw = max(maxAudioBw, bw*11/10)
-			maxAudioAvg = max(maxAudioAvg, bw)
-			out.Audio = append(out.Audio, playlist.Audio{
-				Group:    g.id,
-				URI:      fmt.Sprintf("audio/%d/%s/index.m3u8", i, q),
-				Name:     trackName(a.Title, a.Language, i),
-				Language: a.Language,
-				Default:  i == def,
-				Channels: aacChannels(a, q),
-			})
-		}
+		out.Audio = append(out.Audio, g.renditions...)
 	}
 	for i, s := range t.subtitleTracks(m) {
 		if !s.Streamable {
@@ -78,10 +45,6 @@ func (t *Transcoder) Master(ctx context.Context, path, query string, ts bool) ([
 			Default: s.Default && !s.Forced, Forced: s.Forced,
 		})
 	}
-	withAudio := func(video string) string {
-		return strings.Join(append([]string{video}, audioCodecs...), ",")
-	}
-
 	v := info.Video[0]
 	originalAvg := 0
 	var original *playlist.Variant
@@ -95,8 +58,8 @@ func (t *Transcoder) Master(ctx context.Context, path, query string, ts bool) ([
 		w, h := v.DisplaySize()
 		original = &playlist.Variant{
 			URI: "video/0/original/index.m3u8", Name: QualityOriginal,
-			Bandwidth: peak + maxAudioBw, AverageBandwidth: avg + maxAudioAvg,
-			Codecs: withAudio(codec), Width: w, Height: h, FrameRate: v.FPS,
+			Bandwidth: peak, AverageBandwidth: avg,
+			Codecs: codec, Width: w, Height: h, FrameRate: v.FPS,
 			VideoRange: v.Range,
 		}
 	}
@@ -119,8 +82,8 @@ func (t *Transcoder) Master(ctx context.Context, path, query string, ts bool) ([
 		w, h := rungSize(v, r)
 		variant := playlist.Variant{
 			URI: fmt.Sprintf("video/0/%s/index.m3u8", r.Name), Name: r.Name,
-			Bandwidth: r.Maxrate + maxAudioBw, AverageBandwidth: r.Bitrate + maxAudioAvg,
-			Codecs: withAudio(playlist.H264Codec("High", rungLevel(v, r))),
+			Bandwidth: r.Maxrate, AverageBandwidth: r.Bitrate,
+			Codecs: playlist.H264Codec("High", rungLevel(v, r)),
 			Width:  w, Height: h, FrameRate: v.FPS,
 			VideoRange: "SDR", // tone-mapped from HDR sources
 		}
@@ -177,20 +140,26 @@ func (t *Transcoder) Master(ctx context.Context, path, query string, ts bool) ([
 			continue
 		}
 		r, _ := rungByName(v.Name)
-		codec, _, _ := strings.Cut(v.Codecs, ",")
 		out.IFrames = append(out.IFrames, playlist.IFrames{
 			URI: fmt.Sprintf("video/0/%s/iframes.m3u8", r.Name), Bandwidth: iframeBandwidth(r),
-			Codecs: codec, Width: v.Width, Height: v.Height, VideoRange: v.VideoRange,
+			Codecs: v.Codecs, Width: v.Width, Height: v.Height, VideoRange: v.VideoRange,
 		})
 	}
-	if len(groups) > 1 {
-		var each []playlist.Variant
-		for _, g := range groups {
-			for _, v := range out.Variants {
+	// Every variant once per audio group, with the group's codecs and
+	// bandwidth (one group: no AUDIO name but the default).
+	var each []playlist.Variant
+	for _, g := range groups {
+		for _, v := range out.Variants {
+			v.Bandwidth += g.peak
+			v.AverageBandwidth += g.avg
+			v.Codecs = strings.Join(append([]string{v.Codecs}, g.codecs...), ",")
+			if len(groups) > 1 {
 				v.AudioGroup = g.id
-				each = append(each, v)
 			}
+			each = append(each, v)
 		}
+	}
+	if len(groups) > 0 {
 		out.Variants = each
 	}
 	return playlist.WriteMaster(out), nil
@@ -243,13 +212,106 @@ func tsMaster(m playlist.Master, info *Info) playlist.Master {
 		if v.Name == QualityOriginal && !tsQuality(info.Video[0], QualityOriginal) {
 			continue
 		}
-		codec, _, _ := strings.Cut(v.Codecs, ",")
 		if len(info.Audio) > 0 {
-			codec += ",mp4a.40.2"
+			v.Codecs += ",mp4a.40.2"
+			stereo := AudioStream{Channels: 2}
+			v.Bandwidth += aacBitrate(stereo, QualityStereo) * 11 / 10
+			v.AverageBandwidth += aacBitrate(stereo, QualityStereo)
 		}
-		v.Codecs = codec
 		kept = append(kept, v)
 	}
 	m.Variants = kept
 	return m
+}
+
+// audioGroup is one GROUP-ID of audio renditions, a rendition of every
+// track, and what it adds to a variant that names it.
+type audioGroup struct {
+	id         string
+	renditions []playlist.Audio
+	codecs     []string
+	peak, avg  int
+}
+
+// audioGroups lays the tracks out in groups as Apple's Authoring
+// Specification asks:
+//   - one group of AAC renditions, each track in its own layout, when no
+//     track has more than two channels;
+//   - otherwise a "stereo" group (multichannel tracks downmixed) and a
+//     "surround" group (each in its own layout), which declare the same
+//     bandwidth, the larger, so that players listing variants (hls.js) merge
+//     the copies of a variant into one;
+//   - and, when a track is AC-3 or E-AC-3, an "original" group where those
+//     tracks are passed through (copied) for the players that decode them
+//     (Apple's); CODECS says "ac-3" or "ec-3", so browsers skip its
+//     variants.
+//
+// Every group holds every track, under the same NAME and LANGUAGE.
+func audioGroups(tracks []AudioStream) []audioGroup {
+	if len(tracks) == 0 {
+		return nil
+	}
+	surround, passthrough := false, false
+	for _, a := range tracks {
+		surround = surround || aacChannels(a, QualityAAC) > 2
+		passthrough = passthrough || audioCodec(a) != ""
+	}
+	type layout struct {
+		id      string
+		quality func(a AudioStream) string
+	}
+	aac := func(AudioStream) string { return QualityAAC }
+	layouts := []layout{{"audio", aac}}
+	if surround {
+		layouts = []layout{{"stereo", func(a AudioStream) string {
+			if contains(audioQualities(a), QualityStereo) {
+				return QualityStereo
+			}
+			return QualityAAC // a stereo track is its own downmix
+		}}, {"surround", aac}}
+	}
+	if passthrough {
+		layouts = append(layouts, layout{"original", func(a AudioStream) string {
+			if audioCodec(a) != "" {
+				return QualityOriginal
+			}
+			return QualityAAC
+		}})
+	}
+	def := defaultAudio(tracks)
+	var groups []audioGroup
+	aacPeak, aacAvg := 0, 0
+	for _, l := range layouts {
+		g := audioGroup{id: l.id}
+		for i, a := range tracks {
+			q := l.quality(a)
+			codec, channels, bw := "mp4a.40.2", aacChannels(a, q), aacBitrate(a, q)
+			if q == QualityOriginal {
+				codec, channels, bw = audioCodec(a), a.Channels, int(max(a.Bitrate, 64_000))
+			}
+			if !contains(g.codecs, codec) {
+				g.codecs = append(g.codecs, codec)
+			}
+			g.peak = max(g.peak, bw*11/10)
+			g.avg = max(g.avg, bw)
+			g.renditions = append(g.renditions, playlist.Audio{
+				Group:    l.id,
+				URI:      fmt.Sprintf("audio/%d/%s/index.m3u8", i, q),
+				Name:     trackName(a.Title, a.Language, i),
+				Language: a.Language,
+				Default:  i == def,
+				Channels: channels,
+			})
+		}
+		if l.id != "original" {
+			aacPeak, aacAvg = max(aacPeak, g.peak), max(aacAvg, g.avg)
+		}
+		groups = append(groups, g)
+	}
+	for i := range groups {
+		if groups[i].id != "original" {
+			groups[i].peak, groups[i].avg = aacPeak, aacAvg
+		}
+	}
+	return groups
 }

@@ -52,6 +52,8 @@ type VideoStream struct {
 	// Interlaced is true for a field-coded source (ffprobe's field order
 	// tt, bb, tb or bt): every re-encoded rung is deinterlaced.
 	Interlaced bool `json:"interlaced,omitempty"`
+	// BottomFirst: of an interlaced source, the bottom field is shown first.
+	BottomFirst bool `json:"bottomFirst,omitempty"`
 	// Captions is true when the video carries CEA-608/708 captions.
 	Captions bool  `json:"captions,omitempty"`
 	Rotation int   `json:"rotation"`
@@ -271,12 +273,13 @@ func parseProbe(b []byte) (*Info, error) {
 			v := VideoStream{
 				Index: s.Index, Codec: s.CodecName, Profile: s.Profile, Level: s.Level,
 				Width: s.Width, Height: s.Height, FPS: parseRate(s.AvgFrameRate),
-				BitDepth:   bitDepth(s.PixFmt, s.BitsPerRaw),
-				HDR:        s.ColorTransfer == "smpte2084" || s.ColorTransfer == "arib-std-b67",
-				Range:      videoRange(s.ColorTransfer),
-				Interlaced: s.FieldOrder == "tt" || s.FieldOrder == "bb" || s.FieldOrder == "tb" || s.FieldOrder == "bt",
-				Captions:   s.ClosedCaptions == 1,
-				Rotation:   rotation(s.Tags, s.SideDataList), Bitrate: int64(parseFloat(s.BitRate)),
+				BitDepth:    bitDepth(s.PixFmt, s.BitsPerRaw),
+				HDR:         s.ColorTransfer == "smpte2084" || s.ColorTransfer == "arib-std-b67",
+				Range:       videoRange(s.ColorTransfer),
+				Interlaced:  s.FieldOrder == "tt" || s.FieldOrder == "bb" || s.FieldOrder == "tb" || s.FieldOrder == "bt",
+				BottomFirst: s.FieldOrder == "bb" || s.FieldOrder == "tb",
+				Captions:    s.ClosedCaptions == 1,
+				Rotation:    rotation(s.Tags, s.SideDataList), Bitrate: int64(parseFloat(s.BitRate)),
 				SAR:    parseRatio(s.SampleAspect),
 				Format: streamFormat(s.PixFmt, s.ColorRange, s.ColorSpace, s.ColorTransfer, s.ColorPrimaries, s.ChromaLocation, s.FieldOrder, s.TimeBase),
 			}

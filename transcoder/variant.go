@@ -511,7 +511,8 @@ func (v *variant) publish(h *head, n int, src string) error {
 
 // identify maps the start time of a copied segment to its plan index, or -1
 // when it starts at no boundary. A video copy starts exactly at a boundary
-// keyframe; an audio copy at the first packet at or after the boundary.
+// keyframe; an audio copy at the first packet at or after the boundary,
+// within a frame (1024 samples of AAC, 1536 of AC-3).
 func (v *variant) identify(start float64) int {
 	i := v.plan.Index(start + 1e-4)
 	b := v.plan.Start(i)
@@ -519,6 +520,9 @@ func (v *variant) identify(start float64) int {
 	if v.kind == "audio" {
 		a := v.m.info.Audio[v.track]
 		tol = 1024.0 / float64(max(a.SampleRate, 8000))
+		if audioCodec(a) != "" {
+			tol = 1536.0 / float64(max(a.SampleRate, 8000)) // an AC-3 frame
+		}
 		if i == 0 {
 			b = a.Start
 		}

@@ -47,6 +47,11 @@ func goldenArgs() map[string][]string {
 			out[label+"-"+name] = ffmpegArgs(r)
 		}
 	}
+	// A rung of at most half an interlaced source's height keeps one field.
+	r := runSpec{input: "/proc/self/fd/3", kind: "video", qual: "360p", first: 3,
+		bounds: []float64{12.012, 16.016, 20.02, 24.024, 25.5}, video: argSources["mpeg2-1080i"],
+		profile: argProfiles[0], outDir: "/cache/run-1"}
+	out["software-mpeg2-1080i-360p"] = ffmpegArgs(r)
 	return out
 }
 

@@ -35,10 +35,15 @@ func main() {
 	bigDir := flag.String("big-dir", os.TempDir(), "where the 10 GB files are made and removed afterwards")
 	film := flag.Bool("film", true, "also time the thumbnails of a 2-hour 1080p file (1.8 GB, made in -big-dir and removed afterwards)")
 	heavyOnly := flag.Bool("heavy", false, "only play the heavy media in the browser, cold, one file at a time, and print their table")
+	playersOnly := flag.Bool("players", false, "only compare cold startup in hls.js, Shaka Player and video.js, and print their table")
 	flag.Parse()
 	ctx := context.Background()
 	if *heavyOnly {
 		printRows(heavyRows(ctx))
+		return
+	}
+	if *playersOnly {
+		printRows(playerRows(ctx))
 		return
 	}
 	dir := testmedia.CacheDir()
@@ -95,6 +100,7 @@ func main() {
 	}
 	if *browser {
 		rows = append(rows, browserRows(ctx)...)
+		rows = append(rows, playerRows(ctx)...)
 		rows = append(rows, heavyRows(ctx)...)
 	}
 

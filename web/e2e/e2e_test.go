@@ -23,16 +23,7 @@ import (
 // browser's log (hls.js debug output too with HLSD_E2E_DEBUG=1) are left in
 // $HLSD_ARTIFACTS, else web/e2e/artifacts.
 func TestBrowser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: no browser")
-	}
-	if os.Getenv("HLSD_SKIP_BROWSER") == "1" {
-		t.Skip("HLSD_SKIP_BROWSER=1")
-	}
-	if err := e2e.Ready(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Minute)
+	ctx, cancel := needBrowser(t)
 	defer cancel()
 
 	media := t.TempDir()
@@ -157,16 +148,7 @@ func artifactsDir(t *testing.T) string {
 // play and land where sent without a fatal error. Startup times are logged;
 // `make bench` is where speed is judged.
 func TestPlayers(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: no browser")
-	}
-	if os.Getenv("HLSD_SKIP_BROWSER") == "1" {
-		t.Skip("HLSD_SKIP_BROWSER=1")
-	}
-	if err := e2e.Ready(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Minute)
+	ctx, cancel := needBrowser(t)
 	defer cancel()
 	media := t.TempDir()
 	files, err := e2e.LibraryOf(ctx, media, e2e.Corpus...)
@@ -270,4 +252,20 @@ func TestGStreamer(t *testing.T) {
 func tailLines(s string, n int) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// needBrowser skips a browser test with -short or HLSD_SKIP_BROWSER=1, fails
+// it when the browser or npm packages are missing, and gives it 9 minutes.
+func needBrowser(t *testing.T) (context.Context, context.CancelFunc) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: no browser")
+	}
+	if os.Getenv("HLSD_SKIP_BROWSER") == "1" {
+		t.Skip("HLSD_SKIP_BROWSER=1")
+	}
+	if err := e2e.Ready(); err != nil {
+		t.Fatal(err)
+	}
+	return context.WithTimeout(context.Background(), 9*time.Minute)
 }
