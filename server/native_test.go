@@ -422,9 +422,13 @@ func probeFrames(t *testing.T, input string) []probedFrame {
 // timestamp carries), with AAC stereo beside it; segments of different runs
 // join; and ffmpeg's HLS demuxer plays the variant and seeks in it.
 func TestTS(t *testing.T) {
-	e := newEnv(t, transcoder.Config{}, "h264.mp4", "hevc.mkv")
+	e := newEnv(t, transcoder.Config{}, "h264.mp4", "hevc.mkv", "longgop.mp4")
 	if status, b, _ := e.get(e.videoURL("h264.mp4") + "/master.m3u8?container=mp3"); status != http.StatusBadRequest || !strings.Contains(string(b), `"status":400`) {
 		t.Errorf("container=mp3: status %d %s, want a 400", status, b)
+	}
+	// A long-GOP original is cut on its own keyframes, not where audio is.
+	if status, b, _ := e.get(e.videoURL("longgop.mp4") + "/video/0/original/segment-0.ts?container=ts"); status != http.StatusNotFound {
+		t.Errorf("long-GOP original as TS: status %d %s, want a 404", status, b)
 	}
 	hevc := string(e.mustGet(e.videoURL("hevc.mkv") + "/master.m3u8?container=ts"))
 	if strings.Contains(hevc, "/original/") || strings.Contains(hevc, "TYPE=AUDIO") || strings.Contains(hevc, "I-FRAME") {

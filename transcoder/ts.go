@@ -64,6 +64,15 @@ func (t *Transcoder) tsVariant(ctx context.Context, path string, track int, qual
 		release()
 		return nil, nil, fmt.Errorf("%w: the %s original is not offered as MPEG-TS (HLS carries only H.264 in it)", ErrNotFound, v.m.info.Video[track].Codec)
 	}
+	// Segment n of audio is cut where the rungs' segment n is; so is the
+	// original's, unless its keyframes are too far apart for that.
+	if p, err := v.m.getPlans(ctx); err != nil || (quality == QualityOriginal && !p.originalAdaptive) {
+		release()
+		if err != nil {
+			return nil, nil, err
+		}
+		return nil, nil, fmt.Errorf("%w: the original of a file with keyframes this far apart is not offered as MPEG-TS", ErrNotFound)
+	}
 	return v, release, nil
 }
 

@@ -401,7 +401,8 @@ func (p *player) buffered(now time.Time) {
 }
 
 // seek jumps to a random segment, dropping the buffer; transcode players
-// switch rung at one seek in three, continuing in the new rung from there.
+// switch rung at their first seek and one in three after, continuing in the
+// new rung from there (the first, so that a slow run still switches).
 func (p *player) seek(ctx context.Context, now time.Time) {
 	if p.phase == stalled {
 		p.s.stallTime += now.Sub(p.stallAt)
@@ -410,7 +411,7 @@ func (p *player) seek(ctx context.Context, now time.Time) {
 	p.phase, p.seeking, p.loadStart = starting, true, now
 	p.s.seeks++
 	target := p.video.segs[p.rng.IntN(len(p.video.segs))].start
-	if p.transcode && p.rng.IntN(3) == 0 {
+	if p.transcode && (p.s.switches == 0 || p.rng.IntN(3) == 0) {
 		to := p.altRung
 		if p.rung == p.altRung {
 			to = p.startRung
