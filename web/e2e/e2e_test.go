@@ -143,7 +143,8 @@ func artifactsDir(t *testing.T) string {
 
 // TestPlayers plays every corpus file, and the MPEG-TS variant of the first,
 // in Shaka Player and video.js (VHS), each against a cold server of its
-// own: start, seeks to 50 % and 90 %, play on, rewind. hls.js plays the
+// own: start, seeks to 50 % and 90 %, play on, rewind, and in Shaka
+// fast-forward, which plays the I-frame playlists. hls.js plays the
 // MPEG-TS variant the same way (TestBrowser plays the fMP4 ones). Each must
 // play and land where sent without a fatal error. Startup times are logged;
 // `make bench` is where speed is judged.

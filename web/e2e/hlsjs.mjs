@@ -397,6 +397,19 @@ async function playOther(file, kind) {
     const pos = await page.evaluate(() => { T.mark = performance.now(); return T.video.currentTime; });
     await waitPlaying(page, pos, Math.min(2, res.duration - pos - 0.5), 'play on after seek 90%');
     res.steps.push(await seek(page, 0.1, 'rewind to 10%'));
+    if (kind === 'shaka' && !file.container) {
+      // Fast-forward: Shaka plays the I-frame playlist of the rung it is on.
+      const t0 = Date.now();
+      await page.evaluate(() => { T.epoch++; T.player.trickPlay(4); });
+      const h = await page.waitForFunction(() => {
+        const got = performance.getEntriesByType('resource').map((e) => e.name).filter((n) => /\/iframe-\d+\.m4s/.test(n));
+        return got.length > 0 && got;
+      }, null, { timeout: STEP_TIMEOUT, polling: 50 })
+        .catch((e) => { throw new Error(`trick play: no I-frame loaded: ${e.message.split('\n')[0]}`); });
+      const got = await h.jsonValue();
+      await page.evaluate(() => { T.epoch++; T.player.cancelTrickPlay(); });
+      res.steps.push({ step: `trick play: ${got.length} I-frames loaded`, ms: Date.now() - t0 });
+    }
     log(res.name, res.steps.map((s) => `${s.step} ${s.ms} ms`).join(', '));
   } catch (e) {
     res.failure = e.message;
