@@ -174,7 +174,11 @@ func TestPlayers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		tricks := 0
 		for _, r := range results {
+			if _, ok := r.StepMs("trick play"); ok {
+				tricks++
+			}
 			t.Run(r.Name, func(t *testing.T) {
 				for _, s := range r.Steps {
 					t.Logf("%-24s %6.0f ms  to %.3f s, resumed at %.3f s", s.Step, s.Ms, s.Target, s.Landed)
@@ -191,6 +195,9 @@ func TestPlayers(t *testing.T) {
 					}
 				}
 			})
+		}
+		if player == "shaka" && tricks == 0 {
+			t.Error("Shaka fast-forwarded on no file: it played no H.264 variant")
 		}
 	}
 }

@@ -397,8 +397,11 @@ async function playOther(file, kind) {
     const pos = await page.evaluate(() => { T.mark = performance.now(); return T.video.currentTime; });
     await waitPlaying(page, pos, Math.min(2, res.duration - pos - 0.5), 'play on after seek 90%');
     res.steps.push(await seek(page, 0.1, 'rewind to 10%'));
-    if (kind === 'shaka' && !file.container) {
-      // Fast-forward: Shaka plays the I-frame playlist of the rung it is on.
+    // Fast-forward: Shaka plays an I-frame playlist when it is on H.264 (the
+    // I-frame playlists are of the rungs; a VP9 original has none).
+    const codec = kind === 'shaka' && !file.container &&
+      await page.evaluate(() => (T.player.getVariantTracks().find((t) => t.active) || {}).videoCodec || '');
+    if (codec && codec.startsWith('avc1')) {
       const t0 = Date.now();
       await page.evaluate(() => { T.epoch++; T.player.trickPlay(4); });
       const h = await page.waitForFunction(() => {
