@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"net/http"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -38,6 +39,9 @@ func (s *Server) observe(next http.Handler) http.Handler {
 	})
 }
 
+// mediaFile are the extensions of the binary files hlsd serves.
+var mediaFile = map[string]bool{".m4s": true, ".mp4": true, ".ts": true, ".jpg": true}
+
 // compressor gzips text answers (Apple's Authoring Specification 10.1
 // requires it of playlists): playlists, the API's JSON, WebVTT and the web
 // player's own files. Segments are left alone: compressed video gains
@@ -46,12 +50,14 @@ var compressor = middleware.NewCompressor(5,
 	"application/vnd.apple.mpegurl", "application/json", "text/vtt",
 	"text/html", "text/css", "text/javascript", "application/javascript")
 
-// compress applies compressor, except to range requests: a Content-Range
-// counts bytes of what is sent, which compressing would change.
+// compress applies compressor, except to range requests (a Content-Range
+// counts bytes of what is sent, which compressing would change) and to
+// media files: its writer hides the connection's ReadFrom, and with it the
+// sendfile that http.ServeContent uses for every segment.
 func compress(next http.Handler) http.Handler {
 	zipped := compressor.Handler(next)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Range") != "" {
+		if r.Header.Get("Range") != "" || mediaFile[path.Ext(r.URL.Path)] {
 			next.ServeHTTP(w, r)
 			return
 		}

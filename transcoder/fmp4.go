@@ -10,20 +10,9 @@ import (
 // negative_cts_offsets the first sample's composition offset is 0, so this
 // is its presentation time too.
 func fragmentStart(init, body []byte) (float64, error) {
-	var timescale uint32
+	timescale := mediaTimescale(init)
 	var tfdt uint64
 	var haveTfdt bool
-	walkBoxes(init, func(typ string, b []byte) {
-		if typ == "mdhd" && len(b) >= 24 {
-			off := 12
-			if b[0] == 1 {
-				off = 20
-			}
-			if len(b) >= off+4 {
-				timescale = binary.BigEndian.Uint32(b[off:])
-			}
-		}
-	})
 	walkBoxes(body, func(typ string, b []byte) {
 		if typ != "tfdt" || haveTfdt || len(b) < 8 {
 			return
@@ -39,6 +28,24 @@ func fragmentStart(init, body []byte) (float64, error) {
 		return 0, fmt.Errorf("segment has no timescale or tfdt")
 	}
 	return float64(tfdt) / float64(timescale), nil
+}
+
+// mediaTimescale is the timescale of the (first) track's mdhd in b, an init
+// segment or a file beginning with one; 0 when there is none.
+func mediaTimescale(b []byte) uint32 {
+	var timescale uint32
+	walkBoxes(b, func(typ string, body []byte) {
+		if typ == "mdhd" && len(body) >= 24 && timescale == 0 {
+			off := 12
+			if body[0] == 1 {
+				off = 20
+			}
+			if len(body) >= off+4 {
+				timescale = binary.BigEndian.Uint32(body[off:])
+			}
+		}
+	})
+	return timescale
 }
 
 // walkBoxes visits the leaf boxes of b, descending into the containers that

@@ -230,18 +230,10 @@ func dropSDT(b []byte) []byte {
 // negativeCTS is the largest negative composition offset of the video
 // samples of an fMP4 file (init then fragments), in seconds.
 func negativeCTS(b []byte) float64 {
-	var timescale uint32
+	timescale := mediaTimescale(b)
 	var most int64
 	walkBoxes(b, func(typ string, body []byte) {
 		switch {
-		case typ == "mdhd" && len(body) >= 24:
-			off := 12
-			if body[0] == 1 {
-				off = 20
-			}
-			if len(body) >= off+4 {
-				timescale = binary.BigEndian.Uint32(body[off:])
-			}
 		case typ == "trun" && len(body) >= 8:
 			version, flags := body[0], binary.BigEndian.Uint32(body)&0xffffff
 			n := int(binary.BigEndian.Uint32(body[4:]))
