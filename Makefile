@@ -8,10 +8,10 @@ GO ?= go
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help deps e2e-deps run demo test bench lint build
+.PHONY: help deps e2e-deps run demo test test-cluster test-deploy bench lint build
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z0-9_-]*:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z0-9_-]*:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 deps: ## install ffmpeg/ffprobe with apt-get if missing
 	@if command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1; then \
@@ -25,12 +25,15 @@ deps: ## install ffmpeg/ffprobe with apt-get if missing
 # The browser tests (web/e2e) drive Debian's Chromium with playwright-core
 # from npm; playwright never downloads a browser of its own here. Shaka
 # Player and video.js come from npm too; GStreamer (playbin, its HLS demuxer
-# and libav decoders) from Debian.
-e2e-deps: deps ## install Chromium, Node.js, GStreamer and web/e2e's npm packages if missing
+# and libav decoders) from Debian; so are HAProxy and nginx, which the
+# cluster test puts in front of three hlsd nodes.
+e2e-deps: deps ## install Chromium, Node.js, GStreamer, HAProxy, nginx and web/e2e's npm packages if missing
 	@missing=""; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
 	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
+	[ -x /usr/sbin/haproxy ] || missing="$$missing haproxy"; \
+	[ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
 	command -v gst-launch-1.0 >/dev/null 2>&1 && gst-inspect-1.0 hlsdemux2 >/dev/null 2>&1 && \
 		gst-inspect-1.0 avdec_h264 >/dev/null 2>&1 || missing="$$missing gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav"; \
 	if [ -n "$$missing" ]; then \
@@ -50,12 +53,21 @@ demo: deps ## make a demo library in ./demo-media and serve it on 127.0.0.1:7666
 	@echo "open http://$(LISTEN)/"
 	$(GO) run ./cmd/hlsd --media ./demo-media --listen $(LISTEN)
 
-test: e2e-deps ## vet and run every test (race detector on), then the browser tests and a 45 s load test, each alone
+test: e2e-deps test-deploy ## vet and run every test (race detector on), then the browser and cluster tests and a 45 s load test, each alone
 	$(GO) vet ./... && $(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v /web/e2e)
 	@# Alone: a player on 2 cores stalls when other packages' tests encode beside it.
+	@# TestCluster (make test-cluster) is among these.
 	$(GO) test -race -count=1 -timeout 10m ./web/e2e/
 	@# Alone and without -race: the load test checks timing on a loaded machine.
 	HLSD_LOAD=1 $(GO) test -count=1 -timeout 10m -run TestLoad ./cmd/hlsload/
+
+test-cluster: e2e-deps ## three hlsd nodes behind HAProxy and an nginx cache: routing, a node SIGKILLed under a player, the CDN (about a minute)
+	$(GO) test -count=1 -timeout 5m -run TestCluster -v ./web/e2e/
+
+# A module of its own (deploy/kubernetes/go.mod): hlsd itself does not
+# depend on the Kubernetes API.
+test-deploy: ## check deploy/kubernetes offline with Kubernetes' API types, and its HAProxy config with haproxy -c
+	cd deploy/kubernetes && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 bench: e2e-deps ## run the end-to-end benchmark (cmd/hlsbench, browser figures included), 2 minutes of load, then a 10-minute soak on a full cache (cmd/hlsload)
 	$(GO) run ./cmd/hlsbench $(ARGS)
@@ -66,6 +78,7 @@ lint: ## gofmt, go vet, and check go.mod/go.sum are tidy
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) mod tidy -diff
+	cd deploy/kubernetes && $(GO) mod tidy -diff
 
 build: ## build a static bin/hlsd
 	CGO_ENABLED=0 $(GO) build -o bin/hlsd ./cmd/hlsd

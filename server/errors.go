@@ -81,6 +81,8 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	} else {
 		s.log.Debug("request refused", zap.String("path", r.URL.Path), zap.Int("status", status), zap.Error(err))
 	}
+	// An error is of this moment: no cache on the way may keep it.
+	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, status, map[string]any{"error": msg, "status": status})
 }
 

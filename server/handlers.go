@@ -101,13 +101,15 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// The version middleware put the file's version in the query.
+	v, _ := queryValue(r.URL.RawQuery, "v")
 	for i := range info.Subtitles {
 		if info.Subtitles[i].Streamable {
-			info.Subtitles[i].URL = fmt.Sprintf("/videos/%s/subtitles/%d.vtt", chi.URLParam(r, "id"), i)
+			info.Subtitles[i].URL = fmt.Sprintf("/videos/%s/subtitles/%d.vtt?v=%s", chi.URLParam(r, "id"), i, v)
 		}
 	}
 	if info.TrickplayInterval > 0 {
-		info.Trickplay = "/videos/" + chi.URLParam(r, "id") + "/trickplay.vtt"
+		info.Trickplay = "/videos/" + chi.URLParam(r, "id") + "/trickplay.vtt?v=" + v
 	}
 	writeJSON(w, http.StatusOK, info)
 	return nil
@@ -133,7 +135,7 @@ func (s *Server) subtitleFile(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		writePlaylist(w, b)
+		writePlaylist(w, r, b)
 		return nil
 	}
 	file, err := s.tc.Subtitle(r.Context(), path, track)
@@ -156,7 +158,8 @@ func (s *Server) master(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writePlaylist(w, b)
+	w.Header().Set("Cache-Control", cacheMaster)
+	writePlaylist(w, r, b)
 	return nil
 }
 
@@ -240,7 +243,7 @@ func (s *Server) variantFile(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		writePlaylist(w, b)
+		writePlaylist(w, r, b)
 		return nil
 	}
 	switch file {
@@ -249,7 +252,7 @@ func (s *Server) variantFile(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		writePlaylist(w, b)
+		writePlaylist(w, r, b)
 		return nil
 	case "iframes-init.mp4":
 		f, err := s.tc.IFrameInit(r.Context(), path, track, quality)
@@ -262,7 +265,7 @@ func (s *Server) variantFile(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		writePlaylist(w, b)
+		writePlaylist(w, r, b)
 		return nil
 	case "init.mp4":
 		f, err := s.tc.Init(r.Context(), path, kind, track, quality, clientID)
@@ -278,14 +281,14 @@ func (s *Server) variantFile(w http.ResponseWriter, r *http.Request) error {
 	if f, ok := rc.(*os.File); ok {
 		return serveOpen(w, r, f, "video/iso.segment")
 	}
-	return serveLive(w, rc, "video/iso.segment")
+	return serveLive(w, r, rc, "video/iso.segment")
 }
 
 // serveLive sends a segment as it is made, each piece as soon as it is read
 // (chunked), and closes it. An error before the first byte is answered as
 // usual; after it, the response can only be cut short, so that the player
 // sees a failed load and retries rather than a short segment.
-func serveLive(w http.ResponseWriter, rc io.ReadCloser, contentType string) error {
+func serveLive(w http.ResponseWriter, r *http.Request, rc io.ReadCloser, contentType string) error {
 	defer rc.Close()
 	// Large enough for a whole fragment per write (0.5 s of 2160p at its cap is 1.5 MB): see
 	// transcoder's liveSegment for why fragments must not be split.
@@ -295,7 +298,7 @@ func serveLive(w http.ResponseWriter, rc io.ReadCloser, contentType string) erro
 		return err
 	}
 	w.Header().Set("Content-Type", contentType)
-	w.Header().Set("Cache-Control", "public, max-age=3600")
+	w.Header().Set("Cache-Control", mediaCacheControl(r))
 	rw := http.NewResponseController(w)
 	for {
 		if k > 0 {
@@ -325,8 +328,7 @@ func (s *Server) trickplay(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Content-Type", "text/vtt; charset=utf-8")
-	// The same URL answers for a file replaced on disk with other thumbnails.
-	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("Cache-Control", playlistCacheControl(r))
 	_, _ = w.Write(b)
 	return nil
 }
@@ -348,9 +350,12 @@ func (s *Server) trickplaySheet(w http.ResponseWriter, r *http.Request) error {
 	return serveFile(w, r, p, "image/jpeg")
 }
 
-func writePlaylist(w http.ResponseWriter, b []byte) {
+// writePlaylist sends a playlist; the master sets its own Cache-Control first.
+func writePlaylist(w http.ResponseWriter, r *http.Request, b []byte) {
 	w.Header().Set("Content-Type", "application/vnd.apple.mpegurl")
-	w.Header().Set("Cache-Control", "no-cache")
+	if w.Header().Get("Cache-Control") == "" {
+		w.Header().Set("Cache-Control", playlistCacheControl(r))
+	}
 	_, _ = w.Write(b)
 }
 
@@ -376,7 +381,10 @@ func serveOpen(w http.ResponseWriter, r *http.Request, f *os.File, contentType s
 		return err
 	}
 	w.Header().Set("Content-Type", contentType)
-	w.Header().Set("Cache-Control", "public, max-age=3600")
+	w.Header().Set("Cache-Control", mediaCacheControl(r))
+	// These exact bytes on this node; another node's copy of the same
+	// segment decodes alike but may differ, and says so by another tag.
+	w.Header().Set("ETag", fmt.Sprintf(`"%x-%x"`, st.ModTime().UnixNano(), st.Size()))
 	http.ServeContent(w, r, "", st.ModTime(), f)
 	return nil
 }

@@ -23,10 +23,15 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
 }
 
 // readyz is readiness: 503 while requests would fail (ffmpeg missing, cache
-// not writable, shutting down), so a load balancer sends them elsewhere.
+// not writable, shutting down, or wedged), so a load balancer sends them
+// elsewhere. A wedged node is not ready either: a balancer that checks one
+// URL (HAProxy's httpchk) then notices both.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
 	defer cancel()
+	if err := s.tc.Live(ctx); err != nil {
+		return err
+	}
 	if err := s.tc.Ready(ctx); err != nil {
 		return err
 	}

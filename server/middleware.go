@@ -20,6 +20,10 @@ import (
 func (s *Server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		if s.cfg.NodeName != "" {
+			// Behind a load balancer, which node answered.
+			w.Header().Set("X-Hlsd-Node", s.cfg.NodeName)
+		}
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 		next.ServeHTTP(ww, r)
 		route := "unmatched"
@@ -132,7 +136,7 @@ func (s *Server) cors(next http.Handler) http.Handler {
 			h := w.Header()
 			h.Set("Access-Control-Allow-Origin", s.cfg.AllowOrigin)
 			h.Set("Access-Control-Allow-Headers", "Authorization, Range, X-Client-Id")
-			h.Set("Access-Control-Expose-Headers", "Content-Length, Content-Range, Retry-After")
+			h.Set("Access-Control-Expose-Headers", "Content-Length, Content-Range, Retry-After, X-Hlsd-Node")
 			if r.Method == http.MethodOptions {
 				h.Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
 				w.WriteHeader(http.StatusNoContent)

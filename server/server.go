@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
@@ -58,6 +59,7 @@ type Config struct {
 	MediaDir    string
 	AllowOrigin string // Access-Control-Allow-Origin; empty disables CORS headers
 	AuthToken   string // when set, required on every route but /healthz and /readyz
+	NodeName    string // when set, sent as X-Hlsd-Node on every answer
 	Log         *zap.Logger
 	Registry    *prometheus.Registry
 }
@@ -95,7 +97,9 @@ func (s *Server) Observer() transcoder.Observer { return s.metrics }
 func (s *Server) Initialize(tc Streamer) {
 	s.tc = tc
 	r := chi.NewRouter()
-	r.Use(s.recoverer, s.observe, s.cors, s.auth, compress)
+	// GetHead: a HEAD is answered as its GET without the body; CDNs and
+	// some TV players ask for one before a segment.
+	r.Use(s.recoverer, s.observe, s.cors, s.auth, compress, middleware.GetHead)
 	r.NotFound(s.handle(func(http.ResponseWriter, *http.Request) error {
 		return errorf(http.StatusNotFound, "no such route")
 	}))
@@ -107,6 +111,7 @@ func (s *Server) Initialize(tc Streamer) {
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}))
 	r.Get("/api/media", s.handle(s.listMedia))
 	r.Route("/videos/{id}", func(r chi.Router) {
+		r.Use(s.version)
 		r.Get("/info", s.handle(s.info))
 		r.Get("/master.m3u8", s.handle(s.master))
 		r.Get("/subtitles/{file}", s.handle(s.subtitleFile))

@@ -133,19 +133,19 @@ func TestSubtitles(t *testing.T) {
 	for i, w := range wants {
 		s := info.Subtitles[i]
 		if s.Codec != w.codec || s.Language != w.lang || s.Forced != w.forced || !s.Streamable ||
-			s.URL != fmt.Sprintf("/videos/%s/subtitles/%d.vtt", encodeID("film.mkv"), i) {
+			!strings.HasPrefix(s.URL, fmt.Sprintf("/videos/%s/subtitles/%d.vtt?v=", encodeID("film.mkv"), i)) {
 			t.Errorf("subtitle %d in /info: %+v, want %+v", i, s, w)
 		}
 		line := fmt.Sprintf(`TYPE=SUBTITLES,GROUP-ID="subs",NAME="%s"`, w.name)
 		line += fmt.Sprintf(`,LANGUAGE="%s"`, cmp.Or(w.lang, "und"))
-		line += fmt.Sprintf(`,DEFAULT=%s,AUTOSELECT=YES,FORCED=%s,URI="subtitles/%d.m3u8?clientId=c1"`,
+		line += fmt.Sprintf(`,DEFAULT=%s,AUTOSELECT=YES,FORCED=%s,URI="subtitles/%d.m3u8?clientId=c1&v=`,
 			map[bool]string{true: "YES", false: "NO"}[w.def], map[bool]string{true: "YES", false: "NO"}[w.forced], i)
 		if !strings.Contains(master, line) {
 			t.Errorf("master lacks %s:\n%s", line, master)
 		}
 
 		pl := string(e.mustGet(fmt.Sprintf("%s/subtitles/%d.m3u8", base, i)))
-		if !strings.Contains(pl, fmt.Sprintf("\n%d.vtt\n", i)) || !strings.Contains(pl, "#EXT-X-ENDLIST") {
+		if !strings.Contains(pl, fmt.Sprintf("\n%d.vtt?v=", i)) || !strings.Contains(pl, "#EXT-X-ENDLIST") {
 			t.Errorf("subtitle playlist %d:\n%s", i, pl)
 		}
 		status, vtt, hdr := e.get(fmt.Sprintf("%s/subtitles/%d.vtt", base, i))

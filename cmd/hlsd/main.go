@@ -27,11 +27,11 @@ import (
 )
 
 type config struct {
-	media, cache, listen, origin, logLevel, ffmpeg, ffprobe, preset, token, keyframes string
-	hwaccel, hwDevice                                                                 string
-	cacheSize                                                                         int64
-	maxEncoders, hwSessions                                                           int
-	idle, grace, trickplay                                                            time.Duration
+	media, cache, listen, origin, logLevel, ffmpeg, ffprobe, preset, token, keyframes, node string
+	hwaccel, hwDevice                                                                       string
+	cacheSize                                                                               int64
+	maxEncoders, hwSessions                                                                 int
+	idle, grace, trickplay                                                                  time.Duration
 }
 
 func defaultCacheDir() string {
@@ -67,6 +67,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.origin, "cors-origin", env("HLSD_CORS_ORIGIN", "*"), "Access-Control-Allow-Origin value; empty disables CORS (env HLSD_CORS_ORIGIN)")
 	fs.StringVar(&c.token, "auth-token", env("HLSD_AUTH_TOKEN", ""), "when set, every route but /healthz and /readyz needs Authorization: Bearer <token> or ?token=<token>; prefer the env var, which ps does not show (env HLSD_AUTH_TOKEN)")
 	fs.StringVar(&c.keyframes, "keyframes", env("HLSD_KEYFRAMES", "index"), "where keyframe times come from: index (the MP4 or Matroska index when it can be trusted, else a scan) or scan (always read the whole file) (env HLSD_KEYFRAMES)")
+	fs.StringVar(&c.node, "node-name", env("HLSD_NODE_NAME", ""), "this node's name behind a load balancer, sent as the X-Hlsd-Node header of every answer; empty sends none (env HLSD_NODE_NAME)")
 	fs.StringVar(&c.logLevel, "log-level", env("HLSD_LOG_LEVEL", "info"), "debug, info, warn or error (env HLSD_LOG_LEVEL)")
 	fs.StringVar(&c.ffmpeg, "ffmpeg", env("HLSD_FFMPEG", "ffmpeg"), "ffmpeg binary (env HLSD_FFMPEG)")
 	fs.StringVar(&c.ffprobe, "ffprobe", env("HLSD_FFPROBE", "ffprobe"), "ffprobe binary (env HLSD_FFPROBE)")
@@ -184,7 +185,7 @@ func run(c config, log *zap.Logger) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	srv, err := server.New(server.Config{MediaDir: c.media, AllowOrigin: c.origin, AuthToken: c.token, Log: log, Registry: reg})
+	srv, err := server.New(server.Config{MediaDir: c.media, AllowOrigin: c.origin, AuthToken: c.token, NodeName: c.node, Log: log, Registry: reg})
 	if err != nil {
 		return fmt.Errorf("media directory: %w", err)
 	}

@@ -79,6 +79,18 @@ type Config struct {
 	// (Shaka Player), "videojs" (video.js with VHS) or "hls.js" (the same
 	// short scenario in hls.js, for comparison). See hlsjs.mjs.
 	Player string `json:"player,omitempty"`
+	// Watch, when set, plays each file of Files straight on instead (see Watch).
+	Watch *Watch `json:"watch,omitempty"`
+}
+
+// Watch is a long look at one rung in hls.js, with something done to the
+// servers meanwhile: the page fetches Hook the moment the player starts
+// loading fragment HookFrag, and plays on for Seconds after startup.
+type Watch struct {
+	Seconds  float64 `json:"seconds"`
+	Height   int     `json:"height,omitempty"` // the rung to hold; 0 leaves ABR on
+	HookFrag int     `json:"hookFrag,omitempty"`
+	Hook     string  `json:"hook,omitempty"`
 }
 
 // Step is one action and how long the player took to play again after it.
@@ -135,9 +147,14 @@ type Result struct {
 	} `json:"audio"`
 	// ABRHeight is the height of the rung hls.js's own ABR played after
 	// the seeks, before any forced switch.
-	ABRHeight  int    `json:"abrHeight"`
-	Banner     string `json:"banner"`
-	Screenshot string `json:"screenshot"`
+	ABRHeight int `json:"abrHeight"`
+	// A watch's figures: the longest time the position stood still while
+	// playing (seconds), the media seconds played, and the frames decoded.
+	LongestStall float64 `json:"longestStall"`
+	Played       float64 `json:"played"`
+	Frames       int     `json:"frames"`
+	Banner       string  `json:"banner"`
+	Screenshot   string  `json:"screenshot"`
 }
 
 // forbidden are the non-fatal hls.js errors that still mean the stream is

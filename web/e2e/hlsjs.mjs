@@ -10,6 +10,10 @@
 //          "files": [{"name": "h264.mp4", "id": "<media id>"}],
 //          "page": {"folder": "Shows", "name": "h264.mp4"}}   (optional)
 //
+// With "watch": {"seconds", "height", "hookFrag", "hook"}, each file is
+// played straight on at one rung instead, and the hook URL is fetched when
+// fragment hookFrag starts loading (see Watch in e2e.go).
+//
 // With "player": "shaka", "videojs" or "hls.js", each file is played instead
 // in that player, loaded from this directory's npm packages (hls.js from the
 // server), with a shorter scenario: start, seeks, play on, rewind. A file
@@ -44,7 +48,7 @@ const STEP_TIMEOUT = cfg.stepTimeoutMs || 30000;
 // harness runs inside the page: one hls.js instance on a bare <video>,
 // recording errors, switches and the playback position every 50 ms, so
 // jumps and stalls can be judged afterwards.
-function harness(master, debug, audible) {
+function harness(master, debug, audible, watch) {
   const video = document.createElement('video');
   // Muted media feeds silence to Web Audio; pitch checks need the sound.
   video.muted = !audible;
@@ -107,8 +111,21 @@ function harness(master, debug, audible) {
   T.t0 = performance.now();
   hls.loadSource(master);
   hls.attachMedia(video);
+  // A watch's hook is called the moment the player asks for fragment
+  // hookFrag, so that what the caller does hits a load in flight.
+  hls.on(Hls.Events.FRAG_LOADING, (_, d) => {
+    if (watch && watch.hook && !T.hooked && d.frag.type === 'main' && d.frag.sn === watch.hookFrag) {
+      T.hooked = { at: video.currentTime, ahead: video.buffered.length ? video.buffered.end(video.buffered.length - 1) - video.currentTime : 0 };
+      fetch(watch.hook, { mode: 'no-cors' }).catch((e) => T.errors.push({ fatal: true, details: 'hook: ' + e.message }));
+    }
+  });
   hls.on(Hls.Events.MANIFEST_PARSED, (_, d) => {
     hls.startLevel = d.firstLevel;
+    const held = watch && watch.height ? d.levels.findIndex((l) => l.height === watch.height) : -1;
+    if (held >= 0) {
+      hls.startLevel = held;
+      hls.loadLevel = held; // manual: ABR stays off
+    }
     hls.startLoad();
     video.play().catch((e) => T.errors.push({ fatal: true, details: 'play() refused: ' + e.message }));
   });
@@ -292,6 +309,59 @@ async function playFile(file) {
   } catch (e) {
     res.failure = e.message;
     await page.screenshot({ path: path.join(cfg.artifacts, `fail-${file.name}.png`) }).catch(() => {});
+  }
+  await collect(page, res);
+  return res;
+}
+
+// watchFile plays one rung of a file straight on for w.seconds after
+// startup, fetching w.hook the moment fragment w.hookFrag starts loading
+// (the caller does something to the servers then), and reports the longest stall, the media time played and
+// the frames decoded. A seek or a switch is not part of it: any jump fails.
+async function watchFile(file, w) {
+  const res = { name: `watch ${file.name}`, steps: [], errors: [], jumps: [], failure: '' };
+  const page = await browser.newPage();
+  page.on('pageerror', (e) => res.errors.push({ fatal: true, details: 'page error: ' + e.message }));
+  try {
+    await page.goto(cfg.base + '/healthz');
+    await page.setContent('<!doctype html><title>hls.js</title><body></body>');
+    await page.addScriptTag({ url: cfg.base + '/hls.min.js' });
+    const master = `${cfg.base}/videos/${file.id}/master.m3u8?clientId=watch-${encodeURIComponent(file.name)}`;
+    if (cfg.debug) page.on('console', (m) => log(res.name, (Date.now() % 100000) + ' ' + m.text()));
+    await page.evaluate(`(${harness})(${JSON.stringify(master)}, ${!!cfg.debug}, false, ${JSON.stringify(w)}); T.mark = T.t0;`);
+    const start = await waitPlaying(page, 0, 0.3, 'startup');
+    res.steps.push({ step: 'startup', ms: Math.round(start.resumeMs) });
+    const started = await page.evaluate(() => performance.now());
+    await new Promise((r) => setTimeout(r, w.seconds * 1000));
+    const hooked = await page.evaluate(() => T.hooked);
+    if (w.hook && !hooked) throw new Error(`fragment ${w.hookFrag} was never loaded in ${w.seconds} s`);
+    if (hooked) {
+      res.steps.push({ step: `hook at ${hooked.at.toFixed(1)} s, ${hooked.ahead.toFixed(1)} s buffered ahead` });
+      log(res.name, res.steps[1].step);
+    }
+    const q = await page.evaluate((from) => {
+      // From the end of startup: the wait for the first frame is not a stall.
+      const s = T.samples.filter((x) => x[0] >= from);
+      let longest = 0;
+      let since = s.length ? s[0][0] : 0;
+      for (let i = 1; i < s.length; i++) {
+        if (s[i][1] !== s[i - 1][1]) since = s[i][0];
+        longest = Math.max(longest, s[i][0] - since);
+      }
+      return {
+        longest: longest / 1000,
+        played: T.video.currentTime,
+        frames: T.video.getVideoPlaybackQuality().totalVideoFrames,
+        level: (T.hls.levels[T.hls.currentLevel] || {}).height || 0,
+      };
+    }, started);
+    res.longestStall = q.longest;
+    res.played = q.played;
+    res.frames = q.frames;
+    log(res.name, `played ${q.played.toFixed(1)} s at ${q.level}p, ${q.frames} frames, longest stall ${q.longest.toFixed(2)} s`);
+  } catch (e) {
+    res.failure = e.message;
+    await page.screenshot({ path: path.join(cfg.artifacts, `fail-watch-${file.name}.png`) }).catch(() => {});
   }
   await collect(page, res);
   return res;
@@ -558,7 +628,9 @@ async function tokenTest(p) {
 const results = [];
 try {
   await mkdir(cfg.artifacts, { recursive: true });
-  for (const f of cfg.files || []) results.push(await (cfg.player ? playOther(f, cfg.player) : playFile(f)));
+  for (const f of cfg.files || []) {
+    results.push(await (cfg.watch ? watchFile(f, cfg.watch) : cfg.player ? playOther(f, cfg.player) : playFile(f)));
+  }
   if (cfg.page) results.push(await pageTest(cfg.page));
   if (cfg.token) results.push(await tokenTest(cfg.token));
 } finally {

@@ -1,0 +1,125 @@
+package server
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"hash/fnv"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+)
+
+// A file's version names its bytes on disk: size and modification time,
+// which every node sharing the media (or a copy made with rsync -a) reads
+// alike. Every URI a playlist lists carries it as v=, so a file replaced
+// on disk gets new URLs, and what a versioned URL answers never changes:
+// a CDN may keep it forever.
+//
+// A request whose v is not the file's version now is answered 404 with a
+// message saying to reload the master playlist: its bytes are gone, and
+// serving the new file's under the old name would poison every cache on
+// the way.
+
+// fileVersion is 12 hex digits of a hash of the size and mtime.
+func fileVersion(st os.FileInfo) string {
+	h := fnv.New64a()
+	var b [16]byte
+	binary.LittleEndian.PutUint64(b[:8], uint64(st.Size()))
+	binary.LittleEndian.PutUint64(b[8:], uint64(st.ModTime().UnixNano()))
+	h.Write(b[:])
+	return fmt.Sprintf("%012x", h.Sum64()>>16)
+}
+
+type versionKey struct{}
+
+// versioned tells whether the request named the file's current version,
+// so that its answer may be cached as immutable.
+func versioned(r *http.Request) bool {
+	v, _ := r.Context().Value(versionKey{}).(bool)
+	return v
+}
+
+// version checks a request's v against the file and puts the current
+// version in the query the playlists pass on. Requests for a file that
+// cannot be found go on unchanged: their handler says why.
+func (s *Server) version(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rel, err := s.mediaPath(r)
+		if err != nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		st, err := s.root.stat(rel)
+		if err != nil || !st.Mode().IsRegular() {
+			next.ServeHTTP(w, r)
+			return
+		}
+		cur := fileVersion(st)
+		asked, has := queryValue(r.URL.RawQuery, "v")
+		if has && asked != cur {
+			s.writeError(w, r, errorf(http.StatusNotFound, fmt.Sprintf(
+				"this file changed on disk since its playlist was written (version %q, now %q): reload the master playlist", asked, cur)))
+			return
+		}
+		r2 := r.Clone(context.WithValue(r.Context(), versionKey{}, has))
+		r2.URL.RawQuery = setQueryValue(r.URL.RawQuery, "v", cur)
+		next.ServeHTTP(w, r2)
+	})
+}
+
+// queryValue and setQueryValue work on the raw query, so that the other
+// parameters a player sent are passed on byte for byte.
+func queryValue(raw, key string) (string, bool) {
+	for _, kv := range strings.Split(raw, "&") {
+		k, v, _ := strings.Cut(kv, "=")
+		if k == key {
+			if u, err := url.QueryUnescape(v); err == nil {
+				v = u
+			}
+			return v, true
+		}
+	}
+	return "", false
+}
+
+func setQueryValue(raw, key, value string) string {
+	var out []string
+	for _, kv := range strings.Split(raw, "&") {
+		if k, _, _ := strings.Cut(kv, "="); kv != "" && k != key {
+			out = append(out, kv)
+		}
+	}
+	return strings.Join(append(out, key+"="+url.QueryEscape(value)), "&")
+}
+
+// Cache lifetimes. A versioned URL's bytes never change; the same without
+// a version may name another file tomorrow, so it is revalidated each time
+// (its ETag makes that cheap). A VOD media playlist changes only with the
+// file, but it is short-lived anyway: a CDN keeps it keyed with the
+// player's own query. The master lists the rungs this node can make now,
+// which changes as it measures its speed.
+const (
+	cacheImmutable = "public, max-age=31536000, immutable"
+	cacheRevalid   = "no-cache"
+	cachePlaylist  = "public, max-age=60"
+	cacheMaster    = "public, max-age=10"
+)
+
+// playlistCacheControl is the Cache-Control of a media playlist.
+func playlistCacheControl(r *http.Request) string {
+	if versioned(r) {
+		return cachePlaylist
+	}
+	return cacheRevalid
+}
+
+// mediaCacheControl is the Cache-Control of a segment, init or other file
+// of a media file.
+func mediaCacheControl(r *http.Request) string {
+	if versioned(r) {
+		return cacheImmutable
+	}
+	return cacheRevalid
+}
