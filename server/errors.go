@@ -48,7 +48,7 @@ func statusOf(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, transcoder.ErrNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, transcoder.ErrForbidden):
+	case errors.Is(err, transcoder.ErrForbidden), errors.Is(err, transcoder.ErrNotAllowed):
 		return http.StatusForbidden
 	case errors.Is(err, transcoder.ErrNotMedia):
 		return http.StatusUnsupportedMediaType

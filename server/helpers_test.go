@@ -32,6 +32,7 @@ type testEnv struct {
 	media string
 	cache string
 	tc    *transcoder.Transcoder
+	jobs  *transcoder.Jobs
 	srv   *Server
 	reg   *prometheus.Registry
 	hs    *httptest.Server
@@ -85,7 +86,12 @@ func newEnvDirs(t *testing.T, cfg transcoder.Config, media, cache string, opts .
 	if err := e.tc.Initialize(); err != nil {
 		t.Fatal(err)
 	}
-	srv.Initialize(e.tc)
+	e.jobs = transcoder.NewJobs(transcoder.JobsConfig{MediaDir: media, StateDir: filepath.Join(e.cache, "jobs"),
+		AllowImport: true, Preparer: e.tc, Log: log, Observer: srv.JobObserver()})
+	if err := e.jobs.Initialize(); err != nil {
+		t.Fatal(err)
+	}
+	srv.Initialize(e.tc, e.jobs)
 	e.srv = srv
 	e.hs = httptest.NewServer(srv)
 	e.url = e.hs.URL
@@ -95,6 +101,7 @@ func newEnvDirs(t *testing.T, cfg transcoder.Config, media, cache string, opts .
 
 func (e *testEnv) close() {
 	e.hs.Close()
+	e.jobs.Close()
 	e.tc.Close()
 	e.srv.Close()
 }

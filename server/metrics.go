@@ -22,6 +22,8 @@ type metrics struct {
 	hwFallbacks  *prometheus.CounterVec
 	hwEnabled    *prometheus.GaugeVec
 	trickplay    prometheus.Histogram
+	jobs         *prometheus.GaugeVec
+	jobBytes     prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -69,7 +71,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "hlsd_trickplay_seconds", Help: "Time to make the thumbnail sheets of a file.",
 			Buckets: []float64{.25, .5, 1, 2.5, 5, 10, 20, 40, 80, 160},
 		}),
+		jobs: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "hlsd_jobs", Help: "Background jobs (imports, prepares) by state: queued, running, done, failed, cancelled.",
+		}, []string{"state"}),
+		jobBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hlsd_job_bytes_total", Help: "Bytes written into the library by imports.",
+		}),
 	}
+	reg.MustRegister(m.jobs, m.jobBytes)
 	reg.MustRegister(m.requests, m.duration, m.running, m.starts, m.encoderCPU, m.segmentWait, m.keyframeScan, m.cacheBytes,
 		m.evictions, m.evictedBytes, m.hwFallbacks, m.hwEnabled, m.trickplay)
 	return m
@@ -103,3 +112,12 @@ func (m *metrics) HWEnabled(accel string, on bool) {
 	}
 	m.hwEnabled.WithLabelValues(accel).Set(v)
 }
+
+// The methods below make metrics a transcoder.JobObserver.
+
+func (m *metrics) JobStates(counts map[string]int) {
+	for state, n := range counts {
+		m.jobs.WithLabelValues(state).Set(float64(n))
+	}
+}
+func (m *metrics) JobBytes(n int64) { m.jobBytes.Add(float64(n)) }

@@ -52,6 +52,8 @@ type Streamer interface {
 	// TSPlaylist and TSSegment serve a video variant as MPEG-TS.
 	TSPlaylist(ctx context.Context, path string, track int, quality, query string) ([]byte, error)
 	TSSegment(ctx context.Context, path string, track int, quality string, n int, clientID string) (*os.File, error)
+	// Activity lists the encoder heads running now.
+	Activity() []transcoder.HeadActivity
 }
 
 // Config of a Server.
@@ -70,6 +72,7 @@ type Server struct {
 	log     *zap.Logger
 	root    *mediaRoot
 	tc      Streamer
+	jobs    Jobs
 	metrics *metrics
 	router  chi.Router
 }
@@ -93,9 +96,12 @@ func New(cfg Config) (*Server, error) {
 // Observer is the metrics sink for the transcoder's events.
 func (s *Server) Observer() transcoder.Observer { return s.metrics }
 
-// Initialize attaches the streamer and builds the routes.
-func (s *Server) Initialize(tc Streamer) {
-	s.tc = tc
+// JobObserver is the metrics sink for the jobs' events.
+func (s *Server) JobObserver() transcoder.JobObserver { return s.metrics }
+
+// Initialize attaches the streamer and the jobs, and builds the routes.
+func (s *Server) Initialize(tc Streamer, jobs Jobs) {
+	s.tc, s.jobs = tc, jobs
 	r := chi.NewRouter()
 	// GetHead: a HEAD is answered as its GET without the body; CDNs and
 	// some TV players ask for one before a segment.
@@ -110,6 +116,11 @@ func (s *Server) Initialize(tc Streamer) {
 	r.Get("/readyz", s.handle(s.readyz))
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}))
 	r.Get("/api/media", s.handle(s.listMedia))
+	r.Post("/api/jobs", s.handle(s.submitJob))
+	r.Get("/api/jobs", s.handle(s.listJobs))
+	r.Get("/api/jobs/{job}", s.handle(s.getJob))
+	r.Delete("/api/jobs/{job}", s.handle(s.cancelJob))
+	r.Get("/api/activity", s.handle(s.activity))
 	r.Route("/videos/{id}", func(r chi.Router) {
 		r.Use(s.version)
 		r.Get("/info", s.handle(s.info))

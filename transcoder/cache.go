@@ -29,10 +29,17 @@ type segmentCache struct {
 	// so eviction follows at once rather than at the next tick.
 	kick chan struct{}
 
+	// pinBudget bounds the bytes of prepared segments kept from eviction.
+	pinBudget int64
+
 	mu    sync.Mutex // a leaf: nothing is locked or called while it is held
 	items map[string]*list.Element
 	lru   *list.List // of *cacheItem, most recently used at the front
 	bytes int64
+	// pins are prepared segments, out of the LRU order: never evicted.
+	// They count in bytes, so the budget left to the others shrinks.
+	pins   map[string]*cacheItem
+	pinned int64
 }
 
 // evictGrace is how long a segment just made or sent is safe from
@@ -50,16 +57,31 @@ type cacheItem struct {
 	n     int
 }
 
-func newSegmentCache(budget int64, log *zap.Logger, obs Observer) *segmentCache {
-	return &segmentCache{budget: budget, log: log, obs: obs, kick: make(chan struct{}, 1),
-		items: map[string]*list.Element{}, lru: list.New()}
+func newSegmentCache(budget, pinBudget int64, log *zap.Logger, obs Observer) *segmentCache {
+	return &segmentCache{budget: budget, pinBudget: pinBudget, log: log, obs: obs, kick: make(chan struct{}, 1),
+		items: map[string]*list.Element{}, lru: list.New(), pins: map[string]*cacheItem{}}
 }
 
 // add records a segment file as most recently used; an existing record of
-// the same path is replaced (a segment made again, or claimed by its variant).
-func (c *segmentCache) add(path string, size int64, owner *variant, n int) {
+// the same path is replaced (a segment made again, or claimed by its
+// variant). With pin, it is kept from eviction while the pinned segments
+// fit the pin budget; beyond it, it is an ordinary segment.
+func (c *segmentCache) add(path string, size int64, owner *variant, n int, pin bool) {
 	c.mu.Lock()
-	if e, ok := c.items[path]; ok {
+	if it, ok := c.pins[path]; ok {
+		c.bytes += size - it.size
+		c.pinned += size - it.size
+		it.size, it.owner, it.n, it.used = size, owner, n, time.Now()
+	} else if pin && c.pinned+size <= c.pinBudget {
+		if e, ok := c.items[path]; ok {
+			c.bytes -= e.Value.(*cacheItem).size
+			c.lru.Remove(e)
+			delete(c.items, path)
+		}
+		c.pins[path] = &cacheItem{path: path, size: size, used: time.Now(), owner: owner, n: n}
+		c.bytes += size
+		c.pinned += size
+	} else if e, ok := c.items[path]; ok {
 		it := e.Value.(*cacheItem)
 		c.bytes += size - it.size
 		it.size, it.owner, it.n, it.used = size, owner, n, time.Now()
@@ -83,11 +105,33 @@ func (c *segmentCache) add(path string, size int64, owner *variant, n int) {
 // the LRU order as it was.
 func (c *segmentCache) claim(path string, owner *variant, n int) {
 	c.mu.Lock()
+	if it, ok := c.pins[path]; ok {
+		it.owner, it.n = owner, n
+	}
 	if e, ok := c.items[path]; ok {
 		it := e.Value.(*cacheItem)
 		it.owner, it.n = owner, n
 	}
 	c.mu.Unlock()
+}
+
+// pin keeps a segment already in the cache from eviction, within the pin
+// budget (prepared rungs found again after a restart).
+func (c *segmentCache) pin(path string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.items[path]
+	if !ok {
+		return
+	}
+	it := e.Value.(*cacheItem)
+	if c.pinned+it.size > c.pinBudget {
+		return
+	}
+	c.lru.Remove(e)
+	delete(c.items, path)
+	c.pins[path] = it
+	c.pinned += it.size
 }
 
 // touch marks a segment as just used.

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/hlsd/hlsd/transcoder/testmedia"
@@ -160,4 +161,41 @@ func segmentBytesOnDisk(t *testing.T, cache string) int64 {
 		t.Fatal(err)
 	}
 	return sum
+}
+
+// TestCachePins: prepared segments are kept from eviction within the pin
+// budget; beyond it they are ordinary segments, evicted first as the oldest.
+func TestCachePins(t *testing.T) {
+	dir := t.TempDir()
+	c := newSegmentCache(100, 60, zap.NewNop(), nopObserver{})
+	file := func(name string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	pinned, over, plain := file("pinned"), file("over"), file("plain")
+	c.add(pinned, 50, nil, 0, true)
+	c.add(over, 20, nil, 1, true) // 70 > 60: not pinned
+	c.add(plain, 80, nil, 2, false)
+	c.mu.Lock()
+	for _, e := range c.items {
+		e.Value.(*cacheItem).used = time.Now().Add(-time.Minute)
+	}
+	_, isPinned := c.pins[pinned]
+	_, overPinned := c.pins[over]
+	c.mu.Unlock()
+	if !isPinned || overPinned {
+		t.Fatalf("pinned %v, over the pin budget pinned %v", isPinned, overPinned)
+	}
+	c.evict()
+	for p, want := range map[string]bool{pinned: true, over: false, plain: false} {
+		if _, err := os.Stat(p); (err == nil) != want {
+			t.Errorf("%s kept: %v, want %v", filepath.Base(p), err == nil, want)
+		}
+	}
+	if c.size() != 50 {
+		t.Errorf("cache accounts %d bytes, want the pinned 50", c.size())
+	}
 }

@@ -3,6 +3,7 @@ package transcoder
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -57,6 +58,9 @@ func joinTimes(ts_ []float64) string {
 	return strings.Join(parts, ",")
 }
 
+// globalArgs open every run's command line.
+var globalArgs = []string{"-hide_banner", "-nostdin", "-loglevel", "error", "-y"}
+
 // ffmpegArgs builds the command line of one run.
 //
 // Cut times: a stream copy can only cut at source keyframes, which the plan's
@@ -66,7 +70,7 @@ func joinTimes(ts_ []float64) string {
 func ffmpegArgs(r runSpec) []string {
 	start := r.bounds[0]
 	cuts := r.bounds[1 : len(r.bounds)-1]
-	args := []string{"-hide_banner", "-nostdin", "-loglevel", "error", "-y"}
+	args := slices.Clone(globalArgs)
 	var codec []string
 	delta := 0.0
 

@@ -51,6 +51,8 @@ type head struct {
 	// only the scheduler's prioritize goroutine changes.
 	sigMu sync.Mutex
 	pid   int
+	// began is when its ffmpeg started (set before pid).
+	began time.Time
 	prio  int
 	// paused mirrors prio == prioPaused for spare, which runs under v.mu.
 	paused atomic.Bool
@@ -73,6 +75,9 @@ func (h *head) started() bool {
 // setPID records h's ffmpeg (0: gone) and has priorities looked at again.
 func (h *head) setPID(pid int) {
 	h.sigMu.Lock()
+	if pid != 0 {
+		h.began = time.Now()
+	}
 	h.pid = pid
 	h.sigMu.Unlock()
 	h.v.t.sched.reprioritize()

@@ -189,7 +189,7 @@ func (t *Transcoder) makeIFrames(ctx context.Context, f *iframes, c int) error {
 		}
 		// Within the segment budget, evicted like segments; nothing else
 		// refers to an entry, so its file simply goes.
-		t.cache.add(f.entryPath(n), int64(len(body)), nil, n)
+		t.cache.add(f.entryPath(n), int64(len(body)), nil, n, false)
 	}
 	t.log.Debug("I-frames made", zap.String("file", f.m.name), zap.String("rung", f.rung.Name),
 		zap.Int("first", first), zap.Int("count", len(want)))

@@ -56,8 +56,14 @@ type Config struct {
 	// TrickplayInterval is the time between thumbnails: 0 means 10 s, a
 	// negative value turns thumbnails off.
 	TrickplayInterval time.Duration
-	Log               *zap.Logger
-	Observer          Observer
+	// PrepareBytes caps the prepared segments kept from eviction (0: a
+	// quarter of CacheBytes).
+	PrepareBytes int64
+	// PrepareChunks is how many ffmpeg processes a prepare runs at once
+	// without a GPU (0: 2); with one, as many as there are free sessions.
+	PrepareChunks int
+	Log           *zap.Logger
+	Observer      Observer
 }
 
 // Observer receives events for metrics; the server implements it with Prometheus.
@@ -148,6 +154,12 @@ func New(cfg Config) *Transcoder {
 	if cfg.CacheBytes <= 0 {
 		cfg.CacheBytes = 10 << 30
 	}
+	if cfg.PrepareBytes <= 0 {
+		cfg.PrepareBytes = cfg.CacheBytes / 4
+	}
+	if cfg.PrepareChunks <= 0 {
+		cfg.PrepareChunks = 2
+	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 30 * time.Second
 	}
@@ -223,7 +235,7 @@ func (t *Transcoder) Initialize() error {
 	// No go-cache janitor goroutine: ours sweeps expired entries, so Close owns every goroutine.
 	t.infos = gocache.New(time.Hour, 0)
 	t.files = newFiles(t.cfg.MaxFiles)
-	t.cache = newSegmentCache(t.cfg.CacheBytes, t.log, t.obs)
+	t.cache = newSegmentCache(t.cfg.CacheBytes, t.cfg.PrepareBytes, t.log, t.obs)
 	t.sched = newScheduler(t.cfg.MaxEncoders, t.cfg.MaxCopies, hw, t.cfg.CapacityWait, t.log)
 	t.clients = newClients()
 	t.flight = newFlight(t.ctx, &t.wg)

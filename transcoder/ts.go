@@ -208,7 +208,7 @@ func (t *Transcoder) remuxTS(ctx context.Context, m *media, video, audio []byte,
 	if err := writeFileAtomic(out, b); err != nil {
 		return fmt.Errorf("%w: MPEG-TS: %v%s", ErrEncoder, err, diskFullHint(filepath.Dir(out)))
 	}
-	t.cache.add(out, int64(len(b)), nil, 0)
+	t.cache.add(out, int64(len(b)), nil, 0, false)
 	return nil
 }
 

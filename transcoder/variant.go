@@ -445,13 +445,37 @@ func (v *variant) timeline() playlist.Plan {
 	return plan
 }
 
-// publish moves a finished segment from ffmpeg's work directory into the
-// cache: init part once, media part as segment-n.m4s, each visible only
-// when complete (rename).
+// publish moves a finished segment of h from ffmpeg's work directory into
+// the cache, and stops h once it reaches segments that exist or runs too
+// far ahead of its readers.
 func (v *variant) publish(h *head, n int, src string) error {
+	n, ok, err := v.store(n, src, &h.initSeen, h.hw.Load(), false)
+	if err != nil || !ok {
+		return err
+	}
+	v.mu.Lock()
+	h.next = n + 1
+	switch {
+	case h.next < len(v.ready) && v.ready[h.next]:
+		h.stop(errReachedExisting)
+	case h.next-h.demandSeg > v.maxAhead():
+		h.stop(errTooFarAhead)
+	}
+	v.mu.Unlock()
+	return nil
+}
+
+// store moves a segment ffmpeg finished into the cache: init part once,
+// media part as segment-n.m4s, each visible only when complete (rename),
+// and wakes whoever waits for it. initSeen is the run's: its first init is
+// kept for the encoder configuration (unless made on a GPU, hw) or checked
+// against the one kept. pin asks the cache to keep it from eviction (a
+// prepared rung). It returns the segment's number in the plan, and false
+// for the piece a copy writes before its first boundary.
+func (v *variant) store(n int, src string, initSeen *bool, hw, pin bool) (int, bool, error) {
 	data, err := os.ReadFile(src)
 	if err != nil {
-		return fmt.Errorf("%w: reading segment %d: %v", ErrEncoder, n, err)
+		return n, false, fmt.Errorf("%w: reading segment %d: %v", ErrEncoder, n, err)
 	}
 	init, body, err := splitFMP4(data)
 	if err != nil {
@@ -461,34 +485,34 @@ func (v *variant) publish(h *head, n int, src string) error {
 	}
 	os.Remove(src)
 	if err != nil {
-		return err
+		return n, false, err
 	}
 	if v.quality == QualityOriginal {
 		start, err := fragmentStart(init, body)
 		if err != nil {
-			return fmt.Errorf("%w: segment %d: %v", ErrEncoder, n, err)
+			return n, false, fmt.Errorf("%w: segment %d: %v", ErrEncoder, n, err)
 		}
 		if n = v.identify(start); n < 0 {
-			return nil // the piece before the run's first boundary
+			return n, false, nil // the piece before the run's first boundary
 		}
 	}
 	if n >= len(v.ready) {
-		return fmt.Errorf("%w: ffmpeg wrote segment %d beyond the plan's %d", ErrEncoder, n, len(v.ready))
+		return n, false, fmt.Errorf("%w: ffmpeg wrote segment %d beyond the plan's %d", ErrEncoder, n, len(v.ready))
 	}
 	if err := v.setInit(init); err != nil {
-		return err
+		return n, false, err
 	}
-	if !h.initSeen {
+	if !*initSeen {
 		// Once per run: keep it for the configuration, or check it
 		// against the one kept.
-		h.initSeen = true
-		if !h.hw.Load() {
+		*initSeen = true
+		if !hw {
 			v.t.keepInit(v.initKey, init)
 		}
 	}
 	numberFragments(body, n)
 	if err := writeFileAtomic(v.segmentPath(n), body); err != nil {
-		return fmt.Errorf("%w: writing segment %d: %v", ErrEncoder, n, err)
+		return n, false, fmt.Errorf("%w: writing segment %d: %v", ErrEncoder, n, err)
 	}
 
 	v.mu.Lock()
@@ -497,16 +521,9 @@ func (v *variant) publish(h *head, n int, src string) error {
 		close(ch)
 		delete(v.waiters, n)
 	}
-	h.next = n + 1
-	switch {
-	case h.next < len(v.ready) && v.ready[h.next]:
-		h.stop(errReachedExisting)
-	case h.next-h.demandSeg > v.maxAhead():
-		h.stop(errTooFarAhead)
-	}
 	v.mu.Unlock()
-	v.t.cache.add(v.segmentPath(n), int64(len(body)), v, n)
-	return nil
+	v.t.cache.add(v.segmentPath(n), int64(len(body)), v, n, pin)
+	return n, true, nil
 }
 
 // identify maps the start time of a copied segment to its plan index, or -1

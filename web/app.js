@@ -171,6 +171,7 @@ let listingSeq = 0;
 
 async function showLibrary(dir) {
   stopPlayer();
+  stopActivity();
   $('player').hidden = true;
   $('library').hidden = false;
   document.title = dir ? `${dir} - hlsd` : 'hlsd';
@@ -314,6 +315,7 @@ async function explainLoadError(url, fallback) {
 
 function showPlayer(id) {
   stopPlayer();
+  stopActivity();
   clearError();
   const path = pathFromId(id);
   playingDir = path === null ? '' : parentDir(path);
@@ -575,10 +577,100 @@ document.addEventListener('keydown', (ev) => {
   ev.preventDefault();
 }, true);
 
+// ---- activity -------------------------------------------------------------
+// What the server is doing: its encoder heads and background jobs, polled
+// every second while the view is open.
+
+let activityTimer = null;
+
+function stopActivity() {
+  clearTimeout(activityTimer);
+  activityTimer = null;
+  $('activity').hidden = true;
+}
+
+function showActivity() {
+  stopPlayer();
+  stopActivity();
+  clearError();
+  $('library').hidden = true;
+  $('player').hidden = true;
+  $('activity').hidden = false;
+  document.title = 'Activity - hlsd';
+  renderCrumbs('');
+  const poll = async () => {
+    try {
+      renderActivity(await getJSON(withToken('/api/activity')));
+      clearError();
+    } catch (e) {
+      showError(e.message);
+    }
+    if (!$('activity').hidden) activityTimer = setTimeout(poll, 1000);
+  };
+  poll();
+}
+
+const el = (tag, props = {}, ...kids) => {
+  const e = Object.assign(document.createElement(tag), props);
+  e.append(...kids);
+  return e;
+};
+
+const seconds = (s) => (s >= 3600 ? `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min` : s >= 60 ? `${Math.floor(s / 60)} min ${Math.round(s % 60)} s` : `${Math.round(s)} s`);
+
+function renderActivity(a) {
+  const heads = a.heads || [];
+  $('heads-empty').hidden = heads.length > 0;
+  $('heads').hidden = heads.length === 0;
+  $('heads').tBodies[0].replaceChildren(...heads.map((h) => el('tr', {},
+    el('td', { textContent: h.file }),
+    el('td', { textContent: h.variant + (h.hardware ? ' (GPU)' : '') }),
+    el('td', { textContent: `${h.segment} (from ${h.start})` }),
+    el('td', { textContent: (h.clients || []).length ? h.clients.join(', ') : '\u2013' }),
+    el('td', { textContent: h.paused ? 'paused' : `${h.speed.toFixed(1)}\u00d7` }),
+    el('td', { textContent: `${h.cpu.toFixed(1)} s` }))));
+
+  const jobs = a.jobs || [];
+  $('jobs-empty').hidden = jobs.length > 0;
+  $('jobs').replaceChildren(...jobs.map((j) => {
+    const live = j.state === 'queued' || j.state === 'running';
+    const frac = j.total > 0 ? Math.min(1, j.done / j.total) : 0;
+    let eta = '';
+    if (j.state === 'running' && j.speed > 0 && j.total > j.done) eta = `, about ${seconds((j.total - j.done) / j.speed)} left`;
+    const what = j.type === 'import' ? `Import into /${j.folder || ''}` : `Prepare ${(j.qualities || []).join(', ')}`;
+    const bar = el('progress', { max: 1, value: frac, className: 'job-progress' });
+    bar.dataset.job = j.id;
+    const head = el('div', { className: 'job-head' },
+      el('strong', { textContent: what }),
+      el('span', { className: `job-state ${j.state}`, textContent: j.state }),
+      el('span', { className: 'muted', textContent: `${seconds(j.done)} of ${seconds(j.total)}${j.bytes ? `, ${(j.bytes / 1e6).toFixed(1)} MB` : ''}${j.speed && j.state === 'running' ? `, ${j.speed.toFixed(1)}\u00d7` : ''}${eta}` }));
+    if (live) {
+      const cancel = el('button', { type: 'button', textContent: 'Cancel' });
+      cancel.addEventListener('click', async () => {
+        cancel.disabled = true;
+        const res = await fetch(withToken('/api/jobs/' + encodeURIComponent(j.id)), { method: 'DELETE' });
+        if (!res.ok) showError(await apiError(res));
+      });
+      head.append(cancel);
+    }
+    const items = el('ul', { className: 'job-items' }, ...(j.items || []).map((it) => el('li', {},
+      el('span', { className: `job-state ${it.state}`, textContent: it.state }), ' ',
+      el('span', { textContent: it.file || it.url || '' }),
+      it.error ? el('div', { className: 'job-error', textContent: it.error }) : '')));
+    const li = el('li', { className: 'job' }, head, bar, items);
+    if (j.note) li.append(el('div', { className: 'muted', textContent: j.note }));
+    return li;
+  }));
+}
+
 // ---- routing --------------------------------------------------------------
 
 function route() {
   const h = location.hash.replace(/^#/, '');
+  if (h === '/activity') {
+    showActivity();
+    return;
+  }
   if (h.startsWith('/play/')) {
     showPlayer(h.slice('/play/'.length));
     return;

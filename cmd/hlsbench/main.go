@@ -36,8 +36,13 @@ func main() {
 	film := flag.Bool("film", true, "also time the thumbnails of a 2-hour 1080p file (1.8 GB, made in -big-dir and removed afterwards)")
 	heavyOnly := flag.Bool("heavy", false, "only play the heavy media in the browser, cold, one file at a time, and print their table")
 	playersOnly := flag.Bool("players", false, "only compare cold startup in hls.js, Shaka Player and video.js, and print their table")
+	prepareOnly := flag.Bool("prepare", false, "only compare a prepare's CPU with heads', and a player's wait beside it, and print their table")
 	flag.Parse()
 	ctx := context.Background()
+	if *prepareOnly {
+		printRows(prepareRows(ctx))
+		return
+	}
 	if *heavyOnly {
 		printRows(heavyRows(ctx))
 		return
@@ -95,6 +100,7 @@ func main() {
 	rows = append(rows, row{fmt.Sprintf("keyframe scan throughput (%d MB file)", st.Size()/1e6), fmt.Sprintf("%.0f MB/s", mbps), ""})
 
 	rows = append(rows, trickplayRows(ctx, long, short, *bigDir, *runs, *film)...)
+	rows = append(rows, prepareRows(ctx)...)
 	if *big {
 		rows = append(rows, bigFileRows(ctx, *bigDir, *runs)...)
 	}
@@ -154,7 +160,7 @@ func coldServer(file string, cfg transcoder.Config) (video string, stop func()) 
 	cfg.MediaDir, cfg.CacheDir, cfg.Observer = media, cache, srv.Observer()
 	tc := transcoder.New(cfg)
 	check(tc.Initialize())
-	srv.Initialize(tc)
+	srv.Initialize(tc, nil)
 	hs := httptest.NewServer(srv)
 	return hs.URL + "/videos/" + base64.RawURLEncoding.EncodeToString([]byte(name)), func() {
 		hs.Close()

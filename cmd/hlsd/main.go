@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -32,6 +33,62 @@ type config struct {
 	cacheSize                                                                               int64
 	maxEncoders, hwSessions                                                                 int
 	idle, grace, trickplay                                                                  time.Duration
+	jobs                                                                                    jobFlags
+}
+
+// jobFlags configure the background jobs; hlsd import reads them too.
+type jobFlags struct {
+	allowImport               bool
+	importHosts               string
+	workers, prepareChunks    int
+	maxSize, prepareBudget    int64
+	maxDuration               time.Duration
+	rawMaxSize, rawPrepBudget string
+}
+
+// addJobFlags declares the flags of the background jobs on fs.
+func addJobFlags(fs *flag.FlagSet, j *jobFlags, env func(string, string) string) {
+	fs.BoolVar(&j.allowImport, "allow-import", env("HLSD_ALLOW_IMPORT", "") == "1" || env("HLSD_ALLOW_IMPORT", "") == "true", "accept import jobs (POST /api/jobs with type import), which fetch http(s) HLS streams into the media root; off by default (env HLSD_ALLOW_IMPORT=1)")
+	fs.StringVar(&j.importHosts, "import-hosts", env("HLSD_IMPORT_HOSTS", ""), "comma-separated hosts imports may read from (.example.com: any host under it); empty: any host (env HLSD_IMPORT_HOSTS)")
+	fs.IntVar(&j.workers, "job-workers", envInt("HLSD_JOB_WORKERS", 2), "ffmpeg processes background jobs (imports, prepares) run at once, all jobs together (env HLSD_JOB_WORKERS)")
+	fs.StringVar(&j.rawMaxSize, "import-max-size", env("HLSD_IMPORT_MAX_SIZE", "20GiB"), "largest file one imported URL may make (env HLSD_IMPORT_MAX_SIZE)")
+	fs.DurationVar(&j.maxDuration, "import-max-duration", envDuration("HLSD_IMPORT_MAX_DURATION", 12*time.Hour), "longest stream one imported URL may be (env HLSD_IMPORT_MAX_DURATION)")
+	fs.StringVar(&j.rawPrepBudget, "prepare-budget", env("HLSD_PREPARE_BUDGET", ""), "cache space prepared rungs keep from eviction, e.g. 20GiB; default a quarter of --cache-size (env HLSD_PREPARE_BUDGET)")
+	fs.IntVar(&j.prepareChunks, "prepare-chunks", envInt("HLSD_PREPARE_CHUNKS", 2), "without a GPU, the ffmpeg processes one prepare cuts a file into (with one: its free sessions) (env HLSD_PREPARE_CHUNKS)")
+}
+
+// check validates the job flags and parses their sizes.
+func (j *jobFlags) check() error {
+	n, err := parseSize(j.rawMaxSize)
+	if err != nil {
+		return fmt.Errorf("--import-max-size: %w", err)
+	}
+	j.maxSize = n
+	if j.rawPrepBudget != "" {
+		if j.prepareBudget, err = parseSize(j.rawPrepBudget); err != nil {
+			return fmt.Errorf("--prepare-budget: %w", err)
+		}
+	}
+	if j.workers < 1 {
+		return fmt.Errorf("--job-workers: %d, want at least 1", j.workers)
+	}
+	if j.prepareChunks < 1 {
+		return fmt.Errorf("--prepare-chunks: %d, want at least 1", j.prepareChunks)
+	}
+	if j.maxDuration <= 0 {
+		return fmt.Errorf("--import-max-duration: %s, want more than 0", j.maxDuration)
+	}
+	return nil
+}
+
+func (j *jobFlags) hosts() []string {
+	var out []string
+	for _, h := range strings.Split(j.importHosts, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 func defaultCacheDir() string {
@@ -71,8 +128,9 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.logLevel, "log-level", env("HLSD_LOG_LEVEL", "info"), "debug, info, warn or error (env HLSD_LOG_LEVEL)")
 	fs.StringVar(&c.ffmpeg, "ffmpeg", env("HLSD_FFMPEG", "ffmpeg"), "ffmpeg binary (env HLSD_FFMPEG)")
 	fs.StringVar(&c.ffprobe, "ffprobe", env("HLSD_FFPROBE", "ffprobe"), "ffprobe binary (env HLSD_FFPROBE)")
+	addJobFlags(fs, &c.jobs, env)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: hlsd [flags]\n\nServes the media directory as HLS, transcoding on demand.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: hlsd [flags]\n       hlsd import --url URL ... (hlsd import -h)\n\nServes the media directory as HLS, transcoding on demand.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -96,6 +154,9 @@ func parseFlags(args []string) (config, error) {
 	}
 	if c.keyframes != "index" && c.keyframes != "scan" {
 		return c, fmt.Errorf("--keyframes: %q is neither index nor scan", c.keyframes)
+	}
+	if err := c.jobs.check(); err != nil {
+		return c, err
 	}
 	return c, nil
 }
@@ -157,6 +218,9 @@ func newLogger(level string) (*zap.Logger, error) {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "import" {
+		os.Exit(importMain(os.Args[2:]))
+	}
 	c, err := parseFlags(os.Args[1:])
 	if errors.Is(err, flag.ErrHelp) {
 		return
@@ -194,13 +258,20 @@ func run(c config, log *zap.Logger) error {
 		FFmpeg: c.ffmpeg, FFprobe: c.ffprobe, MediaDir: c.media, CacheDir: c.cache, MaxEncoders: c.maxEncoders,
 		CacheBytes: c.cacheSize, IdleTimeout: c.idle, Preset: c.preset, KeyframeScanOnly: c.keyframes == "scan",
 		HWAccel: c.hwaccel, HWDevice: c.hwDevice, HWSessions: c.hwSessions, TrickplayInterval: trickplayInterval(c.trickplay),
+		PrepareBytes: c.jobs.prepareBudget, PrepareChunks: c.jobs.prepareChunks,
 		Log: log, Observer: srv.Observer(),
 	})
 	if err := tc.Initialize(); err != nil {
 		return err
 	}
 	defer tc.Close()
-	srv.Initialize(tc)
+	jobs := transcoder.NewJobs(c.jobs.config(c.ffmpeg, c.ffprobe, c.media, c.cache, log, tc, srv.JobObserver()))
+	if err := jobs.Initialize(); err != nil {
+		return err
+	}
+	// Before the transcoder's: a prepare uses it.
+	defer jobs.Close()
+	srv.Initialize(tc, jobs)
 
 	ln, err := net.Listen("tcp", c.listen)
 	if err != nil {

@@ -499,7 +499,7 @@ func startServer(ctx context.Context, cfg Config) (*inProcess, error) {
 		srv.Close()
 		return fail(fmt.Errorf("transcoder: %w", err))
 	}
-	srv.Initialize(tc)
+	srv.Initialize(tc, nil)
 	hs := httptest.NewServer(srv)
 	p.URL, p.Registry = hs.URL, reg
 	p.close = func() {

@@ -81,6 +81,14 @@ type Config struct {
 	Player string `json:"player,omitempty"`
 	// Watch, when set, plays each file of Files straight on instead (see Watch).
 	Watch *Watch `json:"watch,omitempty"`
+	// Activity, when set, opens the web player's Activity view and waits
+	// for the progress bar of this job to move.
+	Activity *ActivityCheck `json:"activity,omitempty"`
+}
+
+// ActivityCheck names the job whose progress the Activity view must show.
+type ActivityCheck struct {
+	Job string `json:"job"`
 }
 
 // Watch is a long look at one rung in hls.js, with something done to the
@@ -296,7 +304,7 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
 		return nil, fmt.Errorf("hlsjs.mjs printed no results (%v)\n%s", err, tail(stderr.String(), 40))
 	}
-	if len(out) != len(cfg.Files)+btoi(cfg.Page != nil)+btoi(cfg.Token != nil) {
+	if len(out) != len(cfg.Files)+btoi(cfg.Page != nil)+btoi(cfg.Token != nil)+btoi(cfg.Activity != nil) {
 		return out, errors.New("hlsjs.mjs returned fewer results than files")
 	}
 	return out, nil

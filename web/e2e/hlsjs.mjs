@@ -239,7 +239,10 @@ async function playFile(file) {
     await page.goto(cfg.base + '/healthz');
     await page.setContent('<!doctype html><title>hls.js</title><body></body>');
     await page.addScriptTag({ url: cfg.base + '/hls.min.js' });
-    const master = `${cfg.base}/videos/${file.id}/master.m3u8?clientId=e2e-${encodeURIComponent(file.name)}`;
+    // One client for the whole run, as the web player is one per tab: on
+    // the next file, the server releases the last one's encoders, whose
+    // CPU would otherwise make the next master list fewer rungs.
+    const master = `${cfg.base}/videos/${file.id}/master.m3u8?clientId=e2e-browser`;
     if (cfg.debug) page.on('console', (m) => log(file.name, m.text()));
     const audible = !!(file.tones && file.tones.length);
     await page.evaluate(`(${harness})(${JSON.stringify(master)}, ${!!cfg.debug}, ${audible}); T.mark = T.t0;`);
@@ -625,6 +628,34 @@ async function tokenTest(p) {
   return res;
 }
 
+// activityTest opens the Activity view while a job runs: its progress bar
+// must show and move, as the server's progress grows.
+async function activityTest(a) {
+  const res = { name: 'activity view', steps: [], errors: [], jumps: [], failure: '' };
+  const page = await browser.newPage({ viewport: { width: 1024, height: 700 } });
+  page.on('pageerror', (e) => res.errors.push({ fatal: true, details: 'page error: ' + e.message }));
+  try {
+    const t0 = Date.now();
+    await page.goto(cfg.base + '/#/activity');
+    const bar = page.locator(`progress[data-job="${a.job}"]`);
+    await bar.waitFor({ timeout: STEP_TIMEOUT });
+    const first = await bar.evaluate((p) => p.value);
+    res.steps.push({ step: `progress bar shown at ${(first * 100).toFixed(0)} %`, ms: Date.now() - t0 });
+    await page.waitForFunction(([id, v]) => {
+      const p = document.querySelector(`progress[data-job="${id}"]`);
+      return p && p.value > v + 0.01;
+    }, [a.job, first], { timeout: STEP_TIMEOUT, polling: 100 });
+    const later = await bar.evaluate((p) => p.value);
+    res.steps.push({ step: `progress bar moved to ${(later * 100).toFixed(0)} %`, ms: Date.now() - t0 });
+    await page.screenshot({ path: path.join(cfg.artifacts, 'activity.png') });
+  } catch (e) {
+    res.failure = e.message;
+    await page.screenshot({ path: path.join(cfg.artifacts, 'fail-activity.png') }).catch(() => {});
+  }
+  await page.close();
+  return res;
+}
+
 const results = [];
 try {
   await mkdir(cfg.artifacts, { recursive: true });
@@ -633,6 +664,7 @@ try {
   }
   if (cfg.page) results.push(await pageTest(cfg.page));
   if (cfg.token) results.push(await tokenTest(cfg.token));
+  if (cfg.activity) results.push(await activityTest(cfg.activity));
 } finally {
   await browser.close();
 }

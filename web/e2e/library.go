@@ -101,6 +101,7 @@ type Server struct {
 	Registry *prometheus.Registry
 	hs       *httptest.Server
 	tc       *transcoder.Transcoder
+	jobs     *transcoder.Jobs
 	srv      *server.Server
 }
 
@@ -117,14 +118,23 @@ func Start(media, cache string, log *zap.Logger, token string) (*Server, error) 
 		srv.Close()
 		return nil, fmt.Errorf("transcoder: %w", err)
 	}
-	srv.Initialize(tc)
+	// Imports allowed: the browser suite watches one in the Activity view.
+	jobs := transcoder.NewJobs(transcoder.JobsConfig{MediaDir: media, StateDir: filepath.Join(cache, "jobs"),
+		AllowImport: true, Preparer: tc, Log: log, Observer: srv.JobObserver()})
+	if err := jobs.Initialize(); err != nil {
+		tc.Close()
+		srv.Close()
+		return nil, fmt.Errorf("jobs: %w", err)
+	}
+	srv.Initialize(tc, jobs)
 	hs := httptest.NewServer(srv)
-	return &Server{URL: hs.URL, Registry: reg, hs: hs, tc: tc, srv: srv}, nil
+	return &Server{URL: hs.URL, Registry: reg, hs: hs, tc: tc, jobs: jobs, srv: srv}, nil
 }
 
-// Close stops serving, then stops every encoder.
+// Close stops serving, then stops every job and encoder.
 func (s *Server) Close() {
 	s.hs.Close()
+	s.jobs.Close()
 	s.tc.Close()
 	s.srv.Close()
 }
