@@ -496,7 +496,7 @@ func TestPrepareYields(t *testing.T) {
 	eventually(t, 30*time.Second, "the prepare's ffmpeg", func() bool {
 		for _, p := range ffmpegChildren() {
 			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p))
-			if bytes.Contains(b, []byte(".prepare-")) {
+			if bytes.Contains(b, []byte(".prepare-")) && bytes.Contains(b, []byte("libx264")) {
 				pid = p
 				return true
 			}

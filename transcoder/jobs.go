@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -128,7 +129,14 @@ type Jobs struct {
 
 	mu      sync.Mutex
 	jobs    map[string]*Job
-	cancels map[string]context.CancelFunc
+	running map[string]running
+}
+
+// running is a job's goroutine: how to stop it, and done, closed when it
+// has ended (its ffmpeg gone, its files cleaned up).
+type running struct {
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
 // maxKept is how many finished jobs are remembered.
@@ -153,7 +161,7 @@ func NewJobs(cfg JobsConfig) *Jobs {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Jobs{cfg: cfg, log: cfg.Log, pool: make(chan struct{}, cfg.Workers), ctx: ctx, cancel: cancel,
-		jobs: map[string]*Job{}, cancels: map[string]context.CancelFunc{}}
+		jobs: map[string]*Job{}, running: map[string]running{}}
 }
 
 // Initialize opens the media root and the state directory, and resumes the
@@ -219,7 +227,7 @@ func (j *Jobs) resume(job *Job) {
 	for i, it := range job.Items {
 		if it.State == JobQueued || it.State == JobRunning {
 			if job.Type == JobImport {
-				os.Remove(filepath.Join(j.cfg.MediaDir, job.Folder, tempName(job.ID, i)))
+				_ = j.root.Remove(path.Join(job.Folder, tempName(job.ID, i)))
 			}
 			it.State, it.Done, it.Bytes, it.Error = JobQueued, 0, 0, ""
 			resumed++
@@ -303,27 +311,18 @@ func snapshot(job *Job) Job {
 // its imports are removed before it says cancelled.
 func (j *Jobs) Cancel(id string) (Job, error) {
 	j.mu.Lock()
-	job, ok := j.jobs[id]
-	cancel := j.cancels[id]
+	_, ok := j.jobs[id]
+	r, live := j.running[id]
 	j.mu.Unlock()
 	if !ok {
 		return Job{}, fmt.Errorf("%w: no job %q", ErrNotFound, id)
 	}
-	if cancel == nil {
-		return j.Get(id) // finished already: nothing to stop
+	if live {
+		// Its goroutine marks it cancelled once everything is cleaned up.
+		r.cancel()
+		<-r.done
 	}
-	cancel()
-	// Its goroutine marks it cancelled once everything is cleaned up.
-	for {
-		j.mu.Lock()
-		_, running := j.cancels[id]
-		j.mu.Unlock()
-		if !running {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return snapshot(job), nil
+	return j.Get(id)
 }
 
 // SubmitImport queues an import of urls into folder (relative to the media
@@ -406,16 +405,18 @@ func (j *Jobs) submit(job *Job) Job {
 // start runs job in a goroutine of its own, owned by j.
 func (j *Jobs) start(job *Job) {
 	ctx, cancel := context.WithCancel(j.ctx)
+	r := running{cancel: cancel, done: make(chan struct{})}
 	j.mu.Lock()
-	j.cancels[job.ID] = cancel
+	j.running[job.ID] = r
 	j.mu.Unlock()
 	j.wg.Add(1)
 	go func() {
 		defer j.wg.Done()
+		defer close(r.done)
 		defer cancel()
 		j.run(ctx, job)
 		j.mu.Lock()
-		delete(j.cancels, job.ID)
+		delete(j.running, job.ID)
 		j.mu.Unlock()
 	}()
 }

@@ -98,16 +98,42 @@ func (t *Transcoder) Prepare(ctx context.Context, path string, qualities []strin
 	for k := 0; k < n; k++ {
 		report(k)
 	}
+	// Video and audio in processes of their own: the rungs share one
+	// decode, and the audio's cost shows apart (class prepare-audio).
+	var groups [][]*variant
+	var video, audio []*variant
+	for _, v := range vs {
+		if v.kind == "video" {
+			video = append(video, v)
+		} else {
+			audio = append(audio, v)
+		}
+	}
+	groups = append(groups, video)
+	if len(audio) > 0 {
+		groups = append(groups, audio)
+	}
 	chunks = max(1, min(chunks, n))
 	var wg sync.WaitGroup
-	errs := make([]error, chunks)
+	errs := make([]error, chunks*len(groups))
 	for c := 0; c < chunks; c++ {
 		a, b := c*n/chunks, (c+1)*n/chunks
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[c] = t.prepareChunk(ctx, vs, a, b, missing, report)
-		}()
+		for g, group := range groups {
+			missingHere := func(k int) []*variant {
+				var out []*variant
+				for _, v := range missing(k) {
+					if slices.Contains(group, v) {
+						out = append(out, v)
+					}
+				}
+				return out
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[c*len(groups)+g] = t.prepareChunk(ctx, group, a, b, missingHere, report)
+			}()
+		}
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
@@ -177,9 +203,11 @@ func (t *Transcoder) prepareRun(ctx context.Context, vs []*variant, start, end i
 	video := m.info.Video[0]
 	profile := videoProfile{accel: AccelNone, preset: t.cfg.Preset}
 	hw := false
-	if release, ok := t.sched.hw.acquire(video); ok {
-		defer release()
-		profile, hw = t.sched.hw.profile, true
+	if vs[0].kind == "video" {
+		if release, ok := t.sched.hw.acquire(video); ok {
+			defer release()
+			profile, hw = t.sched.hw.profile, true
+		}
 	}
 	work, err := os.MkdirTemp(t.cfg.CacheDir, ".prepare-")
 	if err != nil {
@@ -219,13 +247,17 @@ func (t *Transcoder) prepareRun(ctx context.Context, vs []*variant, start, end i
 		return start, err
 	}
 	stopped := t.yieldToPlayers(ctx, cmd.Process.Pid)
-	t.obs.HeadStarted("prepare", "prepare")
+	class := "prepare"
+	if vs[0].kind == "audio" {
+		class = "prepare-audio"
+	}
+	t.obs.HeadStarted(class, "prepare")
 	defer func() {
 		var cpu time.Duration
 		if ps := cmd.ProcessState; ps != nil {
 			cpu = ps.UserTime() + ps.SystemTime()
 		}
-		t.obs.HeadStopped("prepare", cpu)
+		t.obs.HeadStopped(class, cpu)
 	}()
 	t.log.Debug("prepare run", zap.String("file", m.name), zap.Int("from", start), zap.Int("to", end), zap.Bool("hw", hw))
 
