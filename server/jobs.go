@@ -32,13 +32,18 @@ type jobRequest struct {
 	Qualities []string `json:"qualities"`
 }
 
-// noJobs answers the job routes of a server built without jobs.
-var noJobs = errorf(http.StatusServiceUnavailable, "background jobs are not running on this server")
+// needJobs answers a job route with 503 on a server built without jobs
+// (the load and bench tools).
+func (s *Server) needJobs(h handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if s.jobs == nil {
+			return errorf(http.StatusServiceUnavailable, "background jobs are not running on this server")
+		}
+		return h(w, r)
+	}
+}
 
 func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) error {
-	if s.jobs == nil {
-		return noJobs
-	}
 	var req jobRequest
 	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
 	dec.DisallowUnknownFields()
@@ -113,17 +118,11 @@ func (s *Server) prepareFiles(r *http.Request, req jobRequest) ([]string, error)
 }
 
 func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) error {
-	if s.jobs == nil {
-		return noJobs
-	}
 	writeJSON(w, http.StatusOK, map[string]any{"jobs": s.jobs.List()})
 	return nil
 }
 
 func (s *Server) getJob(w http.ResponseWriter, r *http.Request) error {
-	if s.jobs == nil {
-		return noJobs
-	}
 	job, err := s.jobs.Get(chi.URLParam(r, "job"))
 	if err != nil {
 		return err
@@ -133,9 +132,6 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) error {
-	if s.jobs == nil {
-		return noJobs
-	}
 	job, err := s.jobs.Cancel(chi.URLParam(r, "job"))
 	if err != nil {
 		return err

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -49,15 +48,11 @@ func newHLSOrigin(t *testing.T) *hlsOrigin {
 	o := &hlsOrigin{}
 	o.slowDelay.Store(int64(300 * time.Millisecond))
 	ffmpeg := func(sub string, args ...string) {
-		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		full := append([]string{"-v", "error", "-i", src, "-c", "copy", "-f", "hls", "-hls_time", "2", "-hls_list_size", "0"}, args...)
-		if out, err := exec.CommandContext(ctx, "ffmpeg", full...).CombinedOutput(); err != nil {
-			t.Fatalf("making %s: %v\n%s", sub, err, out)
+		if err := testmedia.HLS(ctx, src, filepath.Join(dir, sub), args...); err != nil {
+			t.Fatalf("making %s: %v", sub, err)
 		}
 	}
-	ffmpeg("vod", "-hls_playlist_type", "vod", "-hls_segment_type", "fmp4", filepath.Join(dir, "vod/index.m3u8"))
+	ffmpeg("vod", "-hls_playlist_type", "vod", "-hls_segment_type", "fmp4")
 	key := bytes.Repeat([]byte{0x42}, 16)
 	if err := os.WriteFile(filepath.Join(dir, "aes.key"), key, 0o644); err != nil {
 		t.Fatal(err)
@@ -67,10 +62,10 @@ func newHLSOrigin(t *testing.T) *hlsOrigin {
 	if err := os.WriteFile(filepath.Join(dir, "keyinfo"), []byte("key\n"+filepath.Join(dir, "aes.key")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ffmpeg("aes", "-hls_playlist_type", "vod", "-hls_key_info_file", filepath.Join(dir, "keyinfo"), filepath.Join(dir, "aes/index.m3u8"))
-	ffmpeg("event", "-hls_playlist_type", "event", filepath.Join(dir, "event/index.m3u8"))
-	ffmpeg("broken", "-hls_playlist_type", "vod", filepath.Join(dir, "broken/index.m3u8"))
-	ffmpeg("slow", "-hls_playlist_type", "vod", filepath.Join(dir, "slow/index.m3u8"))
+	ffmpeg("aes", "-hls_playlist_type", "vod", "-hls_key_info_file", filepath.Join(dir, "keyinfo"))
+	ffmpeg("event", "-hls_playlist_type", "event")
+	ffmpeg("broken", "-hls_playlist_type", "vod")
+	ffmpeg("slow", "-hls_playlist_type", "vod")
 	if err := os.MkdirAll(filepath.Join(dir, "local"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -447,40 +442,16 @@ func totalStarts(t *testing.T, e *testEnv) float64 {
 // error, frames evenly spaced from start to end, the first a keyframe.
 func checkOneStream(t *testing.T, what string, data []byte, duration float64) {
 	t.Helper()
-	f := filepath.Join(t.TempDir(), "joined.mp4")
-	if err := os.WriteFile(f, data, 0o644); err != nil {
-		t.Fatal(err)
+	times, firstKey, err := testmedia.Frames(context.Background(), data)
+	if err != nil || len(times) < 2 {
+		t.Fatalf("%s: %d frames, %v", what, len(times), err)
 	}
-	if out, err := exec.Command("ffmpeg", "-v", "error", "-xerror", "-i", f, "-f", "null", "-").CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {
-		t.Errorf("%s: does not decode as one stream: %v\n%s", what, err, out)
-	}
-	out, err := exec.Command("ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "frame=pts_time,key_frame", "-of", "json", f).Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var probe struct {
-		Frames []struct {
-			PTS string `json:"pts_time"`
-			Key int    `json:"key_frame"`
-		} `json:"frames"`
-	}
-	if err := json.Unmarshal(out, &probe); err != nil || len(probe.Frames) < 2 {
-		t.Fatalf("%s: %d frames, %v", what, len(probe.Frames), err)
-	}
-	var times []float64
-	for _, fr := range probe.Frames {
-		var v float64
-		fmt.Sscan(fr.PTS, &v)
-		times = append(times, v)
+	for _, u := range testmedia.Uneven(times) {
+		t.Errorf("%s: %s", what, u)
 	}
 	step := (times[len(times)-1] - times[0]) / float64(len(times)-1)
-	for i := 1; i < len(times); i++ {
-		if d := times[i] - times[i-1]; d <= 0 || d > step*1.5 {
-			t.Errorf("%s: frame %d at %.3f s follows %.3f s", what, i, times[i], times[i-1])
-		}
-	}
-	if probe.Frames[0].Key != 1 || times[len(times)-1]+step < duration-0.1 {
-		t.Errorf("%s: first frame key %d, frames from %.3f to %.3f s, want a keyframe first and %.1f s", what, probe.Frames[0].Key, times[0], times[len(times)-1], duration)
+	if !firstKey || times[len(times)-1]+step < duration-0.1 {
+		t.Errorf("%s: first frame a keyframe %v, frames from %.3f to %.3f s, want a keyframe first and %.1f s", what, firstKey, times[0], times[len(times)-1], duration)
 	}
 }
 

@@ -227,7 +227,7 @@ func (t *Transcoder) prepareRun(ctx context.Context, vs []*variant, start, end i
 			return start, err
 		}
 		one := ffmpegArgs(v.runSpec(start, dirs[i], profile))
-		in := indexOf(one, "-i") + 2
+		in := slices.Index(one, "-i") + 2
 		switch {
 		case i == 0:
 			args = append(args, one[:in]...)
@@ -336,9 +336,9 @@ func (t *Transcoder) prepareRun(ctx context.Context, vs []*variant, start, end i
 	case runErr != nil:
 		return start, runErr
 	case parent.Err() != nil:
-		return minInt(next), parent.Err()
+		return slices.Min(next), parent.Err()
 	case finished():
-		return minInt(next), nil
+		return slices.Min(next), nil
 	case waitErr != nil && !ended:
 		return start, fmt.Errorf("%w: prepare: ffmpeg stopped: %v", ErrEncoder, waitErr)
 	case waitErr != nil:
@@ -348,7 +348,7 @@ func (t *Transcoder) prepareRun(ctx context.Context, vs []*variant, start, end i
 	if err := collect(true); err != nil {
 		return start, err
 	}
-	return minInt(next), nil
+	return slices.Min(next), nil
 }
 
 // yieldToPlayers runs a prepare's ffmpeg at the lowest priority and stops
@@ -407,15 +407,6 @@ func remapInput(args []string, n int) []string {
 	return out
 }
 
-func indexOf(args []string, s string) int {
-	for i, a := range args {
-		if a == s {
-			return i
-		}
-	}
-	return -1
-}
-
 // withoutSegmentList drops the head's segment list on stdout: several
 // outputs would share it, and a prepare finds its segments on disk.
 func withoutSegmentList(args []string) []string {
@@ -428,14 +419,6 @@ func withoutSegmentList(args []string) []string {
 		out = append(out, args[i])
 	}
 	return out
-}
-
-func minInt(xs []int) int {
-	m := xs[0]
-	for _, x := range xs[1:] {
-		m = min(m, x)
-	}
-	return m
 }
 
 // HeadActivity is a running encoder head, for the Activity view.

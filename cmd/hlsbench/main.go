@@ -4,19 +4,15 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
 	"github.com/hlsd/hlsd/keyframes"
-	"github.com/hlsd/hlsd/server"
 	"github.com/hlsd/hlsd/transcoder"
 	"github.com/hlsd/hlsd/transcoder/testmedia"
 	"github.com/hlsd/hlsd/web/e2e"
@@ -151,23 +147,8 @@ func coldSegment(file, variant string, n int) (playlist, segment, firstBytes tim
 // coldServer serves file alone from a fresh server with an empty cache and
 // returns the file's /videos/{id} URL.
 func coldServer(file string, cfg transcoder.Config) (video string, stop func()) {
-	media, cache, cleanup := scratchDirs()
-	name := "f" + filepath.Ext(file)
-	// A hard link: a symlink out of the media root is refused, as it should be.
-	check(os.Link(file, filepath.Join(media, name)))
-	srv, err := server.New(server.Config{MediaDir: media})
-	check(err)
-	cfg.MediaDir, cfg.CacheDir, cfg.Observer = media, cache, srv.Observer()
-	tc := transcoder.New(cfg)
-	check(tc.Initialize())
-	srv.Initialize(tc, nil)
-	hs := httptest.NewServer(srv)
-	return hs.URL + "/videos/" + base64.RawURLEncoding.EncodeToString([]byte(name)), func() {
-		hs.Close()
-		tc.Close()
-		srv.Close()
-		cleanup()
-	}
+	s := newJobServer(cfg, file)
+	return s.video[0], s.stop
 }
 
 // scratchDirs makes an empty media root and cache for one cold run.

@@ -39,12 +39,6 @@ func (u *urlList) Set(v string) error { *u = append(*u, v); return nil }
 // sent to a running server (--server) or run here on --media.
 func importMain(args []string) int {
 	fs := flag.NewFlagSet("hlsd import", flag.ContinueOnError)
-	env := func(name, def string) string {
-		if v, ok := os.LookupEnv(name); ok {
-			return v
-		}
-		return def
-	}
 	var urls urlList
 	fs.Var(&urls, "url", "an http(s) HLS playlist to import; repeat for several")
 	folder := fs.String("folder", "", "destination folder under the media root")
@@ -56,7 +50,7 @@ func importMain(args []string) int {
 	ffmpeg := fs.String("ffmpeg", env("HLSD_FFMPEG", "ffmpeg"), "without --server: ffmpeg binary (env HLSD_FFMPEG)")
 	ffprobe := fs.String("ffprobe", env("HLSD_FFPROBE", "ffprobe"), "without --server: ffprobe binary (env HLSD_FFPROBE)")
 	var jf jobFlags
-	addJobFlags(fs, &jf, env)
+	addJobFlags(fs, &jf)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: hlsd import --url URL [--url URL ...] [--folder REL] [--mode copy|transcode] [--server URL]\n\n"+
 			"Saves HLS streams into the library, one file each, showing progress.\n\nFlags:\n")

@@ -30,10 +30,8 @@ func hlsOrigin(t *testing.T, delay time.Duration) string {
 	}
 	dir := t.TempDir()
 	for _, sub := range []string{"vod", "slow"} {
-		os.MkdirAll(filepath.Join(dir, sub), 0o755)
-		if out, err := exec.CommandContext(ctx, "ffmpeg", "-v", "error", "-i", src, "-c", "copy", "-f", "hls", "-hls_time", "2",
-			"-hls_list_size", "0", "-hls_playlist_type", "vod", filepath.Join(dir, sub, "index.m3u8")).CombinedOutput(); err != nil {
-			t.Fatalf("%v\n%s", err, out)
+		if err := testmedia.HLS(ctx, src, filepath.Join(dir, sub), "-hls_playlist_type", "vod"); err != nil {
+			t.Fatal(err)
 		}
 	}
 	files := http.FileServer(http.Dir(dir))

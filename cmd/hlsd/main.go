@@ -47,7 +47,7 @@ type jobFlags struct {
 }
 
 // addJobFlags declares the flags of the background jobs on fs.
-func addJobFlags(fs *flag.FlagSet, j *jobFlags, env func(string, string) string) {
+func addJobFlags(fs *flag.FlagSet, j *jobFlags) {
 	fs.BoolVar(&j.allowImport, "allow-import", env("HLSD_ALLOW_IMPORT", "") == "1" || env("HLSD_ALLOW_IMPORT", "") == "true", "accept import jobs (POST /api/jobs with type import), which fetch http(s) HLS streams into the media root; off by default (env HLSD_ALLOW_IMPORT=1)")
 	fs.StringVar(&j.importHosts, "import-hosts", env("HLSD_IMPORT_HOSTS", ""), "comma-separated hosts imports may read from (.example.com: any host under it); empty: any host (env HLSD_IMPORT_HOSTS)")
 	fs.IntVar(&j.workers, "job-workers", envInt("HLSD_JOB_WORKERS", 2), "ffmpeg processes background jobs (imports, prepares) run at once, all jobs together (env HLSD_JOB_WORKERS)")
@@ -103,12 +103,6 @@ func defaultCacheDir() string {
 func parseFlags(args []string) (config, error) {
 	var c config
 	fs := flag.NewFlagSet("hlsd", flag.ContinueOnError)
-	env := func(name, def string) string {
-		if v, ok := os.LookupEnv(name); ok {
-			return v
-		}
-		return def
-	}
 	fs.StringVar(&c.media, "media", env("HLSD_MEDIA", "./media"), "media root directory (env HLSD_MEDIA)")
 	fs.StringVar(&c.cache, "cache", env("HLSD_CACHE", defaultCacheDir()), "cache directory for probes, keyframes and segments (env HLSD_CACHE)")
 	fs.StringVar(&c.listen, "listen", env("HLSD_LISTEN", "127.0.0.1:7666"), "address to listen on (env HLSD_LISTEN)")
@@ -128,7 +122,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.logLevel, "log-level", env("HLSD_LOG_LEVEL", "info"), "debug, info, warn or error (env HLSD_LOG_LEVEL)")
 	fs.StringVar(&c.ffmpeg, "ffmpeg", env("HLSD_FFMPEG", "ffmpeg"), "ffmpeg binary (env HLSD_FFMPEG)")
 	fs.StringVar(&c.ffprobe, "ffprobe", env("HLSD_FFPROBE", "ffprobe"), "ffprobe binary (env HLSD_FFPROBE)")
-	addJobFlags(fs, &c.jobs, env)
+	addJobFlags(fs, &c.jobs)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: hlsd [flags]\n       hlsd import --url URL ... (hlsd import -h)\n\nServes the media directory as HLS, transcoding on demand.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -168,6 +162,14 @@ func trickplayInterval(d time.Duration) time.Duration {
 		return -1
 	}
 	return d
+}
+
+// env is the variable name when it is set, else def.
+func env(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
 }
 
 func envInt(name string, def int) int {

@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -30,9 +28,8 @@ func TestActivity(t *testing.T) {
 		t.Fatal(err)
 	}
 	hls := t.TempDir()
-	if out, err := exec.CommandContext(ctx, "ffmpeg", "-v", "error", "-i", src, "-c", "copy", "-f", "hls", "-hls_time", "2",
-		"-hls_list_size", "0", "-hls_playlist_type", "vod", filepath.Join(hls, "index.m3u8")).CombinedOutput(); err != nil {
-		t.Fatalf("%v\n%s", err, out)
+	if err := testmedia.HLS(ctx, src, hls, "-hls_playlist_type", "vod"); err != nil {
+		t.Fatal(err)
 	}
 	files := http.FileServer(http.Dir(hls))
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

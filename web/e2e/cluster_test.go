@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -21,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hlsd/hlsd/transcoder/testmedia"
 	"github.com/hlsd/hlsd/web/e2e"
 )
 
@@ -661,44 +661,15 @@ func playThrough(base, id, client string) (hits int, misses []string, err error)
 // spaced with no hole where one node's segments end and the other's begin.
 func checkJoined(t *testing.T, ctx context.Context, stream []byte) {
 	t.Helper()
-	f := filepath.Join(t.TempDir(), "joined.mp4")
-	if err := os.WriteFile(f, stream, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.CommandContext(ctx, "ffmpeg", "-v", "error", "-xerror", "-i", f, "-f", "null", "-").CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {
-		t.Errorf("the segments of both nodes do not decode as one stream: %v\n%s", err, out)
-	}
-	out, err := exec.CommandContext(ctx, "ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "frame=pts_time,key_frame",
-		"-of", "json", f).Output()
+	times, firstKey, err := testmedia.Frames(ctx, stream)
 	if err != nil {
-		t.Fatalf("ffprobe: %v", err)
+		t.Fatalf("the segments of both nodes: %v", err)
 	}
-	var probe struct {
-		Frames []struct {
-			PTS string `json:"pts_time"`
-			Key int    `json:"key_frame"`
-		} `json:"frames"`
-	}
-	if err := json.Unmarshal(out, &probe); err != nil {
-		t.Fatalf("ffprobe: %v", err)
-	}
-	var times []float64
-	for _, fr := range probe.Frames {
-		v, err := strconv.ParseFloat(fr.PTS, 64)
-		if err != nil {
-			t.Fatalf("ffprobe: frame %d has no time (%q)", len(times), fr.PTS)
-		}
-		times = append(times, v)
-	}
-	firstKey := len(probe.Frames) > 0 && probe.Frames[0].Key == 1
 	if len(times) < 2 || !firstKey {
 		t.Fatalf("joined stream: %d frames, first a keyframe: %v", len(times), firstKey)
 	}
-	step := (times[len(times)-1] - times[0]) / float64(len(times)-1)
-	for i := 1; i < len(times); i++ {
-		if d := times[i] - times[i-1]; d <= 0 || d > step*1.5 {
-			t.Errorf("joined stream: frame %d at %.3f s follows %.3f s (frames every %.3f s)", i, times[i], times[i-1], step)
-		}
+	for _, u := range testmedia.Uneven(times) {
+		t.Errorf("joined stream: %s", u)
 	}
 	t.Logf("segments of both nodes: %d frames from %.3f to %.3f s decode as one stream", len(times), times[0], times[len(times)-1])
 }

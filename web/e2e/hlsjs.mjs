@@ -219,6 +219,14 @@ async function checkSubtitles(page, cues) {
   return { step: what, ms: Date.now() - t0 };
 }
 
+// blankPage makes page an empty document of the server's origin (so that
+// its requests are same-origin) holding only the player's script.
+async function blankPage(page, title, script) {
+  await page.goto(cfg.base + '/healthz');
+  await page.setContent(`<!doctype html><title>${title}</title><body></body>`);
+  await page.addScriptTag(script);
+}
+
 async function playFile(file) {
   const res = { name: file.name, steps: [], errors: [], jumps: [], failure: '' };
   const page = await browser.newPage();
@@ -235,10 +243,7 @@ async function playFile(file) {
     return s;
   };
   try {
-    // A same-origin blank document: the harness needs only hls.js.
-    await page.goto(cfg.base + '/healthz');
-    await page.setContent('<!doctype html><title>hls.js</title><body></body>');
-    await page.addScriptTag({ url: cfg.base + '/hls.min.js' });
+    await blankPage(page, 'hls.js', { url: cfg.base + '/hls.min.js' });
     // One client for the whole run, as the web player is one per tab: on
     // the next file, the server releases the last one's encoders, whose
     // CPU would otherwise make the next master list fewer rungs.
@@ -326,9 +331,7 @@ async function watchFile(file, w) {
   const page = await browser.newPage();
   page.on('pageerror', (e) => res.errors.push({ fatal: true, details: 'page error: ' + e.message }));
   try {
-    await page.goto(cfg.base + '/healthz');
-    await page.setContent('<!doctype html><title>hls.js</title><body></body>');
-    await page.addScriptTag({ url: cfg.base + '/hls.min.js' });
+    await blankPage(page, 'hls.js', { url: cfg.base + '/hls.min.js' });
     const master = `${cfg.base}/videos/${file.id}/master.m3u8?clientId=watch-${encodeURIComponent(file.name)}`;
     if (cfg.debug) page.on('console', (m) => log(res.name, (Date.now() % 100000) + ' ' + m.text()));
     await page.evaluate(`(${harness})(${JSON.stringify(master)}, ${!!cfg.debug}, false, ${JSON.stringify(w)}); T.mark = T.t0;`);
@@ -455,9 +458,7 @@ async function playOther(file, kind) {
   const page = await browser.newPage();
   page.on('pageerror', (e) => res.errors.push({ fatal: true, details: 'page error: ' + e.message }));
   try {
-    await page.goto(cfg.base + '/healthz');
-    await page.setContent(`<!doctype html><title>${kind}</title><body></body>`);
-    await page.addScriptTag(kind === 'hls.js' ? { url: cfg.base + '/hls.min.js' } : { path: playerScripts[kind] });
+    await blankPage(page, kind, kind === 'hls.js' ? { url: cfg.base + '/hls.min.js' } : { path: playerScripts[kind] });
     const master = `${cfg.base}/videos/${file.id}/master.m3u8?clientId=${encodeURIComponent(kind + '-' + file.name)}` +
       (file.container ? `&container=${file.container}` : '');
     if (cfg.debug) page.on('console', (m) => log(res.name, (Date.now() % 100000) + ' ' + m.text()));
