@@ -98,8 +98,9 @@ func (t *Transcoder) Prepare(ctx context.Context, path string, qualities []strin
 	for k := 0; k < n; k++ {
 		report(k)
 	}
-	// Video and audio in processes of their own: the rungs share one
-	// decode, and the audio's cost shows apart (class prepare-audio).
+	// Video and audio in processes of their own, one after the other in
+	// each chunk: the rungs share one decode, and the audio's cost shows
+	// apart (class prepare-audio).
 	var groups [][]*variant
 	var video, audio []*variant
 	for _, v := range vs {
@@ -115,25 +116,29 @@ func (t *Transcoder) Prepare(ctx context.Context, path string, qualities []strin
 	}
 	chunks = max(1, min(chunks, n))
 	var wg sync.WaitGroup
-	errs := make([]error, chunks*len(groups))
+	errs := make([]error, chunks)
 	for c := 0; c < chunks; c++ {
 		a, b := c*n/chunks, (c+1)*n/chunks
-		for g, group := range groups {
-			missingHere := func(k int) []*variant {
-				var out []*variant
-				for _, v := range missing(k) {
-					if slices.Contains(group, v) {
-						out = append(out, v)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// One process at a time per chunk: each chunk holds one slot
+			// of the jobs' pool.
+			for _, group := range groups {
+				missingHere := func(k int) []*variant {
+					var out []*variant
+					for _, v := range missing(k) {
+						if slices.Contains(group, v) {
+							out = append(out, v)
+						}
 					}
+					return out
 				}
-				return out
+				if errs[c] = t.prepareChunk(ctx, group, a, b, missingHere, report); errs[c] != nil {
+					return
+				}
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				errs[c*len(groups)+g] = t.prepareChunk(ctx, group, a, b, missingHere, report)
-			}()
-		}
+		}()
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
