@@ -120,12 +120,14 @@ func ffmpegArgs(r runSpec) []string {
 		if len(cuts) > 0 {
 			codec = append(codec, "-force_key_frames", joinTimes(cuts))
 		}
-	case r.qual == QualityOriginal: // audio copy: as video copy
+	case copiedAudio(r.audio, r.qual): // audio copy: as video copy
 		codec = []string{"-map", fmt.Sprintf("0:a:%d", r.track), "-c:a", "copy"}
 		if r.first == 0 {
-			// ffmpeg drops the priming packet MP4 places before 0: a negative
-			// tfdt would wrap around.
-			args = append(args, "-ss", "0")
+			// Drop a priming packet MP4 places before 0: a negative tfdt
+			// would wrap around. Not with an input -ss 0, which (with the
+			// muxer's delay_moov) also loses the first frame after 0, so that
+			// segment 0 no longer starts where the plan says.
+			codec = append(codec, "-bsf:a", "noise=drop=lt(pts*tb\\,0)")
 		} else {
 			args = append(args, "-ss", ts(start-0.1))
 			codec = append(codec, "-copypriorss", "1")

@@ -30,7 +30,7 @@ import (
 // shared: a stream copy's carries the source's own codec configuration, and
 // a file probed before formats were recorded does not say enough.
 func (v *variant) configKey() string {
-	if v.quality == QualityOriginal {
+	if v.copies() {
 		return ""
 	}
 	r := runSpec{kind: v.kind, track: v.track, qual: v.quality, bounds: []float64{0, 1},

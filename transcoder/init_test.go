@@ -45,23 +45,28 @@ func TestInitWithoutHead(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	// The same streams in another file: a remux with another title.
-	remux := filepath.Join(tc.cfg.MediaDir, "remux.mp4")
-	if out, err := exec.Command("ffmpeg", "-v", "error", "-i", filepath.Join(tc.cfg.MediaDir, "h264.mp4"),
-		"-map", "0", "-c", "copy", "-metadata", "title=another film", remux).CombinedOutput(); err != nil {
-		t.Fatalf("remux: %v %s", err, out)
+	for _, f := range []string{"h264.mp4", "hevc.mkv"} {
+		remux := filepath.Join(tc.cfg.MediaDir, "remux-"+f)
+		if out, err := exec.Command("ffmpeg", "-v", "error", "-i", filepath.Join(tc.cfg.MediaDir, f),
+			"-map", "0", "-c", "copy", "-metadata", "title=another film", remux).CombinedOutput(); err != nil {
+			t.Fatalf("remux: %v %s", err, out)
+		}
 	}
 
 	type rendition struct {
+		file    string
 		kind    string
 		quality string
 	}
-	for _, r := range []rendition{{"video", "240p"}, {"video", "360p"}, {"audio", "aac"}} {
+	// h264.mp4's stereo AAC is copied, so the encoded audio is hevc.mkv's
+	// AC-3 as 5.1 AAC.
+	for _, r := range []rendition{{"h264.mp4", "video", "240p"}, {"h264.mp4", "video", "360p"}, {"hevc.mkv", "audio", "aac"}} {
 		// A run from segment 0 of the first file makes the init.
-		segmentBytes(t, tc, "h264.mp4", r.kind, r.quality, 0, "a")
-		first := initBytes(t, tc, "h264.mp4", r.kind, r.quality, "a")
+		segmentBytes(t, tc, r.file, r.kind, r.quality, 0, "a")
+		first := initBytes(t, tc, r.file, r.kind, r.quality, "a")
 
 		heads := tc.headSeq.Load()
-		got := initBytes(t, tc, "remux.mp4", r.kind, r.quality, "b")
+		got := initBytes(t, tc, "remux-"+r.file, r.kind, r.quality, "b")
 		if n := tc.headSeq.Load() - heads; n != 0 {
 			t.Errorf("%s %s: the init of a file made the same way started %d encoder runs", r.kind, r.quality, n)
 		}
@@ -69,7 +74,7 @@ func TestInitWithoutHead(t *testing.T) {
 			t.Errorf("%s %s: the other file's init differs from the one kept", r.kind, r.quality)
 		}
 		// A run of the other file from segment 3 writes the very same init.
-		segmentBytes(t, tc, "remux.mp4", r.kind, r.quality, 3, "b")
+		segmentBytes(t, tc, "remux-"+r.file, r.kind, r.quality, 3, "b")
 	}
 	if n := tc.initMismatches.Load(); n != 0 {
 		t.Errorf("%d runs wrote another init than the one kept for their configuration", n)

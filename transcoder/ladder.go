@@ -113,6 +113,33 @@ func audioCodec(a AudioStream) string {
 	return ""
 }
 
+// copiedAudio says whether quality q of track a is made of the source's
+// own packets, with no encoder: the passthrough of AC-3 and E-AC-3, and
+// the AAC rendition of an AAC-LC track already in the layout the
+// rendition declares (a copy is ready at once, where an encoder on a
+// loaded machine made audio slower than the video beside it).
+func copiedAudio(a AudioStream, q string) bool {
+	switch q {
+	case QualityOriginal:
+		return true
+	case QualityAAC:
+		return a.Codec == "aac" && a.Profile == "LC" && a.Channels == aacChannels(a, q)
+	}
+	return false
+}
+
+// audioBitrate is what rendition q of a carries: the source's own rate
+// for a copy, when the container says, else the encoder's target.
+func audioBitrate(a AudioStream, q string) int {
+	if copiedAudio(a, q) && a.Bitrate > 0 {
+		return int(max(a.Bitrate, 32_000))
+	}
+	if q == QualityOriginal {
+		return 64_000
+	}
+	return aacBitrate(a, q)
+}
+
 // aacChannels is the channel count of an AAC quality of a.
 func aacChannels(a AudioStream, quality string) int {
 	if a.Channels >= 6 && quality != QualityStereo {

@@ -285,9 +285,9 @@ func audioGroups(tracks []AudioStream) []audioGroup {
 		g := audioGroup{id: l.id}
 		for i, a := range tracks {
 			q := l.quality(a)
-			codec, channels, bw := "mp4a.40.2", aacChannels(a, q), aacBitrate(a, q)
+			codec, channels, bw := "mp4a.40.2", aacChannels(a, q), audioBitrate(a, q)
 			if q == QualityOriginal {
-				codec, channels, bw = audioCodec(a), a.Channels, int(max(a.Bitrate, 64_000))
+				codec, channels = audioCodec(a), a.Channels
 			}
 			if !contains(g.codecs, codec) {
 				g.codecs = append(g.codecs, codec)

@@ -60,7 +60,7 @@ func (t *Transcoder) Prepare(ctx context.Context, path string, qualities []strin
 	m := vs[0].m
 	for a, as := range m.info.Audio {
 		for _, q := range audioQualities(as) {
-			if q != QualityOriginal {
+			if !copiedAudio(as, q) { // a copy needs no encoder for any seek
 				if err := add("audio", a, q); err != nil {
 					return err
 				}

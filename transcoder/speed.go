@@ -20,9 +20,14 @@ import (
 )
 
 // minSpeed is how many times real time a rung must be made, under the
-// current load, to be advertised: below it a player that picks the rung
-// drains its buffer, and hls.js only steps down after a stall.
-const minSpeed = 1.2
+// current load, to be advertised. Below 1x a player that picks the rung
+// drains its buffer; and every seek on a rung waits for a cold segment, 4 s
+// of media at this speed plus the run's start: at 1.2x (the old value)
+// seeks on 1080p HEVC took 3.5 to 5 s. Players at their defaults climb to
+// whatever their bandwidth estimate allows (Shaka and video.js take
+// Chromium's 10 Mbit/s downlink hint on a LAN), so only rungs that seek in
+// about 2.5 s are listed.
+const minSpeed = 2
 
 // startSpeed is how many times real time the rung players start on must be
 // made. A player starts with nothing buffered, and its first segment

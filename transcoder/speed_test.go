@@ -64,14 +64,14 @@ func TestMasterLeavesOutSlowRungs(t *testing.T) {
 		t.Errorf("a rung left out of the master must stay requestable: %v", err)
 	}
 
-	tc.setSpeed(v, "360p", 3)
+	tc.setSpeed(v, "360p", 4)
 	tc.setSpeed(v, "240p", 2)
 	if got, want := master(), []string{"360p", "original", "240p"}; !slices.Equal(got, want) {
-		t.Errorf("360p at 3x, 240p at 2x: variants %v, want %v", got, want)
+		t.Errorf("360p at 4x, 240p at 2x: variants %v, want %v", got, want)
 	}
 
 	// Another re-encode running halves what the next head gets: 240p at
-	// 2x alone is 1x beside it, too slow; 360p (1.5x) still plays.
+	// 2x alone is 1x beside it, too slow; 360p (2x) still plays.
 	go func() {
 		if f, err := tc.Segment(ctx, "long.mp4", "video", 0, "720p", 0, "other"); err == nil {
 			f.Close()

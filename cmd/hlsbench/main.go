@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/hlsd/hlsd/keyframes"
@@ -31,7 +32,9 @@ func main() {
 	bigDir := flag.String("big-dir", os.TempDir(), "where the 10 GB files are made and removed afterwards")
 	film := flag.Bool("film", true, "also time the thumbnails of a 2-hour 1080p file (1.8 GB, made in -big-dir and removed afterwards)")
 	heavyOnly := flag.Bool("heavy", false, "only play the heavy media in the browser, cold, one file at a time, and print their table")
-	playersOnly := flag.Bool("players", false, "only compare cold startup in hls.js, Shaka Player and video.js, and print their table")
+	playersOnly := flag.Bool("players", false, "only play in hls.js (defaults and as the web player runs it), Shaka Player and video.js (defaults), and print their tables")
+	players := flag.String("player", strings.Join(Players, ","), "with -players: the players, comma-separated, from "+strings.Join(Players, ", "))
+	files := flag.String("files", "", "with -players: the clips to play, comma-separated (default: "+strings.Join(playerFiles, ", ")+")")
 	prepareOnly := flag.Bool("prepare", false, "only compare a prepare's CPU with heads', and a player's wait beside it, and print their table")
 	flag.Parse()
 	ctx := context.Background()
@@ -44,7 +47,8 @@ func main() {
 		return
 	}
 	if *playersOnly {
-		printRows(playerRows(ctx))
+		rows := playerRows(ctx, strings.Split(*players, ","), split(*files))
+		printRows(append(rows, stepRows(ctx, stepFiles(split(*files)))...))
 		return
 	}
 	dir := testmedia.CacheDir()
@@ -102,17 +106,25 @@ func main() {
 	}
 	if *browser {
 		rows = append(rows, browserRows(ctx)...)
-		rows = append(rows, playerRows(ctx)...)
+		rows = append(rows, playerRows(ctx, Players, nil)...)
+		rows = append(rows, stepRows(ctx, stepFiles(nil))...)
 		rows = append(rows, heavyRows(ctx)...)
 	}
 
 	printRows(rows)
 }
 
+func split(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
+
 func printRows(rows []row) {
-	fmt.Printf("\n%-70s %16s %14s\n", "figure (median of cold runs)", "measured", "target")
+	fmt.Printf("\n%-70s %28s %16s\n", "figure (median of cold runs)", "measured", "target")
 	for _, r := range rows {
-		fmt.Printf("%-70s %16s %14s\n", r.name, r.value, r.target)
+		fmt.Printf("%-70s %28s %16s\n", r.name, r.value, r.target)
 	}
 }
 

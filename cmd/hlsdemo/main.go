@@ -3,6 +3,7 @@
 // (spaces, parentheses, accents), so the web player has something to show.
 //
 //	hlsdemo -out ./demo-media [-long]
+//	hlsdemo -test-media
 //
 // Clips are generated once into the shared test media cache and hard-linked
 // (or copied, across file systems) into the library, so running it again is
@@ -43,11 +44,16 @@ func main() {
 	out := flag.String("out", "./demo-media", "directory to create the demo library in")
 	cache := flag.String("cache", testmedia.CacheDir(), "where generated clips are kept between runs")
 	long := flag.Bool("long", false, "also add a 32-minute 1080p file (about 250 MB, takes a few more seconds)")
+	testMedia := flag.Bool("test-media", false, "only make every clip the tests use in -cache, one at a time, and make no library (make test runs this first)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, *out, *cache, *long); err != nil {
+	do := func() error { return run(ctx, *out, *cache, *long) }
+	if *testMedia {
+		do = func() error { return makeAll(ctx, *cache) }
+	}
+	if err := do(); err != nil {
 		fmt.Fprintln(os.Stderr, "hlsdemo:", err)
 		os.Exit(1)
 	}
@@ -79,6 +85,28 @@ func run(ctx context.Context, out, cache string, long bool) error {
 		return err
 	}
 	fmt.Println("  Movies/notes.txt (not media: hidden by the listing)")
+	return nil
+}
+
+// makeAll makes every clip before the test packages start: made there, in
+// parallel processes on a slow machine, heavy clips outlast the tests'
+// deadlines.
+func makeAll(ctx context.Context, cache string) error {
+	names := testmedia.Names()
+	for i, name := range names {
+		start := time.Now()
+		fmt.Printf("test media %d/%d: %s ", i+1, len(names), name)
+		path, err := testmedia.Make(ctx, cache, name)
+		if err != nil {
+			fmt.Println()
+			return err
+		}
+		fi, err := os.Stat(path)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%.1f MB (%v)\n", float64(fi.Size())/1e6, time.Since(start).Round(10*time.Millisecond))
+	}
 	return nil
 }
 

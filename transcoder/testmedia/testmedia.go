@@ -42,12 +42,15 @@ var recipes = map[string]recipe{
 	"tv-1080i.ts":   simple(interlacedArgs),
 	// What native players check (see issue "native players and TVs").
 	"hdr-pq.mkv": simple(pqArgs),
+	// What a front end's player at its defaults starts on (see issue "fast
+	// in every player").
+	"h264-720.mp4": simple(h264SDArgs),
 }
 
 // Names lists every clip Make knows, the short ones first.
 func Names() []string {
 	return []string{"h264.mp4", "hevc.mkv", "vp9.webm", "longgop.mp4", "twoaudio.mkv", "h264-1080.mp4", "long.mp4",
-		"hevc-1080.mkv", "gop20.mp4", "tv-1080i.ts", "hdr-pq.mkv"}
+		"hevc-1080.mkv", "gop20.mp4", "tv-1080i.ts", "hdr-pq.mkv", "h264-720.mp4"}
 }
 
 // CacheDir returns a directory shared by test runs, so clips are generated
@@ -67,9 +70,10 @@ func CacheDir() string {
 
 // Make ensures the named clip exists in dir (creating dir) and returns its
 // path. An existing file is reused. The clip is written under a temporary
-// name in dir and renamed when complete, so concurrent callers (go test runs
-// packages in parallel processes) never see a partial file; if two of them
-// race, both produce the same clip and the last rename wins.
+// name in dir and renamed when complete, so no caller ever sees a partial
+// file. go test runs packages in parallel processes: a lock file per clip
+// makes one of them encode it while the others wait, instead of several
+// encodes of the same clip sharing the cores, each under its own deadline.
 func Make(ctx context.Context, dir, name string) (string, error) {
 	r, ok := recipes[name]
 	if !ok {
@@ -81,6 +85,15 @@ func Make(ctx context.Context, dir, name string) (string, error) {
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("testmedia: %w", err)
+	}
+	unlock, err := lock(ctx, filepath.Join(dir, "."+name+".lock"))
+	if err != nil {
+		return "", fmt.Errorf("testmedia: making %s: %w", name, err)
+	}
+	defer unlock()
+	// Another process may have made it while this one waited.
+	if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
+		return path, nil
 	}
 	// The temp name keeps the clip's extension: ffmpeg picks the muxer from it.
 	f, err := os.CreateTemp(dir, ".partial-*-"+name)
@@ -236,6 +249,19 @@ func h264HDArgs(out string) []string {
 			"-c:a", "aac", "-ac", "2", "-b:a", "128k",
 			"-movflags", "+faststart"},
 		tags("h264-1080.mp4"), []string{out})
+}
+
+// h264SDArgs: a minute and a half of 720p30 H.264/AAC with a 2 s GOP, the
+// most common shape of a file in a library, and longer than any player's
+// default forward buffer, so that its seeks reach the server.
+func h264SDArgs(out string) []string {
+	return join(video(1280, 720, 30, 90), tone(440, 90),
+		[]string{"-map", "0:v", "-map", "1:a",
+			"-c:v", "libx264", "-preset", "veryfast", "-crf", "26", "-pix_fmt", "yuv420p",
+			"-g", "60", "-keyint_min", "60", "-sc_threshold", "0",
+			"-c:a", "aac", "-ac", "2", "-b:a", "128k",
+			"-movflags", "+faststart"},
+		tags("h264-720.mp4"), []string{out})
 }
 
 // makeLong builds a 32-minute 1080p file by encoding one minute and copying

@@ -137,6 +137,8 @@ var short = map[string]want{
 		audio: []wantAudio{{"aac", 2, "eng"}, {"aac", 1, "fra"}}},
 	"h264-1080.mp4": {vcodec: "h264", pixfmt: "yuv420p", width: 1920, height: 1080, fps: "24/1", duration: 20,
 		audio: []wantAudio{{"aac", 2, ""}}},
+	"h264-720.mp4": {vcodec: "h264", profile: "High", pixfmt: "yuv420p", width: 1280, height: 720, fps: "30/1", duration: 90,
+		audio: []wantAudio{{"aac", 2, ""}}},
 	"hdr-pq.mkv": {vcodec: "hevc", profile: "Main 10", pixfmt: "yuv420p10le", width: 640, height: 360, fps: "24/1", duration: 10,
 		audio: []wantAudio{{"aac", 6, ""}}},
 }

@@ -114,6 +114,15 @@ type Step struct {
 	Aborted int `json:"aborted"`
 }
 
+// Request is one load of the browser's, from its Resource Timing entry.
+type Request struct {
+	URL       string  `json:"url"` // below the media id, without the query
+	Start     float64 `json:"start"`
+	FirstByte float64 `json:"firstByte"`
+	End       float64 `json:"end"`
+	Bytes     int     `json:"bytes"`
+}
+
 // PlayerError is an hls.js ERROR event (or a page error).
 type PlayerError struct {
 	At      float64 `json:"at"`
@@ -162,6 +171,9 @@ type Result struct {
 	Played       float64 `json:"played"`
 	Frames       int     `json:"frames"`
 	Banner       string  `json:"banner"`
+	// Requests is the startup's waterfall in other players: each request
+	// made until the first frame, in milliseconds from the player's start.
+	Requests []Request `json:"requests"`
 	Screenshot   string  `json:"screenshot"`
 }
 

@@ -142,12 +142,14 @@ func artifactsDir(t *testing.T) string {
 }
 
 // TestPlayers plays every corpus file, and the MPEG-TS variant of the first,
-// in Shaka Player and video.js (VHS), each against a cold server of its
-// own: start, seeks to 50 % and 90 %, play on, rewind, and in Shaka
-// fast-forward, which plays the I-frame playlists. hls.js plays the
-// MPEG-TS variant the same way (TestBrowser plays the fMP4 ones). Each must
-// play and land where sent without a fatal error. Startup times are logged;
-// `make bench` is where speed is judged.
+// in hls.js, Shaka Player and video.js as front ends written by others run
+// them (their defaults, the page on another origin), each against a cold
+// server of its own: start, seeks to 50 % and 90 %, play on, rewind, and in
+// Shaka fast-forward, which plays the I-frame playlists. hls.js as the web
+// player runs it plays the MPEG-TS variant the same way (TestBrowser plays
+// the fMP4 ones). Each must play, land where sent without a fatal error,
+// and keep within its budget; `make bench` gives the figures against the
+// targets, on a server without the race detector.
 func TestPlayers(t *testing.T) {
 	ctx, cancel := needBrowser(t)
 	defer cancel()
@@ -160,7 +162,7 @@ func TestPlayers(t *testing.T) {
 	ts.Container = "ts"
 	files = append(files, ts)
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
-	for _, player := range []string{"shaka", "videojs", "hls.js"} {
+	for _, player := range []string{"hls.js-defaults", "shaka-defaults", "videojs-defaults", "hls.js"} {
 		play := files
 		if player == "hls.js" {
 			play = []e2e.File{ts}
@@ -181,7 +183,7 @@ func TestPlayers(t *testing.T) {
 			}
 			t.Run(r.Name, func(t *testing.T) {
 				for _, s := range r.Steps {
-					t.Logf("%-24s %6.0f ms  to %.3f s, resumed at %.3f s", s.Step, s.Ms, s.Target, s.Landed)
+					t.Logf("%-24s %6.0f ms  to %.3f s, resumed at %.3f s, %d loads aborted", s.Step, s.Ms, s.Target, s.Landed, s.Aborted)
 				}
 				for _, e := range r.Errors {
 					t.Logf("%s error %s fatal=%v", player, e.Details, e.Fatal)
@@ -190,17 +192,27 @@ func TestPlayers(t *testing.T) {
 					t.Error(p)
 				}
 				for _, w := range []string{"startup", "seek 50%", "seek 90%", "rewind to 10%"} {
-					if _, ok := r.StepMs(w); !ok && r.Failure == "" {
+					ms, ok := r.StepMs(w)
+					if !ok && r.Failure == "" {
 						t.Errorf("step %q did not run", w)
+					}
+					if ms > playerBudget {
+						t.Errorf("%s took %.0f ms, over the %.0f ms budget", w, ms, playerBudget)
 					}
 				}
 			})
 		}
-		if player == "shaka" && tricks == 0 {
+		if strings.HasPrefix(player, "shaka") && tricks == 0 {
 			t.Error("Shaka fast-forwarded on no file: it played no H.264 variant")
 		}
 	}
 }
+
+// playerBudget is what any step of TestPlayers may take: the targets (1.5 s
+// on these files) with room for a race-detector server sharing two cores
+// with Chromium. It still fails the 4 to 11 s that players at their
+// defaults took before hlsd served them as it serves its own.
+const playerBudget = 4000.0
 
 // TestGStreamer plays every corpus file but the 32-minute one, and the
 // MPEG-TS variant of the first, to the end in GStreamer's playbin (Debian's,

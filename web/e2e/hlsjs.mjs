@@ -220,9 +220,11 @@ async function checkSubtitles(page, cues) {
 }
 
 // blankPage makes page an empty document of the server's origin (so that
-// its requests are same-origin) holding only the player's script.
-async function blankPage(page, title, script) {
-  await page.goto(cfg.base + '/healthz');
+// its requests are same-origin), or of another origin, holding only the
+// player's script.
+async function blankPage(page, title, script, crossOrigin) {
+  // localhost is another origin than 127.0.0.1 for the browser.
+  await page.goto((crossOrigin ? cfg.base.replace('127.0.0.1', 'localhost') : cfg.base) + '/healthz');
   await page.setContent(`<!doctype html><title>${title}</title><body></body>`);
   await page.addScriptTag(script);
 }
@@ -408,22 +410,35 @@ function otherHarness(kind, master, debug) {
   }, 50);
   T.t0 = performance.now();
   const play = () => video.play().catch((e) => fail('play() refused: ' + e.message, true));
-  if (kind === 'shaka') {
+  // The "-defaults" kinds are each library as a front end written by
+  // someone else runs it: nothing configured but the source. (hls.js's
+  // forward buffer is cut to 10 s, as such a front end would on short
+  // clips: at its 30 s default every seek in them lands in the buffer.)
+  if (kind === 'shaka' || kind === 'shaka-defaults') {
     shaka.polyfill.installAll();
     const p = new shaka.Player();
-    p.configure({ streaming: { bufferingGoal: 4, rebufferingGoal: 0.5 } });
+    if (kind === 'shaka') p.configure({ streaming: { bufferingGoal: 4, rebufferingGoal: 0.5 } });
     // Severity 2 is CRITICAL: the player stopped.
     p.addEventListener('error', (e) => fail(`${e.detail.code} ${JSON.stringify(e.detail.data || []).slice(0, 300)}`, e.detail.severity === 2));
     T.player = p;
     p.attach(video).then(() => p.load(master)).then(play).catch((e) => fail(`load: ${e.code || ''} ${e.message || ''}`, true));
-  } else if (kind === 'videojs') {
-    videojs.Vhs.GOAL_BUFFER_LENGTH = 4;
-    videojs.Vhs.MAX_GOAL_BUFFER_LENGTH = 4;
+  } else if (kind === 'videojs' || kind === 'videojs-defaults') {
+    if (kind === 'videojs') {
+      videojs.Vhs.GOAL_BUFFER_LENGTH = 4;
+      videojs.Vhs.MAX_GOAL_BUFFER_LENGTH = 4;
+    }
     const p = videojs(video, { muted: true, html5: { vhs: { overrideNative: true } } });
     p.on('error', () => fail(`${(p.error() || {}).code} ${(p.error() || {}).message}`, true));
     T.player = p;
     p.src({ src: master, type: 'application/x-mpegURL' });
     p.ready(play);
+  } else if (kind === 'hls.js-defaults') {
+    const hls = new Hls({ debug, maxBufferLength: 10 });
+    hls.on(Hls.Events.ERROR, (_, d) => fail(`${d.type}/${d.details}`, !!d.fatal));
+    hls.loadSource(master);
+    hls.attachMedia(video);
+    play();
+    T.player = hls;
   } else {
     // hls.js as the web player runs it (see harness), for comparison.
     const hls = new Hls({ debug, maxBufferLength: 4, maxMaxBufferLength: 4, progressive: true, autoStartLoad: false });
@@ -450,6 +465,8 @@ const playerScripts = {
   shaka: path.join(here, 'node_modules/shaka-player/dist/shaka-player.compiled.js'),
   videojs: path.join(here, 'node_modules/video.js/dist/video.min.js'),
 };
+playerScripts['shaka-defaults'] = playerScripts.shaka;
+playerScripts['videojs-defaults'] = playerScripts.videojs;
 
 // playOther plays a file in cfg.player: startup, seeks to 50 % and 90 %,
 // two seconds of play, a rewind to 10 %.
@@ -457,23 +474,38 @@ async function playOther(file, kind) {
   const res = { name: `${kind} ${file.name}${file.container ? ' (' + file.container + ')' : ''}`, steps: [], errors: [], jumps: [], failure: '' };
   const page = await browser.newPage();
   page.on('pageerror', (e) => res.errors.push({ fatal: true, details: 'page error: ' + e.message }));
+  let aborted = 0;
+  page.on('requestfailed', (r) => { if (/ABORTED/.test((r.failure() || {}).errorText || '')) aborted++; });
+  const step = async (p) => {
+    const before = aborted;
+    const s = await p;
+    s.aborted = aborted - before;
+    return s;
+  };
+  const defaults = kind.endsWith('-defaults');
   try {
-    await blankPage(page, kind, kind === 'hls.js' ? { url: cfg.base + '/hls.min.js' } : { path: playerScripts[kind] });
+    // A front end of someone else's is on another origin than the server.
+    await blankPage(page, kind, kind.startsWith('hls.js') ? { url: cfg.base + '/hls.min.js' } : { path: playerScripts[kind] }, defaults);
     const master = `${cfg.base}/videos/${file.id}/master.m3u8?clientId=${encodeURIComponent(kind + '-' + file.name)}` +
       (file.container ? `&container=${file.container}` : '');
     if (cfg.debug) page.on('console', (m) => log(res.name, (Date.now() % 100000) + ' ' + m.text()));
     await page.evaluate(`(${otherHarness})(${JSON.stringify(kind)}, ${JSON.stringify(master)}, ${!!cfg.debug}); T.mark = T.t0;`);
     const start = await waitPlaying(page, 0, 0.3, 'startup');
-    res.steps.push({ step: 'startup', ms: Math.round(start.resumeMs) });
+    res.steps.push({ step: 'startup', ms: Math.round(start.resumeMs), aborted });
+    // The startup's waterfall: every request, from the player's start.
+    res.requests = await page.evaluate(() => performance.getEntriesByType('resource')
+      .filter((e) => e.name.includes('/videos/'))
+      .map((e) => ({ url: e.name.replace(/^.*\/videos\/[^/]+\//, '').replace(/\?.*$/, ''),
+        start: Math.round(e.startTime - T.t0), firstByte: Math.round(e.responseStart - T.t0), end: Math.round(e.responseEnd - T.t0), bytes: e.encodedBodySize })));
     res.duration = await page.evaluate(() => T.video.duration);
-    res.steps.push(await seek(page, 0.5, 'seek 50%'));
-    res.steps.push(await seek(page, 0.9, 'seek 90%'));
+    res.steps.push(await step(seek(page, 0.5, 'seek 50%')));
+    res.steps.push(await step(seek(page, 0.9, 'seek 90%')));
     const pos = await page.evaluate(() => { T.mark = performance.now(); return T.video.currentTime; });
     await waitPlaying(page, pos, Math.min(2, res.duration - pos - 0.5), 'play on after seek 90%');
-    res.steps.push(await seek(page, 0.1, 'rewind to 10%'));
+    res.steps.push(await step(seek(page, 0.1, 'rewind to 10%')));
     // Fast-forward: Shaka plays an I-frame playlist when it is on H.264 (the
     // I-frame playlists are of the rungs; a VP9 original has none).
-    const codec = kind === 'shaka' && !file.container &&
+    const codec = kind.startsWith('shaka') && !file.container &&
       await page.evaluate(() => (T.player.getVariantTracks().find((t) => t.active) || {}).videoCodec || '');
     if (codec && codec.startsWith('avc1')) {
       const t0 = Date.now();

@@ -1,0 +1,207 @@
+package server
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/hlsd/hlsd/transcoder"
+	"github.com/hlsd/hlsd/transcoder/testmedia"
+)
+
+// TestEveryListedURI walks every URI that the masters of the test media
+// list, fMP4 and MPEG-TS: each variant, audio rendition, I-frame playlist
+// and subtitle track. Of each media playlist it asks for segment 0, a
+// middle one and the last, each from a cold start of its variant (they are
+// far apart, so each starts a run of its own), and decodes it after its
+// init with ffmpeg -xerror: it must decode, and its first frame must be
+// where the playlist says. Players start on whatever a master lists as
+// default, so a rendition that fails at segment 0 fails every one of them.
+func TestEveryListedURI(t *testing.T) {
+	files := testmedia.Names()
+	// ultrafast: what is checked is where segments are and that they
+	// decode, and the 1080p rungs of three files are many minutes of
+	// encoding at the default preset on two cores.
+	e := newEnv(t, transcoder.Config{Preset: "ultrafast"}, files...)
+	for _, f := range files {
+		t.Run(f, func(t *testing.T) {
+			base := e.videoURL(f)
+			seen := map[string]bool{}
+			for _, query := range []string{"", "?container=ts"} {
+				master := string(e.mustGet(base + "/master.m3u8" + query))
+				for _, uri := range listedURIs(master) {
+					if seen[uri] {
+						continue
+					}
+					seen[uri] = true
+					t.Run(strings.TrimSuffix(unversioned(uri), "?container=ts"), func(t *testing.T) {
+						checkListed(t, e, base, uri)
+					})
+				}
+			}
+		})
+	}
+}
+
+// listedURIs is every playlist URI of a master: the variants' lines and
+// the URI attributes of its EXT-X-MEDIA and EXT-X-I-FRAME-STREAM-INF tags.
+func listedURIs(master string) []string {
+	var out []string
+	lines := strings.Split(master, "\n")
+	for i, l := range lines {
+		switch {
+		case strings.HasPrefix(l, "#EXT-X-STREAM-INF:") && i+1 < len(lines):
+			out = append(out, lines[i+1])
+		case strings.HasPrefix(l, "#EXT-X-MEDIA:"), strings.HasPrefix(l, "#EXT-X-I-FRAME-STREAM-INF:"):
+			if u := attrsRaw(l)["URI"]; u != "" {
+				out = append(out, u)
+			}
+		}
+	}
+	return out
+}
+
+// attrsRaw is attrs with the URI as written, its version included.
+func attrsRaw(line string) map[string]string {
+	_, list, _ := strings.Cut(line, ":")
+	out := map[string]string{}
+	for _, m := range attrRe.FindAllStringSubmatch(list, -1) {
+		out[m[1]] = strings.Trim(m[2], `"`)
+	}
+	return out
+}
+
+// listedPlaylist is a media playlist's init and segments, URIs as written.
+type listedPlaylist struct {
+	init   string
+	uris   []string
+	starts []float64
+	end    float64
+}
+
+func readListed(t *testing.T, b []byte) listedPlaylist {
+	t.Helper()
+	var p listedPlaylist
+	pos, next := 0.0, -1.0
+	for _, l := range strings.Split(string(b), "\n") {
+		switch {
+		case strings.HasPrefix(l, "#EXT-X-MAP:"):
+			p.init = attrsRaw(l)["URI"]
+		case strings.HasPrefix(l, "#EXTINF:"):
+			d, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimPrefix(l, "#EXTINF:"), ","), 64)
+			if err != nil {
+				t.Fatalf("bad EXTINF %q", l)
+			}
+			next = d
+		case l != "" && !strings.HasPrefix(l, "#") && next >= 0:
+			p.uris = append(p.uris, l)
+			p.starts = append(p.starts, pos)
+			pos += next
+			next = -1
+		}
+	}
+	p.end = pos
+	if len(p.uris) == 0 {
+		t.Fatalf("media playlist lists no segment:\n%s", b)
+	}
+	return p
+}
+
+func checkListed(t *testing.T, e *testEnv, base, uri string) {
+	dir := base + "/" + filepath.Dir(strings.SplitN(uri, "?", 2)[0])
+	body := e.mustGet(base + "/" + uri)
+	if strings.HasPrefix(uri, "subtitles/") {
+		p := readListed(t, body)
+		for _, u := range p.uris {
+			if vtt := e.mustGet(dir + "/" + u); !strings.HasPrefix(string(vtt), "WEBVTT") {
+				t.Errorf("%s: not WebVTT: %.60q", u, vtt)
+			}
+		}
+		return
+	}
+	p := readListed(t, body)
+	var init []byte
+	if p.init != "" {
+		init = e.mustGet(dir + "/" + p.init)
+	}
+	// The playlists' timeline starts at the file's first video frame (see
+	// TestPassthrough), and MPEG-TS segments keep the muxer's offset: the
+	// first segment says where the timeline is, the others must follow it.
+	offset := 0.0
+	for k, i := range slices.Compact([]int{0, len(p.uris) / 2, len(p.uris) - 1}) {
+		status, seg, _ := e.get(dir + "/" + p.uris[i])
+		if status != http.StatusOK {
+			t.Fatalf("segment %d (%s): status %d: %s", i, p.uris[i], status, seg)
+		}
+		path := filepath.Join(t.TempDir(), "seg"+filepath.Ext(strings.SplitN(p.uris[i], "?", 2)[0]))
+		if err := os.WriteFile(path, append(slices.Clone(init), seg...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command("ffmpeg", "-v", "error", "-xerror", "-i", path, "-f", "null", "-").CombinedOutput(); err != nil {
+			t.Errorf("segment %d does not decode: %v: %s", i, err, out)
+			continue
+		}
+		first, tol := firstFrame(t, path)
+		if strings.HasPrefix(uri, "video/0/original/") && !strings.Contains(uri, "container=ts") {
+			// x265's open GOPs: a copied segment starts on a CRA whose
+			// leading pictures need the GOP before, so its first decodable
+			// frame comes a few frames after the boundary.
+			tol = 0.25
+		}
+		if k == 0 {
+			offset = first - p.starts[i]
+			// The sources' first video frames are within 0.1 s of 0.
+			if !strings.Contains(uri, "container=ts") && (offset < -tol || offset > 0.1+tol) {
+				t.Errorf("segment 0 starts at %.3f s, want the timeline's start, within 0.1 s of 0", first)
+			}
+			continue
+		}
+		if d := first - p.starts[i] - offset; d < -tol || d > tol {
+			t.Errorf("segment %d starts at %.3f s, want %.3f s (its playlist time, %.3f s, from where segment 0 is)",
+				i, first, p.starts[i]+offset, p.starts[i])
+		}
+	}
+}
+
+// firstFrame is the presentation time of the first frame decoded from
+// path, and how far from a boundary a first frame may lie: a video frame,
+// or an audio one (1024 samples of AAC, 1536 of AC-3, 1152 of MP2).
+func firstFrame(t *testing.T, path string) (float64, float64) {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "frame=media_type,best_effort_timestamp_time,sample_rate,nb_samples",
+		"-read_intervals", "%+#2", "-of", "json", path).Output()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v", path, err)
+	}
+	var r struct {
+		Frames []struct {
+			Type       string `json:"media_type"`
+			Time       string `json:"best_effort_timestamp_time"`
+			SampleRate string `json:"sample_rate"`
+			Samples    int    `json:"nb_samples"`
+		} `json:"frames"`
+	}
+	if err := json.Unmarshal(out, &r); err != nil || len(r.Frames) == 0 {
+		t.Fatalf("no frame in %s (%v)", path, err)
+	}
+	// A TS segment holds video and audio: the video says where it is.
+	f := r.Frames[0]
+	for _, x := range r.Frames {
+		if x.Type == "video" {
+			f = x
+			break
+		}
+	}
+	at, _ := strconv.ParseFloat(f.Time, 64)
+	if f.Type == "audio" {
+		sr, _ := strconv.ParseFloat(f.SampleRate, 64)
+		return at, float64(max(f.Samples, 1536))/max(sr, 8000) + 0.002
+	}
+	return at, 0.05
+}
