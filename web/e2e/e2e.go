@@ -173,8 +173,8 @@ type Result struct {
 	Banner       string  `json:"banner"`
 	// Requests is the startup's waterfall in other players: each request
 	// made until the first frame, in milliseconds from the player's start.
-	Requests []Request `json:"requests"`
-	Screenshot   string  `json:"screenshot"`
+	Requests   []Request `json:"requests"`
+	Screenshot string    `json:"screenshot"`
 }
 
 // forbidden are the non-fatal hls.js errors that still mean the stream is
