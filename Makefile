@@ -26,14 +26,16 @@ deps: ## install ffmpeg/ffprobe with apt-get if missing
 # from npm; playwright never downloads a browser of its own here. Shaka
 # Player and video.js come from npm too; GStreamer (playbin, its HLS demuxer
 # and libav decoders) from Debian; so are HAProxy and nginx, which the
-# cluster test puts in front of three hlsd nodes.
-e2e-deps: deps ## install Chromium, Node.js, GStreamer, HAProxy, nginx and web/e2e's npm packages if missing
+# cluster test puts in front of three hlsd nodes, and mpv and VLC.
+e2e-deps: deps ## install Chromium, Node.js, GStreamer, mpv, VLC, HAProxy, nginx and web/e2e's npm packages if missing
 	@missing=""; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
 	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	[ -x /usr/sbin/haproxy ] || missing="$$missing haproxy"; \
 	[ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
+	command -v mpv >/dev/null 2>&1 || missing="$$missing mpv"; \
+	command -v cvlc >/dev/null 2>&1 || missing="$$missing vlc-bin vlc-plugin-base"; \
 	command -v gst-launch-1.0 >/dev/null 2>&1 && gst-inspect-1.0 hlsdemux2 >/dev/null 2>&1 && \
 		gst-inspect-1.0 avdec_h264 >/dev/null 2>&1 || missing="$$missing gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav"; \
 	if [ -n "$$missing" ]; then \

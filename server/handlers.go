@@ -274,7 +274,16 @@ func (s *Server) variantFile(w http.ResponseWriter, r *http.Request) error {
 		}
 		return serveOpen(w, r, f, "video/mp4")
 	}
-	rc, err := s.tc.Segment(r.Context(), path, kind, track, quality, n, clientID)
+	// Players that only use a segment once it is whole (hls.js by default,
+	// Shaka, video.js, Apple's) gain nothing from getting it piece by piece
+	// at the encoder's pace, and lose by it: they take that pace for their
+	// bandwidth before the load is done, and video.js abandons such a load
+	// as too slow a second after its first bytes. They get it complete,
+	// with its Content-Length, and a run that dies meanwhile is retried
+	// unseen. Players that read progressively ask for the pieces with
+	// progressive=1, which the master carries onto every URI it lists.
+	progressive := r.URL.Query().Get("progressive") == "1"
+	rc, err := s.tc.Segment(r.Context(), path, kind, track, quality, n, clientID, progressive)
 	if err != nil {
 		return err
 	}
@@ -285,7 +294,9 @@ func (s *Server) variantFile(w http.ResponseWriter, r *http.Request) error {
 }
 
 // serveLive sends a segment as it is made, each piece as soon as it is read
-// (chunked), and closes it. An error before the first byte is answered as
+// (chunked), and closes it: for a player that reads progressively (hls.js
+// with progressive: true, as the web player runs it), which starts on the
+// first fragment. An error before the first byte is answered as
 // usual; after it, the response can only be cut short, so that the player
 // sees a failed load and retries rather than a short segment.
 func serveLive(w http.ResponseWriter, r *http.Request, rc io.ReadCloser, contentType string) error {

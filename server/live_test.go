@@ -38,7 +38,8 @@ func liveGet(t *testing.T, url string) (*http.Response, []byte) {
 	return resp, buf[:n]
 }
 
-// A re-encoded segment is sent while it is made, fragment by fragment:
+// A re-encoded segment asked for with progressive=1 is sent while it is
+// made, fragment by fragment:
 // the first bytes come before the segment is complete on disk, and the
 // whole response is the segment the cache then holds, byte for byte,
 // starting on a keyframe.
@@ -46,7 +47,7 @@ func TestLiveSegmentStreams(t *testing.T) {
 	e := newEnv(t, transcoder.Config{}, "long.mp4")
 	base := e.videoURL("long.mp4") + "/video/0/720p/"
 	e.mustGet(base + "index.m3u8")
-	resp, first := liveGet(t, base+"segment-3.m4s")
+	resp, first := liveGet(t, base+"segment-3.m4s?progressive=1")
 	defer resp.Body.Close()
 	if files := e.segmentFiles("video-0-720p"); len(files) != 0 {
 		t.Errorf("segment files %v exist when the first bytes arrive: the response waited for the segment", files)
@@ -83,14 +84,14 @@ func TestLiveSegmentStreams(t *testing.T) {
 	}
 }
 
-// A run that dies while its segment is being sent cuts the response short,
+// A run that dies while its segment is being sent progressively cuts the response short,
 // so the player sees a failed load and retries; it never gets a short
 // segment with a clean end. The retry is served.
 func TestLiveSegmentCutWhenRunDies(t *testing.T) {
 	e := newEnv(t, transcoder.Config{}, "long.mp4")
 	base := e.videoURL("long.mp4") + "/video/0/1080p/"
 	e.mustGet(base + "index.m3u8")
-	resp, _ := liveGet(t, base+"segment-5.m4s")
+	resp, _ := liveGet(t, base+"segment-5.m4s?progressive=1")
 	defer resp.Body.Close()
 	for _, pid := range ffmpegChildren() {
 		if b, _ := os.ReadFile(filepath.Join("/proc", itoa(pid), "cmdline")); bytes.Contains(b, []byte("1080")) {

@@ -39,7 +39,7 @@ type Streamer interface {
 	// while it is being sent; the server closes it.
 	Init(ctx context.Context, path, kind string, track int, quality, clientID string) (*os.File, error)
 	// Segment is an *os.File when complete, else a stream of it as it is made.
-	Segment(ctx context.Context, path, kind string, track int, quality string, n int, clientID string) (io.ReadCloser, error)
+	Segment(ctx context.Context, path, kind string, track int, quality string, n int, clientID string, progressive bool) (io.ReadCloser, error)
 	KnownDuration(path string, st os.FileInfo) (float64, bool)
 	SubtitlePlaylist(ctx context.Context, path string, s int, query string) ([]byte, error)
 	Subtitle(ctx context.Context, path string, s int) (string, error)

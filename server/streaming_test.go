@@ -1,9 +1,12 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -214,5 +217,41 @@ func TestHeaders(t *testing.T) {
 	status, _, hdr := e.get(good + "/master.m3u8")
 	if status != http.StatusOK || hdr.Get("Access-Control-Allow-Origin") != "*" || hdr.Get("Content-Type") != "application/vnd.apple.mpegurl" {
 		t.Errorf("master: status %d, headers %v", status, hdr)
+	}
+}
+
+// TestWholeOrProgressive: a re-encoded segment asked for while it is made
+// comes whole, with its Content-Length, to a player that did not ask
+// otherwise, and fragment by fragment (chunked) with progressive=1, which
+// the master carries onto every URI it lists. Either way it is the segment
+// the cache then holds, byte for byte.
+func TestWholeOrProgressive(t *testing.T) {
+	for _, progressive := range []bool{false, true} {
+		e := newEnv(t, transcoder.Config{}, "h264-1080.mp4")
+		query := "?clientId=c"
+		if progressive {
+			query += "&progressive=1"
+		}
+		master := string(e.mustGet(e.videoURL("h264-1080.mp4") + "/master.m3u8" + query))
+		if progressive && !strings.Contains(master, "progressive=1") {
+			t.Fatalf("the master does not carry progressive=1 onto its URIs:\n%s", master)
+		}
+		url := e.videoURL("h264-1080.mp4") + "/video/0/720p/segment-2.m4s" + query
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("progressive=%v: %d %v", progressive, resp.StatusCode, err)
+		}
+		chunked := slices.Contains(resp.TransferEncoding, "chunked")
+		if progressive != chunked || (!progressive && resp.ContentLength != int64(len(body))) {
+			t.Errorf("progressive=%v: Transfer-Encoding %v, Content-Length %d of %d bytes", progressive, resp.TransferEncoding, resp.ContentLength, len(body))
+		}
+		if cached := e.mustGet(url); !bytes.Equal(body, cached) {
+			t.Errorf("progressive=%v: the answer differs from the segment in the cache", progressive)
+		}
 	}
 }

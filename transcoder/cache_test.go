@@ -76,7 +76,7 @@ func TestHammerCacheAndSegments(t *testing.T) {
 			for ctx.Err() == nil {
 				tg := targets[rng.IntN(len(targets))]
 				rctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-				f, err := tc.Segment(rctx, tg.file, tg.kind, 0, tg.quality, rng.IntN(5), client)
+				f, err := tc.Segment(rctx, tg.file, tg.kind, 0, tg.quality, rng.IntN(5), client, rng.IntN(2) == 0)
 				var ce *CapacityError
 				switch {
 				case err == nil:

@@ -32,7 +32,7 @@ func initBytes(t *testing.T, tc *Transcoder, file, kind, quality, client string)
 
 func segmentBytes(t *testing.T, tc *Transcoder, file, kind, quality string, n int, client string) []byte {
 	t.Helper()
-	rc, err := tc.Segment(context.Background(), file, kind, 0, quality, n, client)
+	rc, err := tc.Segment(context.Background(), file, kind, 0, quality, n, client, true)
 	return readAll(t, rc, err)
 }
 

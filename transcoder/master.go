@@ -89,11 +89,12 @@ func (t *Transcoder) Master(ctx context.Context, path, query string, ts bool) ([
 		}
 		// A GPU makes every rung faster than real time; on the CPU, the
 		// rung is made by the next head while `busy` others run. Nothing
-		// known yet (a first file of its kind) means every rung.
+		// known yet (a first file of its kind) means every rung up to
+		// unmeasuredMax.
 		speed, known := t.speeds.rungSpeed(v, r, profile)
 		speed /= float64(1 + busy)
 		switch {
-		case gpu || !known || speed >= minSpeed:
+		case gpu || (!known && r.Height <= unmeasuredMax) || speed >= minSpeed:
 			fast = append(fast, variant)
 			if start < 0 && (gpu || speed >= startSpeed || (!known && r.Height <= unmeasuredStart)) {
 				start = len(fast) - 1

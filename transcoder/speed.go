@@ -42,6 +42,15 @@ const startSpeed = 3
 // cores make 480p from 1080p 10-bit HEVC at 5x real time.
 const unmeasuredStart = 480
 
+// unmeasuredMax is the largest rung advertised while nothing is known of a
+// kind of source. A master is read once per playback: a player that climbs
+// to a rung listed before it was measured stays able to, and at its
+// defaults it climbs as high as its bandwidth estimate allows. Two cores
+// make 720p from 1080p 10-bit HEVC at 3x, 1080p at 1.4x, where every seek
+// took 4 s (hls.js at its defaults, cold). Calibration measures the others
+// at the first idle moment, for the next master.
+const unmeasuredMax = 720
+
 // speeds remembers how fast this machine re-encodes: the frames per second
 // one head makes when it has the encoders to itself, per source class and
 // rung (speedKey). Heads report it from ffmpeg's -progress output, and a

@@ -73,7 +73,7 @@ func TestMasterLeavesOutSlowRungs(t *testing.T) {
 	// Another re-encode running halves what the next head gets: 240p at
 	// 2x alone is 1x beside it, too slow; 360p (2x) still plays.
 	go func() {
-		if f, err := tc.Segment(ctx, "long.mp4", "video", 0, "720p", 0, "other"); err == nil {
+		if f, err := tc.Segment(ctx, "long.mp4", "video", 0, "720p", 0, "other", true); err == nil {
 			f.Close()
 		}
 	}()
@@ -95,7 +95,7 @@ func TestHeadMeasuresItsSpeed(t *testing.T) {
 	tc := newTestTranscoder(t, Config{}, "long.mp4")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	f, err := tc.Segment(ctx, "long.mp4", "video", 0, "720p", 0, "viewer")
+	f, err := tc.Segment(ctx, "long.mp4", "video", 0, "720p", 0, "viewer", true)
 	if err != nil {
 		t.Fatal(err)
 	}

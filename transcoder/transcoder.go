@@ -431,11 +431,12 @@ func (t *Transcoder) MediaPlaylist(ctx context.Context, path, kind string, track
 	}, query), nil
 }
 
-// Segment returns segment n, producing it if needed: an *os.File when it is
-// complete on disk, else, for a re-encode, a stream of its fragments as
-// they are made (the error of its Read then fails the response). The
-// caller closes it.
-func (t *Transcoder) Segment(ctx context.Context, path, kind string, track int, quality string, n int, clientID string) (io.ReadCloser, error) {
+// Segment returns segment n, producing it if needed: an *os.File once it is
+// complete on disk, or, for a re-encode asked for progressive (a player
+// that reads a segment as it comes), a stream of its fragments as they are
+// made (the error of its Read then fails the response). The caller closes
+// it.
+func (t *Transcoder) Segment(ctx context.Context, path, kind string, track int, quality string, n int, clientID string, progressive bool) (io.ReadCloser, error) {
 	v, release, err := t.variant(ctx, path, kind, track, quality)
 	if err != nil {
 		return nil, err
@@ -445,7 +446,7 @@ func (t *Transcoder) Segment(ctx context.Context, path, kind string, track int, 
 		return nil, fmt.Errorf("%w: segment %d is out of range (the playlist has %d)", ErrNotFound, n, v.plan.Len())
 	}
 	t.clients.track(clientID, v, n)
-	return v.segment(ctx, n, clientID, true, nil)
+	return v.segment(ctx, n, clientID, progressive, nil)
 }
 
 // Init returns the variant's init segment, open. The caller closes it.

@@ -327,7 +327,10 @@ function showPlayer(id) {
   $('player').hidden = false;
 
   const ts = $('container').value === 'ts' ? '&container=ts' : '';
-  const url = withToken(`/videos/${encodeURIComponent(id)}/master.m3u8?clientId=${encodeURIComponent(clientId)}${ts}`);
+  // progressive=1 (carried onto every URI of the master): segments being
+  // encoded are sent fragment by fragment, which this player reads as they
+  // come; other players get each segment whole.
+  const url = withToken(`/videos/${encodeURIComponent(id)}/master.m3u8?clientId=${encodeURIComponent(clientId)}&progressive=1${ts}`);
   const video = $('video');
   loadThumbs(id);
 

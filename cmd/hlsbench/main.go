@@ -48,7 +48,8 @@ func main() {
 	}
 	if *playersOnly {
 		rows := playerRows(ctx, strings.Split(*players, ","), split(*files))
-		printRows(append(rows, stepRows(ctx, stepFiles(split(*files)))...))
+		rows = append(rows, stepRows(ctx, stepFiles(split(*files)))...)
+		printRows(append(rows, audioRows(ctx)...))
 		return
 	}
 	dir := testmedia.CacheDir()
@@ -108,6 +109,7 @@ func main() {
 		rows = append(rows, browserRows(ctx)...)
 		rows = append(rows, playerRows(ctx, Players, nil)...)
 		rows = append(rows, stepRows(ctx, stepFiles(nil))...)
+		rows = append(rows, audioRows(ctx)...)
 		rows = append(rows, heavyRows(ctx)...)
 	}
 
@@ -139,7 +141,7 @@ func coldSegment(file, variant string, n int) (playlist, segment, firstBytes tim
 	t0 := time.Now()
 	get(base + "index.m3u8")
 	t1 := time.Now()
-	resp, err := http.Get(base + fmt.Sprintf("segment-%d.m4s", n))
+	resp, err := http.Get(base + fmt.Sprintf("segment-%d.m4s?progressive=1", n)) // its first bytes as a progressive player gets them
 	check(err)
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

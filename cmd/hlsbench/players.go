@@ -70,6 +70,11 @@ func playerRows(ctx context.Context, players, names []string) []row {
 			}
 			rows = append(rows, row{"  " + name, fmt.Sprintf("%.0f / %.0f (%s) / %d", start, seek, at, aborted), target})
 			if *verbose {
+				for _, s := range r.Steps {
+					if len(s.AbortedURLs) > 0 {
+						fmt.Printf("%-18s %-16s %s: aborted %s\n", player, name, s.Step, strings.Join(s.AbortedURLs, " "))
+					}
+				}
 				for _, q := range r.Requests {
 					fmt.Printf("%-18s %-16s %-40s %5.0f %5.0f %5.0f ms %8d B\n", player, name, q.URL, q.Start, q.FirstByte, q.End, q.Bytes)
 				}

@@ -39,7 +39,7 @@ func stepRows(ctx context.Context, names []string) []row {
 		get(base + "/init.mp4")
 		tInit := time.Since(t0)
 		t0 = time.Now()
-		resp, err := http.Get(base + "/segment-0.m4s")
+		resp, err := http.Get(base + "/segment-0.m4s?progressive=1") // first bytes as the web player gets them
 		check(err)
 		buf := make([]byte, 32<<10)
 		_, err = resp.Body.Read(buf)
@@ -56,11 +56,10 @@ func stepRows(ctx context.Context, names []string) []row {
 		bare := bareFFmpeg(ctx, path, quality, firstDuration(playlist))
 		rows = append(rows, row{fmt.Sprintf("  %s (%s)", name, quality),
 			fmt.Sprintf("%d / %d / %d / %d / %d || %d", tMaster.Milliseconds(), tPlaylist.Milliseconds(), tInit.Milliseconds(),
-				tFirst.Milliseconds(), tSegment.Milliseconds(), bare.Milliseconds()),
-			fmt.Sprintf("seg <= %.2fx", 1.15)})
-		if bare > 0 {
-			rows = append(rows, row{"    segment 0 against bare ffmpeg", fmt.Sprintf("%.2fx", float64(tSegment)/float64(bare)), "<= 1.15x"})
-		}
+				tFirst.Milliseconds(), tSegment.Milliseconds(), bare.Milliseconds()), ""})
+		// The init request starts the run that makes segment 0: the first
+		// segment takes the two together.
+		rows = append(rows, row{"    init and segment 0 against bare ffmpeg", fmt.Sprintf("%.2fx", float64(tInit+tSegment)/float64(bare)), "<= 1.15x"})
 	}
 	return rows
 }
@@ -127,4 +126,28 @@ func bareFFmpeg(ctx context.Context, path, q string, d float64) time.Duration {
 		check(fmt.Errorf("bare ffmpeg: %v: %s", err, out))
 	}
 	return time.Since(t0)
+}
+
+// audioRows times the cold segments of hevc-1080.mkv's 5.1 AC-3 track as
+// 5.1 AAC and as the stereo downmix, each from a cold server: segment 0
+// and one in the middle.
+func audioRows(ctx context.Context) []row {
+	path, err := testmedia.Make(ctx, testmedia.CacheDir(), "hevc-1080.mkv")
+	check(err)
+	rows := []row{{"", "", ""}, {"5.1 AC-3 track, cold segment (ms): 5.1 AAC / stereo downmix", "", ""}}
+	for _, n := range []int{0, 7} {
+		var took [2]time.Duration
+		for i, q := range []string{"aac", "stereo"} {
+			video, stop := coldServer(path, transcoder.Config{})
+			get(video + "/master.m3u8")
+			get(video + "/audio/0/" + q + "/index.m3u8")
+			t0 := time.Now()
+			get(video + fmt.Sprintf("/audio/0/%s/segment-%d.m4s", q, n))
+			took[i] = time.Since(t0)
+			stop()
+		}
+		rows = append(rows, row{fmt.Sprintf("  segment %d", n), fmt.Sprintf("%d / %d (%.2fx)", took[0].Milliseconds(), took[1].Milliseconds(),
+			float64(took[0])/float64(took[1])), "<= 1.5x"})
+	}
+	return rows
 }

@@ -110,8 +110,10 @@ type Step struct {
 	// Buffered: the seek target was already in the player's buffer, so the
 	// time says nothing about the server.
 	Buffered bool `json:"buffered,omitempty"`
-	// Aborted counts the loads the browser cancelled during the step.
-	Aborted int `json:"aborted"`
+	// Aborted counts the loads the browser cancelled during the step;
+	// other players' steps also name them.
+	Aborted     int      `json:"aborted"`
+	AbortedURLs []string `json:"abortedURLs"`
 }
 
 // Request is one load of the browser's, from its Resource Timing entry.

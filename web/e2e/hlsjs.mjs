@@ -249,7 +249,7 @@ async function playFile(file) {
     // One client for the whole run, as the web player is one per tab: on
     // the next file, the server releases the last one's encoders, whose
     // CPU would otherwise make the next master list fewer rungs.
-    const master = `${cfg.base}/videos/${file.id}/master.m3u8?clientId=e2e-browser`;
+    const master = `${cfg.base}/videos/${file.id}/master.m3u8?clientId=e2e-browser&progressive=1`;
     if (cfg.debug) page.on('console', (m) => log(file.name, m.text()));
     const audible = !!(file.tones && file.tones.length);
     await page.evaluate(`(${harness})(${JSON.stringify(master)}, ${!!cfg.debug}, ${audible}); T.mark = T.t0;`);
@@ -334,7 +334,7 @@ async function watchFile(file, w) {
   page.on('pageerror', (e) => res.errors.push({ fatal: true, details: 'page error: ' + e.message }));
   try {
     await blankPage(page, 'hls.js', { url: cfg.base + '/hls.min.js' });
-    const master = `${cfg.base}/videos/${file.id}/master.m3u8?clientId=watch-${encodeURIComponent(file.name)}`;
+    const master = `${cfg.base}/videos/${file.id}/master.m3u8?clientId=watch-${encodeURIComponent(file.name)}&progressive=1`;
     if (cfg.debug) page.on('console', (m) => log(res.name, (Date.now() % 100000) + ' ' + m.text()));
     await page.evaluate(`(${harness})(${JSON.stringify(master)}, ${!!cfg.debug}, false, ${JSON.stringify(w)}); T.mark = T.t0;`);
     const start = await waitPlaying(page, 0, 0.3, 'startup');
@@ -475,23 +475,30 @@ async function playOther(file, kind) {
   const page = await browser.newPage();
   page.on('pageerror', (e) => res.errors.push({ fatal: true, details: 'page error: ' + e.message }));
   let aborted = 0;
-  page.on('requestfailed', (r) => { if (/ABORTED/.test((r.failure() || {}).errorText || '')) aborted++; });
+  res.aborts = [];
+  page.on('requestfailed', (r) => {
+    if (!/ABORTED/.test((r.failure() || {}).errorText || '')) return;
+    aborted++;
+    res.aborts.push(r.url().replace(/^.*\/videos\/[^/]+\//, '').replace(/\?.*$/, ''));
+  });
   const step = async (p) => {
     const before = aborted;
     const s = await p;
     s.aborted = aborted - before;
+    s.abortedURLs = res.aborts.slice(before);
     return s;
   };
   const defaults = kind.endsWith('-defaults');
   try {
     // A front end of someone else's is on another origin than the server.
     await blankPage(page, kind, kind.startsWith('hls.js') ? { url: cfg.base + '/hls.min.js' } : { path: playerScripts[kind] }, defaults);
+    // hls.js as the web player runs it reads progressively, and says so.
     const master = `${cfg.base}/videos/${file.id}/master.m3u8?clientId=${encodeURIComponent(kind + '-' + file.name)}` +
-      (file.container ? `&container=${file.container}` : '');
+      (kind === 'hls.js' ? '&progressive=1' : '') + (file.container ? `&container=${file.container}` : '');
     if (cfg.debug) page.on('console', (m) => log(res.name, (Date.now() % 100000) + ' ' + m.text()));
     await page.evaluate(`(${otherHarness})(${JSON.stringify(kind)}, ${JSON.stringify(master)}, ${!!cfg.debug}); T.mark = T.t0;`);
     const start = await waitPlaying(page, 0, 0.3, 'startup');
-    res.steps.push({ step: 'startup', ms: Math.round(start.resumeMs), aborted });
+    res.steps.push({ step: 'startup', ms: Math.round(start.resumeMs), aborted, abortedURLs: res.aborts.slice() });
     // The startup's waterfall: every request, from the player's start.
     res.requests = await page.evaluate(() => performance.getEntriesByType('resource')
       .filter((e) => e.name.includes('/videos/'))
