@@ -62,7 +62,7 @@ test: e2e-deps test-deploy ## vet and run every test (race detector on), then th
 	$(GO) vet ./... && $(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v /web/e2e)
 	@# Alone: a player on 2 cores stalls when other packages' tests encode beside it.
 	@# TestCluster (make test-cluster) is among these.
-	$(GO) test -race -count=1 -timeout 10m ./web/e2e/
+	$(GO) test -race -count=1 -timeout 15m ./web/e2e/
 	@# Alone and without -race: the load test checks timing on a loaded machine.
 	HLSD_LOAD=1 $(GO) test -count=1 -timeout 10m -run TestLoad ./cmd/hlsload/
 

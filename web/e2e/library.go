@@ -108,12 +108,19 @@ type Server struct {
 // Start serves media with a fresh transcoder caching in cache, configured
 // as the hlsd command's defaults would; a token turns access control on.
 func Start(media, cache string, log *zap.Logger, token string) (*Server, error) {
+	return StartWith(transcoder.Config{}, media, cache, log, token)
+}
+
+// StartWith is Start with the transcoder configured as cfg (its media,
+// cache, log and observer set here).
+func StartWith(cfg transcoder.Config, media, cache string, log *zap.Logger, token string) (*Server, error) {
 	reg := prometheus.NewRegistry()
 	srv, err := server.New(server.Config{MediaDir: media, AllowOrigin: "*", AuthToken: token, Log: log, Registry: reg})
 	if err != nil {
 		return nil, err
 	}
-	tc := transcoder.New(transcoder.Config{MediaDir: media, CacheDir: cache, Log: log, Observer: srv.Observer()})
+	cfg.MediaDir, cfg.CacheDir, cfg.Log, cfg.Observer = media, cache, log, srv.Observer()
+	tc := transcoder.New(cfg)
 	if err := tc.Initialize(); err != nil {
 		srv.Close()
 		return nil, fmt.Errorf("transcoder: %w", err)

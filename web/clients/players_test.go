@@ -1,4 +1,4 @@
-package e2e_test
+package clients_test
 
 import (
 	"context"
@@ -88,16 +88,24 @@ func TestVLCAndMPV(t *testing.T) {
 	}
 }
 
-// vlcError is the first error line VLC logged, ignoring what its dummy
-// interface says about the desktop it runs without.
+// vlcError is the first error line of VLC's about the stream: its
+// reader, demuxers and decoders; what its core says about the desktop it
+// runs without (interfaces, hotkeys, D-Bus) is left out.
 func vlcError(out string) string {
 	for _, l := range strings.Split(out, "\n") {
-		if strings.Contains(l, " error: ") && !strings.Contains(l, "dbus") && !strings.Contains(l, "screensaver") &&
-			!strings.Contains(l, "interface error: no suitable interface module") {
-			return l
+		_, msg, ok := strings.Cut(l, "] ")
+		if !ok || !strings.Contains(msg, " error: ") || strings.HasPrefix(msg, "main ") ||
+			strings.Contains(msg, "dbus") || strings.Contains(msg, "screensaver") {
+			continue
 		}
+		return l
 	}
 	return ""
+}
+
+func tailLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 func durationOf(t *testing.T, url string) float64 {

@@ -1,18 +1,26 @@
-package server
+package clients_test
 
 import (
+	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
 
 	"github.com/hlsd/hlsd/transcoder"
 	"github.com/hlsd/hlsd/transcoder/testmedia"
+	"github.com/hlsd/hlsd/web/e2e"
 )
 
 // TestEveryListedURI walks every URI that the masters of the test media
@@ -24,6 +32,9 @@ import (
 // where the playlist says. Players start on whatever a master lists as
 // default, so a rendition that fails at segment 0 fails every one of them.
 func TestEveryListedURI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: every URI of every master is minutes of encoding")
+	}
 	// Every clip but two whose masters have the shape of others': 1080p
 	// and 720p H.264 with stereo AAC are h264.mp4's and long.mp4's masters
 	// with a ladder long.mp4's covers, and would add a minute of encoding.
@@ -33,28 +44,67 @@ func TestEveryListedURI(t *testing.T) {
 			files = append(files, n)
 		}
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	media := t.TempDir()
+	lib, err := e2e.LibraryOf(ctx, media, files...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	// ultrafast: what is checked is where segments are and that they
 	// decode, and the 1080p rungs of three files are many minutes of
 	// encoding at the default preset on two cores.
-	e := newEnv(t, transcoder.Config{Preset: "ultrafast"}, files...)
-	for _, f := range files {
-		t.Run(f, func(t *testing.T) {
-			base := e.videoURL(f)
+	srv, err := e2e.StartWith(transcoder.Config{Preset: "ultrafast"}, media, t.TempDir(), zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	for _, f := range lib {
+		t.Run(f.Name, func(t *testing.T) {
+			base := srv.URL + "/videos/" + f.ID
 			seen := map[string]bool{}
 			for _, query := range []string{"", "?container=ts"} {
-				master := string(e.mustGet(base + "/master.m3u8" + query))
+				master := string(mustGet(t, base+"/master.m3u8"+query))
 				for _, uri := range listedURIs(master) {
 					if seen[uri] {
 						continue
 					}
 					seen[uri] = true
-					t.Run(strings.TrimSuffix(unversioned(uri), "?container=ts"), func(t *testing.T) {
-						checkListed(t, e, base, uri)
+					name, _, _ := strings.Cut(uri, "?")
+					if query != "" {
+						name += " (ts)"
+					}
+					t.Run(name, func(t *testing.T) {
+						checkListed(t, base, uri)
 					})
 				}
 			}
 		})
 	}
+}
+
+// get fetches a URL; the body is returned whatever the status.
+func get(t *testing.T, url string) (int, []byte) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: reading body: %v", url, err)
+	}
+	return resp.StatusCode, b
+}
+
+func mustGet(t *testing.T, url string) []byte {
+	t.Helper()
+	status, b := get(t, url)
+	if status != http.StatusOK {
+		t.Fatalf("GET %s: status %d: %s", url, status, b)
+	}
+	return b
 }
 
 // listedURIs is every playlist URI of a master: the variants' lines and
@@ -75,7 +125,10 @@ func listedURIs(master string) []string {
 	return out
 }
 
-// attrsRaw is attrs with the URI as written, its version included.
+// attrRe is one attribute of a playlist tag's attribute list.
+var attrRe = regexp.MustCompile(`([A-Z0-9-]+)=("[^"]*"|[^,]*)`)
+
+// attrsRaw parses the attribute list of one playlist tag line.
 func attrsRaw(line string) map[string]string {
 	_, list, _ := strings.Cut(line, ":")
 	out := map[string]string{}
@@ -121,13 +174,13 @@ func readListed(t *testing.T, b []byte) listedPlaylist {
 	return p
 }
 
-func checkListed(t *testing.T, e *testEnv, base, uri string) {
+func checkListed(t *testing.T, base, uri string) {
 	dir := base + "/" + filepath.Dir(strings.SplitN(uri, "?", 2)[0])
-	body := e.mustGet(base + "/" + uri)
+	body := mustGet(t, base+"/"+uri)
 	if strings.HasPrefix(uri, "subtitles/") {
 		p := readListed(t, body)
 		for _, u := range p.uris {
-			if vtt := e.mustGet(dir + "/" + u); !strings.HasPrefix(string(vtt), "WEBVTT") {
+			if vtt := mustGet(t, dir+"/"+u); !strings.HasPrefix(string(vtt), "WEBVTT") {
 				t.Errorf("%s: not WebVTT: %.60q", u, vtt)
 			}
 		}
@@ -136,14 +189,14 @@ func checkListed(t *testing.T, e *testEnv, base, uri string) {
 	p := readListed(t, body)
 	var init []byte
 	if p.init != "" {
-		init = e.mustGet(dir + "/" + p.init)
+		init = mustGet(t, dir+"/"+p.init)
 	}
 	// The playlists' timeline starts at the file's first video frame (see
 	// TestPassthrough), and MPEG-TS segments keep the muxer's offset: the
 	// first segment says where the timeline is, the others must follow it.
 	offset := 0.0
 	for k, i := range slices.Compact([]int{0, len(p.uris) / 2, len(p.uris) - 1}) {
-		status, seg, _ := e.get(dir + "/" + p.uris[i])
+		status, seg := get(t, dir+"/"+p.uris[i])
 		if status != http.StatusOK {
 			t.Fatalf("segment %d (%s): status %d: %s", i, p.uris[i], status, seg)
 		}

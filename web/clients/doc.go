@@ -1,0 +1,6 @@
+// Package clients judges hlsd as clients other than browsers see it: every
+// URI each master of the test media lists, cold, decoded by ffmpeg, and
+// mpv and VLC playing and seeking. Its tests run beside the other
+// packages' in `make test` (they judge no timing), not in web/e2e's
+// browser phase, where a player on two cores must have the CPU to itself.
+package clients
