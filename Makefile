@@ -59,7 +59,10 @@ test: e2e-deps test-deploy ## vet and run every test (race detector on), then th
 	@# Test media first, one clip at a time: made inside the parallel test
 	@# packages, heavy clips outlast their deadlines on a slow machine.
 	$(GO) run ./cmd/hlsdemo -test-media
-	$(GO) vet ./... && $(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v /web/e2e)
+	@# The two longest packages first, so that go test (two at a time on two
+	@# cores) runs them side by side and the short ones fill in around them.
+	$(GO) vet ./... && $(GO) test -race -count=1 -timeout 20m ./web/clients ./server \
+		$$($(GO) list ./... | grep -v -e /web/e2e -e /web/clients -e '/server$$')
 	@# Alone: a player on 2 cores stalls when other packages' tests encode beside it.
 	@# TestCluster (make test-cluster) is among these.
 	$(GO) test -race -count=1 -timeout 15m ./web/e2e/

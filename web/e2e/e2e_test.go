@@ -141,7 +141,7 @@ func artifactsDir(t *testing.T) string {
 	return dir
 }
 
-// TestPlayers plays every corpus file, and the MPEG-TS variant of the first,
+// TestPlayers plays every corpus file but the 32-minute one, and the MPEG-TS variant of the first,
 // in hls.js, Shaka Player and video.js as front ends written by others run
 // them (their defaults, the page on another origin), each against a cold
 // server of its own: start, seeks to 50 % and 90 %, play on, rewind, and in
@@ -154,7 +154,15 @@ func TestPlayers(t *testing.T) {
 	ctx, cancel := needBrowser(t)
 	defer cancel()
 	media := t.TempDir()
-	files, err := e2e.LibraryOf(ctx, media, e2e.Corpus...)
+	// Not the 32-minute file: video.js buffers 30 s ahead of each seek
+	// in it, two minutes of encoding; TestBrowser plays it.
+	var names []string
+	for _, n := range e2e.Corpus {
+		if n != "long.mp4" {
+			names = append(names, n)
+		}
+	}
+	files, err := e2e.LibraryOf(ctx, media, names...)
 	if err != nil {
 		t.Fatal(err)
 	}
