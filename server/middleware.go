@@ -137,6 +137,9 @@ func (s *Server) cors(next http.Handler) http.Handler {
 			h.Set("Access-Control-Allow-Origin", s.cfg.AllowOrigin)
 			h.Set("Access-Control-Allow-Headers", "Authorization, Range, X-Client-Id")
 			h.Set("Access-Control-Expose-Headers", "Content-Length, Content-Range, Retry-After, X-Hlsd-Node")
+			// A front end on another origin may then time its loads (Resource
+			// Timing's first byte and sizes are zero without it).
+			h.Set("Timing-Allow-Origin", s.cfg.AllowOrigin)
 			if r.Method == http.MethodOptions {
 				h.Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
 				w.WriteHeader(http.StatusNoContent)

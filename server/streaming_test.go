@@ -215,7 +215,8 @@ func TestHeaders(t *testing.T) {
 	e := newEnv(t, transcoder.Config{}, "h264.mp4")
 	good := e.videoURL("h264.mp4")
 	status, _, hdr := e.get(good + "/master.m3u8")
-	if status != http.StatusOK || hdr.Get("Access-Control-Allow-Origin") != "*" || hdr.Get("Content-Type") != "application/vnd.apple.mpegurl" {
+	if status != http.StatusOK || hdr.Get("Access-Control-Allow-Origin") != "*" || hdr.Get("Timing-Allow-Origin") != "*" ||
+		hdr.Get("Content-Type") != "application/vnd.apple.mpegurl" {
 		t.Errorf("master: status %d, headers %v", status, hdr)
 	}
 }
