@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/hlsd/hlsd/web/e2e"
@@ -65,7 +66,7 @@ func playerRows(ctx context.Context, players, names []string) []row {
 				}
 			}
 			target := "1500 / 1500 / 0"
-			if heavy(files[i].Name) {
+			if slices.Contains(e2e.Heavy, files[i].Name) { // media a 2-core box finds hard: looser targets
 				target = "3000 / 3000 / 0"
 			}
 			rows = append(rows, row{"  " + name, fmt.Sprintf("%.0f / %.0f (%s) / %d", start, seek, at, aborted), target})
@@ -82,14 +83,4 @@ func playerRows(ctx context.Context, players, names []string) []row {
 		}
 	}
 	return rows
-}
-
-// heavy is media a 2-core box finds hard (see e2e.Heavy), whose targets are looser.
-func heavy(name string) bool {
-	for _, h := range e2e.Heavy {
-		if h == name {
-			return true
-		}
-	}
-	return false
 }
