@@ -5,8 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-
-	"github.com/hlsd/hlsd/transcoder/child"
 )
 
 // scan runs ffprobe over f and feeds every video packet into k as the
@@ -18,16 +16,16 @@ func (s *Store) scan(path string, f *os.File, startTime float64, k *Keyframes) e
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
 
+	if s.runner == nil {
+		return fmt.Errorf("keyframes: %s needs a packet scan, and the store has no ffprobe runner", path)
+	}
 	// V:0 rather than v:0 skips attached pictures such as cover art.
-	cmd := child.Command(ctx, f, s.ffprobe,
+	cmd, stderr := s.runner(ctx, f,
 		"-loglevel", "error",
 		"-fflags", "+genpts",
 		"-select_streams", "V:0",
 		"-show_entries", "packet=pts_time,size,flags",
-		"-of", "csv=print_section=0",
-		child.Input)
-	stderr := &child.Tail{Max: 4096}
-	cmd.Stderr = stderr
+		"-of", "csv=print_section=0")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return fmt.Errorf("keyframes: ffprobe on %s: %w", path, err)

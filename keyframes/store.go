@@ -2,12 +2,11 @@ package keyframes
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -23,11 +22,17 @@ var ErrClosed = errors.New("keyframes: store closed")
 // Observer receives scan durations; prometheus.Observer satisfies it.
 type Observer interface{ Observe(float64) }
 
-// Options configure a Store; the zero value works.
+// Runner makes the ffprobe command of a packet scan reading media: it
+// appends how media is named to args, and returns the end of the command's
+// stderr for messages. The transcoder's child.Runner is the one hlsd uses:
+// keyframes imports nothing of hlsd.
+type Runner func(ctx context.Context, media *os.File, args ...string) (*exec.Cmd, fmt.Stringer)
+
+// Options configure a Store.
 type Options struct {
-	// FFprobe is the ffprobe binary; default "ffprobe".
-	FFprobe string
-	Log     *zap.Logger
+	// Runner starts ffprobe; required unless every file has an index.
+	Runner Runner
+	Log    *zap.Logger
 	// ScanSeconds receives the duration of every packet scan; may be nil.
 	ScanSeconds Observer
 	// ScanOnly ignores container indexes: every file gets the packet scan.
@@ -41,7 +46,7 @@ type Options struct {
 // finds nothing on disk starts a read.
 type Store struct {
 	dir         string
-	ffprobe     string
+	runner      Runner
 	log         *zap.Logger
 	scanSeconds Observer
 	scanOnly    bool
@@ -60,16 +65,11 @@ type Store struct {
 	reads, scans atomic.Int64
 }
 
-// fileKey identifies one version of a file.
+// fileKey is what a record was made from, checked when it is read back.
 type fileKey struct {
 	Path  string `json:"path"`
 	Size  int64  `json:"size"`
 	MTime int64  `json:"mtime_ns"`
-}
-
-func (k fileKey) id() string {
-	sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%d\x00%d", k.Path, k.Size, k.MTime))
-	return hex.EncodeToString(sum[:])
 }
 
 // record is the on-disk form of a completed scan.
@@ -83,16 +83,13 @@ type record struct {
 
 // NewStore returns a Store persisting completed results under dir/keyframes/.
 func NewStore(dir string, o Options) *Store {
-	if o.FFprobe == "" {
-		o.FFprobe = "ffprobe"
-	}
 	if o.Log == nil {
 		o.Log = zap.NewNop()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Store{
 		dir:         dir,
-		ffprobe:     o.FFprobe,
+		runner:      o.Runner,
 		log:         o.Log,
 		scanSeconds: o.ScanSeconds,
 		scanOnly:    o.ScanOnly,
@@ -101,29 +98,29 @@ func NewStore(dir string, o Options) *Store {
 	}
 }
 
-// Get returns the Keyframes of the file at path. startTime is the file's
+// Get returns the Keyframes of the file at path; id names its record (the
+// caller's key for this version of the file). startTime is the file's
 // format start_time, which is subtracted from every timestamp.
-func (s *Store) Get(path string, startTime float64) (*Keyframes, error) {
+func (s *Store) Get(path, id string, startTime float64) (*Keyframes, error) {
 	// O_NONBLOCK: opening a FIFO for reading must not wait for a writer.
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("keyframes: %w", err)
 	}
-	return s.GetFile(path, f, startTime)
+	return s.GetFile(path, id, f, startTime)
 }
 
-// GetFile is Get for a file the caller opened; name identifies it in caches
-// and logs. The Store owns f from then on. ffprobe reads f itself (see
-// child.Input), so a path swapped for a symlink after the caller's checks
+// GetFile is Get for a file the caller opened; name identifies it in
+// records and logs. The Store owns f from then on. ffprobe reads f itself
+// (see Runner), so a path swapped for a symlink after the caller's checks
 // cannot redirect the scan.
-func (s *Store) GetFile(name string, f *os.File, startTime float64) (*Keyframes, error) {
+func (s *Store) GetFile(name, id string, f *os.File, startTime float64) (*Keyframes, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("keyframes: %w", err)
 	}
 	key := fileKey{Path: name, Size: fi.Size(), MTime: fi.ModTime().UnixNano()}
-	id := key.id()
 	if k := s.load(key, id); k != nil {
 		f.Close()
 		return k, nil

@@ -2,6 +2,8 @@ package keyframes
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io/fs"
 	"math"
@@ -89,7 +91,7 @@ func decodedKeyframes(t *testing.T, path string, start float64) []float64 {
 }
 
 func newTestStore(t *testing.T, dir string) *Store {
-	s := NewStore(dir, Options{FFprobe: ffprobeBin, Log: zaptest.NewLogger(t)})
+	s := NewStore(dir, Options{Runner: child.Runner(ffprobeBin), Log: zaptest.NewLogger(t)})
 	t.Cleanup(s.Close)
 	return s
 }
@@ -139,9 +141,9 @@ func videoBytes(t *testing.T, path string) int64 {
 
 func checkScan(t *testing.T, path string, want []float64) {
 	start := startTime(t, path)
-	s := NewStore(t.TempDir(), Options{FFprobe: ffprobeBin, Log: zaptest.NewLogger(t), ScanOnly: true})
+	s := NewStore(t.TempDir(), Options{Runner: child.Runner(ffprobeBin), Log: zaptest.NewLogger(t), ScanOnly: true})
 	t.Cleanup(s.Close)
-	k, err := s.Get(path, start)
+	k, err := s.Get(path, testID(path), start)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +209,7 @@ func TestScanStreams(t *testing.T) {
 		wrote <- err
 	}()
 
-	k, err := newTestStore(t, t.TempDir()).Get(fifo, start)
+	k, err := newTestStore(t, t.TempDir()).Get(fifo, testID(fifo), start)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,8 +245,8 @@ func TestPersistedScanReused(t *testing.T) {
 	path := makeH264(t, "persist.mp4", 4, "-g", "24")
 	dir := t.TempDir()
 
-	first := NewStore(dir, Options{FFprobe: ffprobeBin, Log: zaptest.NewLogger(t)})
-	k, err := first.Get(path, 0)
+	first := NewStore(dir, Options{Runner: child.Runner(ffprobeBin), Log: zaptest.NewLogger(t)})
+	k, err := first.Get(path, testID(path), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +254,7 @@ func TestPersistedScanReused(t *testing.T) {
 	first.Close()
 
 	second := newTestStore(t, dir)
-	k, err = second.Get(path, 0)
+	k, err = second.Get(path, testID(path), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,7 +279,7 @@ func TestPersistedScanReused(t *testing.T) {
 		t.Fatal(err)
 	}
 	third := newTestStore(t, dir)
-	k, err = third.Get(path, 0)
+	k, err = third.Get(path, testID(path), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,12 +295,12 @@ func TestChangedMtimeRescans(t *testing.T) {
 	path := makeH264(t, "mtime.mp4", 4, "-g", "24")
 	s := newTestStore(t, t.TempDir())
 
-	k1, err := s.Get(path, 0)
+	k1, err := s.Get(path, testID(path), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want, _ := waitDone(t, k1)
-	if _, err := s.Get(path, 0); err != nil || s.reads.Load() != 1 {
+	if _, err := s.Get(path, testID(path), 0); err != nil || s.reads.Load() != 1 {
 		t.Errorf("unchanged file read again (%d reads, err %v), want the persisted result", s.reads.Load(), err)
 	}
 
@@ -306,7 +308,7 @@ func TestChangedMtimeRescans(t *testing.T) {
 	if err := os.Chtimes(path, later, later); err != nil {
 		t.Fatal(err)
 	}
-	k2, err := s.Get(path, 0)
+	k2, err := s.Get(path, testID(path), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +334,7 @@ func TestNonMediaFailsAndRetries(t *testing.T) {
 
 	fail := func() *Keyframes {
 		t.Helper()
-		k, err := s.Get(path, 0)
+		k, err := s.Get(path, testID(path), 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -361,7 +363,7 @@ func TestNonMediaFailsAndRetries(t *testing.T) {
 func TestStatError(t *testing.T) {
 	t.Parallel()
 	s := newTestStore(t, t.TempDir())
-	_, err := s.Get(filepath.Join(t.TempDir(), "missing.mp4"), 0)
+	_, err := s.Get(filepath.Join(t.TempDir(), "missing.mp4"), "missing", 0)
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Get = %v, want fs.ErrNotExist", err)
 	}
@@ -376,8 +378,8 @@ func TestCloseStopsScan(t *testing.T) {
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := NewStore(t.TempDir(), Options{FFprobe: ffprobeBin, Log: zaptest.NewLogger(t)})
-	k, err := s.Get(fifo, 0)
+	s := NewStore(t.TempDir(), Options{Runner: child.Runner(ffprobeBin), Log: zaptest.NewLogger(t)})
+	k, err := s.Get(fifo, testID(fifo), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -410,7 +412,7 @@ func TestCloseStopsScan(t *testing.T) {
 	if pids := ffprobesOn(t, fifo); len(pids) != 0 {
 		t.Errorf("ffprobe still running after Close: %v", pids)
 	}
-	if _, err := s.Get(fifo, 0); !errors.Is(err, ErrClosed) {
+	if _, err := s.Get(fifo, testID(fifo), 0); !errors.Is(err, ErrClosed) {
 		t.Errorf("Get after Close = %v, want ErrClosed", err)
 	}
 }
@@ -458,7 +460,7 @@ func TestIndexPreferred(t *testing.T) {
 		start := startTime(t, c.path)
 		dir := t.TempDir()
 		s := newTestStore(t, dir)
-		k, err := s.Get(c.path, start)
+		k, err := s.Get(c.path, testID(c.path), start)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -466,9 +468,9 @@ func TestIndexPreferred(t *testing.T) {
 		if k.Source() != c.source || s.scans.Load() != c.scans {
 			t.Errorf("%s: source %q after %d scans, want %q after %d", c.path, k.Source(), s.scans.Load(), c.source, c.scans)
 		}
-		ref := NewStore(t.TempDir(), Options{FFprobe: ffprobeBin, ScanOnly: true})
+		ref := NewStore(t.TempDir(), Options{Runner: child.Runner(ffprobeBin), ScanOnly: true})
 		t.Cleanup(ref.Close)
-		k, err = ref.Get(c.path, start)
+		k, err = ref.Get(c.path, testID(c.path), start)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -479,11 +481,17 @@ func TestIndexPreferred(t *testing.T) {
 		}
 
 		again := newTestStore(t, dir)
-		if k, err = again.Get(c.path, start); err != nil {
+		if k, err = again.Get(c.path, testID(c.path), start); err != nil {
 			t.Fatal(err)
 		}
 		if k.Source() != c.source || again.reads.Load() != 0 {
 			t.Errorf("%s: persisted source %q after %d reads", c.path, k.Source(), again.reads.Load())
 		}
 	}
+}
+
+// testID names a file's record as the transcoder's key would: one per path.
+func testID(path string) string {
+	sum := sha256.Sum256([]byte(path))
+	return hex.EncodeToString(sum[:12])
 }

@@ -10,6 +10,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hlsd/hlsd/transcoder"
+	"github.com/hlsd/hlsd/transcoder/failure"
+	"github.com/hlsd/hlsd/transcoder/jobs"
 )
 
 // httpError is a request error found by the server itself (bad id, path escape).
@@ -37,20 +39,20 @@ func (s *Server) handle(h handlerFunc) http.HandlerFunc {
 // statusOf maps domain errors to HTTP status codes.
 func statusOf(err error) int {
 	var he *httpError
-	var ce *transcoder.CapacityError
+	var ce *failure.CapacityError
 	switch {
 	case errors.As(err, &he):
 		return he.status
-	case errors.As(err, &ce), errors.Is(err, transcoder.ErrShuttingDown), errors.Is(err, transcoder.ErrUnavailable),
+	case errors.As(err, &ce), errors.Is(err, failure.ShuttingDown), errors.Is(err, failure.Unavailable),
 		errors.Is(err, transcoder.ErrUnhealthy):
 		return http.StatusServiceUnavailable
-	case errors.Is(err, transcoder.ErrBadRequest):
+	case errors.Is(err, failure.BadRequest):
 		return http.StatusBadRequest
-	case errors.Is(err, transcoder.ErrNotFound):
+	case errors.Is(err, failure.NotFound):
 		return http.StatusNotFound
-	case errors.Is(err, transcoder.ErrForbidden), errors.Is(err, transcoder.ErrNotAllowed):
+	case errors.Is(err, failure.Forbidden), errors.Is(err, jobs.ErrNotAllowed):
 		return http.StatusForbidden
-	case errors.Is(err, transcoder.ErrNotMedia):
+	case errors.Is(err, failure.NotMedia):
 		return http.StatusUnsupportedMediaType
 	default:
 		return http.StatusInternalServerError
@@ -65,13 +67,13 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	status := statusOf(err)
 	msg := err.Error()
-	if status == http.StatusInternalServerError && !errors.Is(err, transcoder.ErrEncoder) {
+	if status == http.StatusInternalServerError && !errors.Is(err, failure.Encoder) {
 		msg = "internal error: " + msg
 	}
-	var ce *transcoder.CapacityError
+	var ce *failure.CapacityError
 	if errors.As(err, &ce) {
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(ce.RetryAfter.Seconds()))))
-	} else if errors.Is(err, transcoder.ErrUnavailable) {
+	} else if errors.Is(err, failure.Unavailable) {
 		w.Header().Set("Retry-After", "1")
 	} else if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "5")

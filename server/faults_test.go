@@ -244,7 +244,7 @@ func (e *testEnv) restart(cfg transcoder.Config) *testEnv {
 	e.t.Helper()
 	e.tc.Close()
 	e.hs.Close()
-	e.srv.Close()
+	e.lib.Close()
 	return newEnvDirs(e.t, cfg, e.media, e.cache)
 }
 

@@ -15,8 +15,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-
-	"github.com/hlsd/hlsd/transcoder"
+	"github.com/hlsd/hlsd/transcoder/failure"
 )
 
 // mediaPath decodes the {id} of the route and confines it to the media root.
@@ -55,7 +54,7 @@ func (s *Server) listMedia(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	files, err := s.root.readDir(rel)
+	files, err := s.lib.ReadDir(rel)
 	if err != nil {
 		return err
 	}
@@ -65,7 +64,7 @@ func (s *Server) listMedia(w http.ResponseWriter, r *http.Request) error {
 			continue
 		}
 		p := path.Join(rel, f.Name())
-		st, err := s.root.stat(p)
+		st, err := s.lib.Stat(p)
 		if err != nil {
 			continue // dangling or escaping symlinks are not listed
 		}
@@ -377,7 +376,7 @@ func serveFile(w http.ResponseWriter, r *http.Request, path, contentType string)
 	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("%w: %s was removed from the cache before it could be sent", transcoder.ErrUnavailable, filepath.Base(path))
+			return fmt.Errorf("%w: %s was removed from the cache before it could be sent", failure.Unavailable, filepath.Base(path))
 		}
 		return err
 	}

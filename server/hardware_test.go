@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hlsd/hlsd/transcoder"
+	"github.com/hlsd/hlsd/transcoder/probe"
 )
 
 // noGPU skips tests that rely on hardware encoding failing.
@@ -165,7 +166,7 @@ func TestHDRToSDR(t *testing.T) {
 	}
 	e := newEnvDirs(t, transcoder.Config{}, media, t.TempDir())
 	base := e.videoURL("hdr.mkv")
-	var info transcoder.Info
+	var info probe.Info
 	if err := json.Unmarshal(e.mustGet(base+"/info"), &info); err != nil || !info.Video[0].HDR {
 		t.Fatalf("the clip is not seen as HDR: %v %+v", err, info.Video)
 	}

@@ -3,7 +3,6 @@ package server
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -22,6 +21,9 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/hlsd/hlsd/transcoder"
+	"github.com/hlsd/hlsd/transcoder/fmp4"
+	"github.com/hlsd/hlsd/transcoder/jobs"
+	"github.com/hlsd/hlsd/transcoder/library"
 	"github.com/hlsd/hlsd/transcoder/testmedia"
 )
 
@@ -32,10 +34,11 @@ type testEnv struct {
 	media string
 	cache string
 	tc    *transcoder.Transcoder
-	jobs  *transcoder.Jobs
+	jobs  *jobs.Runner
 	srv   *Server
 	reg   *prometheus.Registry
 	hs    *httptest.Server
+	lib   *library.Library
 }
 
 func newEnv(t *testing.T, cfg transcoder.Config, clips ...string) *testEnv {
@@ -72,7 +75,12 @@ func mediaDir(t *testing.T, clips ...string) string {
 func newEnvDirs(t *testing.T, cfg transcoder.Config, media, cache string, opts ...func(*Config)) *testEnv {
 	t.Helper()
 	e := &testEnv{t: t, media: media, cache: cache, reg: prometheus.NewRegistry()}
-	scfg := Config{MediaDir: media, AllowOrigin: "*", Log: zaptest.NewLogger(t), Registry: e.reg}
+	lib, err := library.Open(media)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.lib = lib
+	scfg := Config{Library: lib, AllowOrigin: "*", Log: zaptest.NewLogger(t), Registry: e.reg}
 	for _, o := range opts {
 		o(&scfg)
 	}
@@ -81,12 +89,12 @@ func newEnvDirs(t *testing.T, cfg transcoder.Config, media, cache string, opts .
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.MediaDir, cfg.CacheDir, cfg.Log, cfg.Observer = media, e.cache, log, srv.Observer()
+	cfg.Library, cfg.CacheDir, cfg.Log, cfg.Observer = lib, e.cache, log, srv.Observer()
 	e.tc = transcoder.New(cfg)
 	if err := e.tc.Initialize(); err != nil {
 		t.Fatal(err)
 	}
-	e.jobs = transcoder.NewJobs(transcoder.JobsConfig{MediaDir: media, StateDir: filepath.Join(e.cache, "jobs"),
+	e.jobs = jobs.New(jobs.Config{Library: lib, StateDir: filepath.Join(e.cache, "jobs"),
 		AllowImport: true, Preparer: e.tc, Log: log, Observer: srv.JobObserver()})
 	if err := e.jobs.Initialize(); err != nil {
 		t.Fatal(err)
@@ -103,7 +111,7 @@ func (e *testEnv) close() {
 	e.hs.Close()
 	e.jobs.Close()
 	e.tc.Close()
-	e.srv.Close()
+	e.lib.Close()
 }
 
 func (e *testEnv) videoURL(file string) string { return e.url + "/videos/" + encodeID(file) }
@@ -182,119 +190,19 @@ func (f fragment) decodeStart() float64 {
 	return float64(f.tfdt) / float64(f.timescale)
 }
 
-// readFragment parses init (mdhd timescale, trex defaults) and the first
-// track fragment run of every moof in seg.
+// readFragment reads the timing of seg (the first sample's decode and
+// composition times, the sum of the durations) with init's timescale.
 func readFragment(t *testing.T, init, seg []byte) fragment {
 	t.Helper()
-	var f fragment
-	var trexDur uint32
-	walk(init, func(typ string, body []byte) {
-		switch typ {
-		case "mdhd":
-			off := 12
-			if body[0] == 1 {
-				off = 20
-			}
-			f.timescale = binary.BigEndian.Uint32(body[off:])
-		case "trex":
-			trexDur = binary.BigEndian.Uint32(body[12:])
-		}
-	})
-	first := true
-	var tfhdDur uint32
-	walk(seg, func(typ string, body []byte) {
-		switch typ {
-		case "tfhd":
-			flags := binary.BigEndian.Uint32(body) & 0xffffff
-			off := 8
-			if flags&1 != 0 {
-				off += 8
-			}
-			if flags&2 != 0 {
-				off += 4
-			}
-			tfhdDur = trexDur
-			if flags&8 != 0 {
-				tfhdDur = binary.BigEndian.Uint32(body[off:])
-			}
-		case "tfdt":
-			var v uint64
-			if body[0] == 1 {
-				v = binary.BigEndian.Uint64(body[4:])
-			} else {
-				v = uint64(binary.BigEndian.Uint32(body[4:]))
-			}
-			if first {
-				f.tfdt = v
-			}
-		case "trun":
-			version := body[0]
-			flags := binary.BigEndian.Uint32(body) & 0xffffff
-			n := int(binary.BigEndian.Uint32(body[4:]))
-			off := 8
-			if flags&1 != 0 {
-				off += 4
-			}
-			if flags&4 != 0 {
-				off += 4
-			}
-			for i := 0; i < n; i++ {
-				d := tfhdDur
-				if flags&0x100 != 0 {
-					d = binary.BigEndian.Uint32(body[off:])
-					off += 4
-				}
-				if flags&0x200 != 0 {
-					off += 4
-				}
-				if flags&0x400 != 0 {
-					off += 4
-				}
-				var cts int64
-				if flags&0x800 != 0 {
-					raw := binary.BigEndian.Uint32(body[off:])
-					cts = int64(raw)
-					if version == 1 {
-						cts = int64(int32(raw))
-					}
-					off += 4
-				}
-				if first && i == 0 {
-					f.firstCTS = cts
-				}
-				f.duration += uint64(d)
-				f.samples++
-			}
-			first = false
-		}
-	})
-	if f.timescale == 0 || f.samples == 0 {
+	timescale, samples := fmp4.Samples(init, seg)
+	if timescale == 0 || len(samples) == 0 {
 		t.Fatalf("segment has no samples or init has no timescale")
 	}
-	return f
-}
-
-// walk visits the boxes of b, descending into containers.
-func walk(b []byte, visit func(typ string, body []byte)) {
-	for off := 0; off+8 <= len(b); {
-		size := int(binary.BigEndian.Uint32(b[off:]))
-		typ := string(b[off+4 : off+8])
-		hdr := 8
-		if size == 1 {
-			size, hdr = int(binary.BigEndian.Uint64(b[off+8:])), 16
-		}
-		if size < hdr || off+size > len(b) {
-			return
-		}
-		body := b[off+hdr : off+size]
-		switch typ {
-		case "moov", "trak", "mdia", "minf", "stbl", "mvex", "moof", "traf":
-			walk(body, visit)
-		default:
-			visit(typ, body)
-		}
-		off += size
+	f := fragment{timescale: timescale, tfdt: samples[0].Decode, firstCTS: samples[0].Offset, samples: len(samples)}
+	for _, s := range samples {
+		f.duration += uint64(s.Duration)
 	}
+	return f
 }
 
 // probePackets runs ffprobe on init+segment and returns the first packet's

@@ -9,17 +9,16 @@ import (
 	"strings"
 
 	"github.com/go-chi/chi/v5"
-
-	"github.com/hlsd/hlsd/transcoder"
+	"github.com/hlsd/hlsd/transcoder/jobs"
 )
 
 // Jobs is what the server needs of the background jobs.
 type Jobs interface {
-	SubmitImport(urls []string, folder, mode string) (transcoder.Job, error)
-	SubmitPrepare(files, qualities []string) (transcoder.Job, error)
-	List() []transcoder.Job
-	Get(id string) (transcoder.Job, error)
-	Cancel(id string) (transcoder.Job, error)
+	SubmitImport(urls []string, folder, mode string) (jobs.Job, error)
+	SubmitPrepare(files, qualities []string) (jobs.Job, error)
+	List() []jobs.Job
+	Get(id string) (jobs.Job, error)
+	Cancel(id string) (jobs.Job, error)
 }
 
 // jobRequest is the body of POST /api/jobs.
@@ -50,16 +49,16 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) error {
 	if err := dec.Decode(&req); err != nil {
 		return errorf(http.StatusBadRequest, "the body must be a JSON job: "+err.Error())
 	}
-	var job transcoder.Job
+	var job jobs.Job
 	var err error
 	switch req.Type {
-	case transcoder.JobImport:
+	case jobs.JobImport:
 		folder, cerr := clean(req.Folder)
 		if cerr != nil {
 			return cerr
 		}
 		job, err = s.jobs.SubmitImport(req.URLs, folder, req.Mode)
-	case transcoder.JobPrepare:
+	case jobs.JobPrepare:
 		files, ferr := s.prepareFiles(r, req)
 		if ferr != nil {
 			return ferr
@@ -96,7 +95,7 @@ func (s *Server) prepareFiles(r *http.Request, req jobRequest) ([]string, error)
 		if err != nil {
 			return nil, err
 		}
-		entries, err := s.root.readDir(dir)
+		entries, err := s.lib.ReadDir(dir)
 		if err != nil {
 			return nil, err
 		}
@@ -142,7 +141,7 @@ func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) error {
 
 // activity is the Activity view's data: running encoder heads and jobs.
 func (s *Server) activity(w http.ResponseWriter, r *http.Request) error {
-	jobs := []transcoder.Job{}
+	jobs := []jobs.Job{}
 	if s.jobs != nil {
 		jobs = s.jobs.List()
 	}

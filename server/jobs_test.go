@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/hlsd/hlsd/transcoder"
+	"github.com/hlsd/hlsd/transcoder/jobs"
+	"github.com/hlsd/hlsd/transcoder/probe"
 	"github.com/hlsd/hlsd/transcoder/testmedia"
 )
 
@@ -101,7 +103,7 @@ func newHLSOrigin(t *testing.T) *hlsOrigin {
 }
 
 // postJob sends a job and returns the status and the job answered.
-func (e *testEnv) postJob(body any) (int, transcoder.Job, string) {
+func (e *testEnv) postJob(body any) (int, jobs.Job, string) {
 	e.t.Helper()
 	b, _ := json.Marshal(body)
 	resp, err := http.Post(e.url+"/api/jobs", "application/json", bytes.NewReader(b))
@@ -110,22 +112,22 @@ func (e *testEnv) postJob(body any) (int, transcoder.Job, string) {
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	var job transcoder.Job
+	var job jobs.Job
 	_ = json.Unmarshal(raw, &job)
 	return resp.StatusCode, job, string(raw)
 }
 
-func (e *testEnv) job(id string) transcoder.Job {
+func (e *testEnv) job(id string) jobs.Job {
 	e.t.Helper()
-	var job transcoder.Job
+	var job jobs.Job
 	if err := json.Unmarshal(e.mustGet(e.url+"/api/jobs/"+id), &job); err != nil {
 		e.t.Fatal(err)
 	}
 	return job
 }
 
-func finished(j transcoder.Job) bool {
-	return j.State != transcoder.JobQueued && j.State != transcoder.JobRunning
+func finished(j jobs.Job) bool {
+	return j.State != jobs.JobQueued && j.State != jobs.JobRunning
 }
 
 // importChildren counts this process's ffmpeg children that import.
@@ -172,7 +174,7 @@ func TestImport(t *testing.T) {
 				t.Errorf("%s: progress went back from %.2f to %.2f", names[i], last[i], it.Done)
 			}
 			last[i] = it.Done
-			if it.State == transcoder.JobRunning {
+			if it.State == jobs.JobRunning {
 				running++
 			}
 		}
@@ -194,22 +196,22 @@ func TestImport(t *testing.T) {
 	if maxChildren == 0 {
 		t.Error("no import ffmpeg was ever seen running")
 	}
-	if job.State != transcoder.JobFailed || !strings.Contains(job.Error, "2 of 6 failed") {
+	if job.State != jobs.JobFailed || !strings.Contains(job.Error, "2 of 6 failed") {
 		t.Errorf("job %s (%q), want failed with 2 of 6", job.State, job.Error)
 	}
 	for i, it := range job.Items {
 		t.Logf("%-6s %-6s %5.1f/%5.1f s %8d B %s %s", names[i], it.State, it.Done, it.Total, it.Bytes, it.File, it.Error)
 		switch names[i] {
 		case "broken":
-			if it.State != transcoder.JobFailed || !strings.Contains(it.Error, "segment 3") || !strings.Contains(it.Error, "404") {
+			if it.State != jobs.JobFailed || !strings.Contains(it.Error, "segment 3") || !strings.Contains(it.Error, "404") {
 				t.Errorf("broken: %s %q, want failed naming segment 3 and the 404", it.State, it.Error)
 			}
 		case "local":
-			if it.State != transcoder.JobFailed || !strings.Contains(it.Error, "file:///etc/passwd") || !strings.Contains(it.Error, "only http and https") {
+			if it.State != jobs.JobFailed || !strings.Contains(it.Error, "file:///etc/passwd") || !strings.Contains(it.Error, "only http and https") {
 				t.Errorf("local: %s %q, want failed naming the local file", it.State, it.Error)
 			}
 		default:
-			if it.State != transcoder.JobDone || !strings.HasPrefix(it.File, "Imported/Lectures/") || it.Bytes == 0 {
+			if it.State != jobs.JobDone || !strings.HasPrefix(it.File, "Imported/Lectures/") || it.Bytes == 0 {
 				t.Errorf("%s: %s %q %q", names[i], it.State, it.File, it.Error)
 				continue
 			}
@@ -243,7 +245,7 @@ func checkImported(t *testing.T, e *testEnv, rel string) {
 	if flags, _, pict := probeSegment(t, init, seg); !strings.Contains(flags, "K") || pict != "I" {
 		t.Errorf("%s: segment 0 starts with flags %q picture %q, want a keyframe", rel, flags, pict)
 	}
-	var info transcoder.Info
+	var info probe.Info
 	if err := json.Unmarshal(e.mustGet(base+"/info"), &info); err != nil {
 		t.Fatal(err)
 	}
@@ -281,10 +283,10 @@ func TestImportCancel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var j transcoder.Job
+	var j jobs.Job
 	json.NewDecoder(resp.Body).Decode(&j)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || j.State != transcoder.JobCancelled || j.Items[0].State != transcoder.JobCancelled {
+	if resp.StatusCode != http.StatusOK || j.State != jobs.JobCancelled || j.Items[0].State != jobs.JobCancelled {
 		t.Errorf("DELETE: %d, job %s, item %s", resp.StatusCode, j.State, j.Items[0].State)
 	}
 	if n := importChildren(); n != 0 {
@@ -315,13 +317,13 @@ func TestImportRestart(t *testing.T) {
 	}
 	o.slowDelay.Store(0)
 	e2 := newEnvDirs(t, transcoder.Config{}, media, cache)
-	var j transcoder.Job
+	var j jobs.Job
 	eventually(t, time.Minute, "the resumed import to finish", func() bool {
 		j = e2.job(job.ID)
 		return finished(j)
 	})
 	t.Logf("after the restart: %s, note %q", j.State, j.Note)
-	if j.State != transcoder.JobDone || !strings.Contains(j.Note, "restarted") || !strings.Contains(j.Note, "started again") {
+	if j.State != jobs.JobDone || !strings.Contains(j.Note, "restarted") || !strings.Contains(j.Note, "started again") {
 		t.Errorf("resumed job: %s, note %q, error %q", j.State, j.Note, j.Error)
 	}
 	entries, _ := os.ReadDir(filepath.Join(media, "In"))
@@ -356,16 +358,16 @@ func TestImportRefused(t *testing.T) {
 	if jobs := e.jobs.List(); len(jobs) != 0 {
 		t.Errorf("%d jobs queued by refused requests", len(jobs))
 	}
-	off := transcoder.NewJobs(transcoder.JobsConfig{MediaDir: e.media, StateDir: t.TempDir()})
+	off := jobs.New(jobs.Config{Library: e.lib, StateDir: t.TempDir()})
 	if err := off.Initialize(); err != nil {
 		t.Fatal(err)
 	}
 	defer off.Close()
-	if _, err := off.SubmitImport([]string{"http://example.com/a.m3u8"}, "", "copy"); !errors.Is(err, transcoder.ErrNotAllowed) ||
+	if _, err := off.SubmitImport([]string{"http://example.com/a.m3u8"}, "", "copy"); !errors.Is(err, jobs.ErrNotAllowed) ||
 		statusOf(err) != http.StatusForbidden || !strings.Contains(err.Error(), "--allow-import") {
 		t.Errorf("import without --allow-import: %v (status %d)", err, statusOf(err))
 	}
-	hosts := transcoder.NewJobs(transcoder.JobsConfig{MediaDir: e.media, StateDir: t.TempDir(), AllowImport: true, ImportHosts: []string{".example.com"}})
+	hosts := jobs.New(jobs.Config{Library: e.lib, StateDir: t.TempDir(), AllowImport: true, ImportHosts: []string{".example.com"}})
 	if err := hosts.Initialize(); err != nil {
 		t.Fatal(err)
 	}
@@ -393,10 +395,10 @@ func TestPrepare(t *testing.T) {
 	if status != http.StatusAccepted {
 		t.Fatalf("POST prepare: %d %s", status, raw)
 	}
-	var j transcoder.Job
+	var j jobs.Job
 	eventually(t, 2*time.Minute, "the prepare to finish", func() bool { j = e.job(job.ID); return finished(j) })
 	t.Logf("prepare: %s, %.1f of %.1f s, error %q", j.State, j.Done, j.Total, j.Error)
-	if j.State != transcoder.JobDone || !near(j.Done, j.Total, 0.01) || !near(j.Total, 20, 0.1) {
+	if j.State != jobs.JobDone || !near(j.Done, j.Total, 0.01) || !near(j.Total, 20, 0.1) {
 		t.Fatalf("prepare ended %s at %.2f of %.2f s: %s", j.State, j.Done, j.Total, j.Error)
 	}
 	if cpu := metricValue(t, e, `hlsd_encoder_cpu_seconds_total{class="prepare"}`); cpu <= 0 {

@@ -113,7 +113,7 @@ func (m *metrics) HWEnabled(accel string, on bool) {
 	m.hwEnabled.WithLabelValues(accel).Set(v)
 }
 
-// The methods below make metrics a transcoder.JobObserver.
+// The methods below make metrics a jobs.Observer.
 
 func (m *metrics) JobStates(counts map[string]int) {
 	for state, n := range counts {

@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"compress/gzip"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,6 +17,8 @@ import (
 	"testing"
 
 	"github.com/hlsd/hlsd/transcoder"
+	"github.com/hlsd/hlsd/transcoder/fmp4"
+	"github.com/hlsd/hlsd/transcoder/probe"
 )
 
 // rawGet fetches url with the given request headers and returns the body as
@@ -293,17 +294,6 @@ func TestDeinterlaced(t *testing.T) {
 	}
 }
 
-// mfhdNumbers lists the movie fragment sequence numbers of a segment.
-func mfhdNumbers(seg []byte) []uint32 {
-	var out []uint32
-	walk(seg, func(typ string, body []byte) {
-		if typ == "mfhd" && len(body) >= 8 {
-			out = append(out, binary.BigEndian.Uint32(body[4:]))
-		}
-	})
-	return out
-}
-
 // TestFragmentNumbers: movie fragment sequence numbers increase across the
 // segments of a rendition, made by different runs and out of order, for a
 // re-encode (several fragments per segment), a copy and audio.
@@ -311,7 +301,7 @@ func TestFragmentNumbers(t *testing.T) {
 	e := newEnv(t, transcoder.Config{}, "h264.mp4")
 	base := e.videoURL("h264.mp4")
 	for _, v := range []string{"video/0/360p", "video/0/original", "audio/0/aac"} {
-		var info transcoder.Info
+		var info probe.Info
 		if err := json.Unmarshal(e.mustGet(base+"/info"), &info); err != nil {
 			t.Fatal(err)
 		}
@@ -321,7 +311,7 @@ func TestFragmentNumbers(t *testing.T) {
 		order := []int{n - 1, 0, 1, 2}
 		nums := map[int][]uint32{}
 		for _, i := range order {
-			nums[i] = mfhdNumbers(e.mustGet(fmt.Sprintf("%s/%s/segment-%d.m4s?clientId=f", base, v, i)))
+			nums[i] = fmp4.Numbers(e.mustGet(fmt.Sprintf("%s/%s/segment-%d.m4s?clientId=f", base, v, i)))
 			if len(nums[i]) == 0 {
 				t.Fatalf("%s segment %d: no mfhd", v, i)
 			}
@@ -379,7 +369,7 @@ func TestIFrames(t *testing.T) {
 	var w, h int
 	fmt.Sscanf(a["RESOLUTION"], "%dx%d", &w, &h)
 	init := e.mustGet(dir + "iframes-init.mp4")
-	var info transcoder.Info
+	var info probe.Info
 	if err := json.Unmarshal(e.mustGet(base+"/info"), &info); err != nil {
 		t.Fatal(err)
 	}
@@ -478,7 +468,7 @@ func TestTS(t *testing.T) {
 		t.Fatalf("TS media playlist:\n%s", pl)
 	}
 	p := parseMediaPlaylist(t, []byte(pl))
-	var info transcoder.Info
+	var info probe.Info
 	if err := json.Unmarshal(e.mustGet(base+"/info"), &info); err != nil {
 		t.Fatal(err)
 	}
@@ -612,7 +602,7 @@ func TestPassthrough(t *testing.T) {
 		f := readFragment(t, init, seg)
 		// Audio playlists share the video's timeline, which starts at the
 		// first video frame; the source's audio starts at 0.
-		var info transcoder.Info
+		var info probe.Info
 		if err := json.Unmarshal(e.mustGet(base+"/info"), &info); err != nil {
 			t.Fatal(err)
 		}

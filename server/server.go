@@ -4,6 +4,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -15,6 +16,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hlsd/hlsd/transcoder"
+	"github.com/hlsd/hlsd/transcoder/jobs"
+	"github.com/hlsd/hlsd/transcoder/library"
+	"github.com/hlsd/hlsd/transcoder/probe"
 	"github.com/hlsd/hlsd/web"
 )
 
@@ -31,7 +35,7 @@ type Health interface {
 // Streamer is what the server needs from the transcoder.
 type Streamer interface {
 	Health
-	Info(ctx context.Context, path string) (*transcoder.Info, error)
+	Info(ctx context.Context, path string) (*probe.Info, error)
 	// Master with ts lists MPEG-TS variants (master.m3u8?container=ts).
 	Master(ctx context.Context, path, query string, ts bool) ([]byte, error)
 	MediaPlaylist(ctx context.Context, path, kind string, track int, quality, query string) ([]byte, error)
@@ -58,10 +62,10 @@ type Streamer interface {
 
 // Config of a Server.
 type Config struct {
-	MediaDir    string
-	AllowOrigin string // Access-Control-Allow-Origin; empty disables CORS headers
-	AuthToken   string // when set, required on every route but /healthz and /readyz
-	NodeName    string // when set, sent as X-Hlsd-Node on every answer
+	Library     *library.Library // the media root; the caller owns it
+	AllowOrigin string           // Access-Control-Allow-Origin; empty disables CORS headers
+	AuthToken   string           // when set, required on every route but /healthz and /readyz
+	NodeName    string           // when set, sent as X-Hlsd-Node on every answer
 	Log         *zap.Logger
 	Registry    *prometheus.Registry
 }
@@ -70,7 +74,7 @@ type Config struct {
 type Server struct {
 	cfg     Config
 	log     *zap.Logger
-	root    *mediaRoot
+	lib     *library.Library
 	tc      Streamer
 	jobs    Jobs
 	metrics *metrics
@@ -80,9 +84,8 @@ type Server struct {
 // New builds a server; the metrics it exports are registered on cfg.Registry.
 // Observer returns the metrics sink the transcoder should report to.
 func New(cfg Config) (*Server, error) {
-	root, err := newMediaRoot(cfg.MediaDir)
-	if err != nil {
-		return nil, err
+	if cfg.Library == nil {
+		return nil, errors.New("server: no media library")
 	}
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
@@ -90,14 +93,14 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
-	return &Server{cfg: cfg, log: cfg.Log, root: root, metrics: newMetrics(cfg.Registry)}, nil
+	return &Server{cfg: cfg, log: cfg.Log, lib: cfg.Library, metrics: newMetrics(cfg.Registry)}, nil
 }
 
 // Observer is the metrics sink for the transcoder's events.
 func (s *Server) Observer() transcoder.Observer { return s.metrics }
 
 // JobObserver is the metrics sink for the jobs' events.
-func (s *Server) JobObserver() transcoder.JobObserver { return s.metrics }
+func (s *Server) JobObserver() jobs.Observer { return s.metrics }
 
 // Initialize attaches the streamer and the jobs, and builds the routes.
 func (s *Server) Initialize(tc Streamer, jobs Jobs) {
@@ -135,6 +138,3 @@ func (s *Server) Initialize(tc Streamer, jobs Jobs) {
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
-
-// Close releases the media root. Call it after the HTTP server has stopped.
-func (s *Server) Close() { s.root.Close() }

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/hlsd/hlsd/transcoder"
+	"github.com/hlsd/hlsd/transcoder/probe"
 )
 
 type corpusCase struct {
@@ -35,7 +36,7 @@ func TestCorpus(t *testing.T) {
 		t.Run(c.file, func(t *testing.T) {
 			e := newEnv(t, transcoder.Config{}, c.file)
 			base := e.videoURL(c.file)
-			var info transcoder.Info
+			var info probe.Info
 			if err := json.Unmarshal(e.mustGet(base+"/info"), &info); err != nil {
 				t.Fatal(err)
 			}

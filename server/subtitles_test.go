@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/hlsd/hlsd/transcoder"
+	"github.com/hlsd/hlsd/transcoder/probe"
 )
 
 const srtCues = "1\n00:00:01,000 --> 00:00:02,500\nHello\n\n2\n00:00:04,000 --> 00:00:05,250\nWorld\n"
@@ -107,7 +108,7 @@ func TestSubtitles(t *testing.T) {
 
 	e := newEnvDirs(t, transcoder.Config{}, media, t.TempDir())
 	base := e.videoURL("film.mkv")
-	var info transcoder.Info
+	var info probe.Info
 	if err := json.Unmarshal(e.mustGet(base+"/info"), &info); err != nil {
 		t.Fatal(err)
 	}

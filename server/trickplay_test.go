@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/hlsd/hlsd/transcoder"
+	"github.com/hlsd/hlsd/transcoder/probe"
 )
 
 // cue is one thumbnail of a trickplay map.
@@ -145,7 +146,7 @@ func meanAbsDiff(a, b []byte) float64 {
 func trickplayOf(t *testing.T, e *testEnv, file string, interval float64) ([]cue, map[string]*image.YCbCr) {
 	t.Helper()
 	base := e.videoURL(file)
-	var info transcoder.Info
+	var info probe.Info
 	if err := json.Unmarshal(e.mustGet(base+"/info"), &info); err != nil {
 		t.Fatal(err)
 	}

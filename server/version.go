@@ -2,13 +2,12 @@ package server
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
-	"hash/fnv"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
+
+	"github.com/hlsd/hlsd/transcoder/probe"
 )
 
 // A file's version names its bytes on disk: size and modification time,
@@ -21,16 +20,6 @@ import (
 // message saying to reload the master playlist: its bytes are gone, and
 // serving the new file's under the old name would poison every cache on
 // the way.
-
-// fileVersion is 12 hex digits of a hash of the size and mtime.
-func fileVersion(st os.FileInfo) string {
-	h := fnv.New64a()
-	var b [16]byte
-	binary.LittleEndian.PutUint64(b[:8], uint64(st.Size()))
-	binary.LittleEndian.PutUint64(b[8:], uint64(st.ModTime().UnixNano()))
-	h.Write(b[:])
-	return fmt.Sprintf("%012x", h.Sum64()>>16)
-}
 
 type versionKey struct{}
 
@@ -51,12 +40,12 @@ func (s *Server) version(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		st, err := s.root.stat(rel)
+		st, err := s.lib.Stat(rel)
 		if err != nil || !st.Mode().IsRegular() {
 			next.ServeHTTP(w, r)
 			return
 		}
-		cur := fileVersion(st)
+		cur := probe.IdentityOf(rel, st).Version()
 		asked, has := queryValue(r.URL.RawQuery, "v")
 		if has && asked != cur {
 			s.writeError(w, r, errorf(http.StatusNotFound, fmt.Sprintf(

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hlsd/hlsd/transcoder"
+	"github.com/hlsd/hlsd/transcoder/probe"
 )
 
 // uriLines are the URIs a playlist lists: its URI lines and URI="..."
@@ -51,7 +52,7 @@ func TestVersionedURLs(t *testing.T) {
 	e := newEnvDirs(t, transcoder.Config{}, media, t.TempDir(), func(c *Config) { c.NodeName = "node-a" })
 	base := e.videoURL("h264.mp4")
 	st, _ := os.Stat(file)
-	ver := fileVersion(st)
+	ver := probe.IdentityOf("", st).Version()
 
 	status, master, hdr := e.get(base + "/master.m3u8?clientId=c1")
 	if status != http.StatusOK || hdr.Get("Cache-Control") != cacheMaster || hdr.Get("X-Hlsd-Node") != "node-a" {
@@ -115,7 +116,7 @@ func TestVersionedURLs(t *testing.T) {
 		t.Errorf("unversioned %s: %d, same bytes %v, Cache-Control %q", plain, status, bytes.Equal(b, body), hdr.Get("Cache-Control"))
 	}
 
-	var info transcoder.Info
+	var info probe.Info
 	if err := json.Unmarshal(e.mustGet(base+"/info"), &info); err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +139,7 @@ func TestVersionedURLs(t *testing.T) {
 		t.Errorf("old version's segment: %d %s, Cache-Control %q; want 404 saying to reload, no-store", status, body, hdr.Get("Cache-Control"))
 	}
 	st, _ = os.Stat(file)
-	newVer := fileVersion(st)
+	newVer := probe.IdentityOf("", st).Version()
 	if newVer == ver {
 		t.Fatalf("version unchanged by a new mtime: %s", ver)
 	}

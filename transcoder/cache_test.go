@@ -18,6 +18,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/hlsd/hlsd/transcoder/failure"
+	"github.com/hlsd/hlsd/transcoder/library"
 	"github.com/hlsd/hlsd/transcoder/testmedia"
 )
 
@@ -37,7 +39,7 @@ func newTestTranscoder(t *testing.T, cfg Config, clips ...string) *Transcoder {
 			t.Fatal(err)
 		}
 	}
-	cfg.MediaDir, cfg.CacheDir, cfg.Log = media, t.TempDir(), zaptest.NewLogger(t)
+	cfg.Library, cfg.CacheDir, cfg.Log = openLibrary(t, media), t.TempDir(), zaptest.NewLogger(t)
 	tc := New(cfg)
 	if err := tc.Initialize(); err != nil {
 		t.Fatal(err)
@@ -77,7 +79,7 @@ func TestHammerCacheAndSegments(t *testing.T) {
 				tg := targets[rng.IntN(len(targets))]
 				rctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 				f, err := tc.Segment(rctx, tg.file, tg.kind, 0, tg.quality, rng.IntN(5), client, rng.IntN(2) == 0)
-				var ce *CapacityError
+				var ce *failure.CapacityError
 				switch {
 				case err == nil:
 					_, err = io.Copy(io.Discard, f) // a live segment reads under rctx
@@ -198,4 +200,15 @@ func TestCachePins(t *testing.T) {
 	if c.size() != 50 {
 		t.Errorf("cache accounts %d bytes, want the pinned 50", c.size())
 	}
+}
+
+// openLibrary opens media as the library, closed when the test ends.
+func openLibrary(t testing.TB, media string) *library.Library {
+	t.Helper()
+	lib, err := library.Open(media)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lib.Close() })
+	return lib
 }

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/hlsd/hlsd/transcoder/probe"
 )
 
 // A run of one variant: which segments and at which times ffmpeg must cut.
@@ -16,8 +18,8 @@ type runSpec struct {
 	qual    string
 	first   int       // number of the first segment the run writes
 	bounds  []float64 // plan boundaries from segment `first` to the end of the file
-	video   VideoStream
-	audio   AudioStream
+	video   probe.VideoStream
+	audio   probe.AudioStream
 	profile videoProfile // for video re-encodes
 	outDir  string       // ffmpeg writes s-<n>.mp4 files here
 	// container is ffprobe's format name of the source.

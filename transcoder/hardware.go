@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hlsd/hlsd/transcoder/child"
+	"github.com/hlsd/hlsd/transcoder/probe"
 )
 
 // hwFailureLimit is how many hardware runs in a row may fail before the
@@ -54,7 +55,7 @@ func newHardware(p videoProfile, sessions int, log *zap.Logger, obs Observer) *h
 
 // acquire takes a session without waiting: past the limit, the work goes to
 // the software encoder at once rather than queue behind the GPU.
-func (hw *hardware) acquire(v VideoStream) (release func(), ok bool) {
+func (hw *hardware) acquire(v probe.VideoStream) (release func(), ok bool) {
 	if hw == nil || !hw.profile.handles(v) {
 		return nil, false
 	}
@@ -70,7 +71,7 @@ func (hw *hardware) acquire(v VideoStream) (release func(), ok bool) {
 }
 
 // free says whether acquire would succeed now.
-func (hw *hardware) free(v VideoStream) bool {
+func (hw *hardware) free(v probe.VideoStream) bool {
 	if hw == nil || !hw.profile.handles(v) {
 		return false
 	}
@@ -120,7 +121,7 @@ func DetectAccel(ctx context.Context, ffmpeg, device string) (accel string, why 
 func tryAccel(ctx context.Context, ffmpeg string, p videoProfile) error {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	src := VideoStream{Codec: "rawvideo", Width: 320, Height: 240, FPS: 25, BitDepth: 8}
+	src := probe.VideoStream{Codec: "rawvideo", Width: 320, Height: 240, FPS: 25, BitDepth: 8}
 	args := []string{"-hide_banner", "-nostdin", "-loglevel", "error"}
 	args = append(args, p.inputArgs(src)...)
 	args = append(args, "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-frames:v", "10",

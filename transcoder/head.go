@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hlsd/hlsd/transcoder/failure"
 	"go.uber.org/zap"
 )
 
@@ -155,7 +156,7 @@ func (h *head) run() {
 	err := h.runInner()
 	cause := context.Cause(h.ctx)
 	switch {
-	case h.ctx.Err() != nil && !errors.Is(err, ErrEncoder):
+	case h.ctx.Err() != nil && !errors.Is(err, failure.Encoder):
 		// Stopped on purpose (idle, released, preempted, a prefetch with no
 		// free slot, shutdown). A publish failure also cancels the context,
 		// but it is a failure.
@@ -163,7 +164,7 @@ func (h *head) run() {
 		t.log.Debug("encoder stopped", append(h.fields(), zap.String("why", cause.Error()))...)
 	case err == nil:
 		t.log.Debug("encoder finished", h.fields()...)
-	case errors.As(err, new(*CapacityError)):
+	case errors.As(err, new(*failure.CapacityError)):
 		t.log.Warn("no free encoder", append(h.fields(), zap.Error(err))...)
 	case errors.As(err, new(*HWError)):
 		// The variant's next runs are in software; the request that waits
@@ -202,7 +203,7 @@ func (h *head) runInner() error {
 	}()
 
 	if err := os.MkdirAll(h.dir, 0o755); err != nil {
-		return fmt.Errorf("%w: cannot create work directory: %v", ErrEncoder, err)
+		return fmt.Errorf("%w: cannot create work directory: %v", failure.Encoder, err)
 	}
 	profile := videoProfile{accel: AccelNone, preset: t.cfg.Preset}
 	if h.hw.Load() {
@@ -290,9 +291,9 @@ func (h *head) encode(profile videoProfile) error {
 	err = nil
 	switch {
 	case hw && !published && errors.Is(context.Cause(h.ctx), errHWStalled):
-		err = fmt.Errorf("%w: no segment after %s", ErrEncoder, t.cfg.HWStallTimeout)
+		err = fmt.Errorf("%w: no segment after %s", failure.Encoder, t.cfg.HWStallTimeout)
 	case waitErr != nil && h.ctx.Err() == nil:
-		err = fmt.Errorf("%w: ffmpeg exited with %v: %s", ErrEncoder, waitErr, strings.TrimSpace(stderr.String()))
+		err = fmt.Errorf("%w: ffmpeg exited with %v: %s", failure.Encoder, waitErr, strings.TrimSpace(stderr.String()))
 	}
 	if err != nil && hw {
 		// Only the encoder's own failures: a full disk is not the GPU's fault.

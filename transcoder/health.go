@@ -8,6 +8,9 @@ import (
 	"os/exec"
 	"sync/atomic"
 	"time"
+
+	"github.com/hlsd/hlsd/transcoder/failure"
+	"github.com/hlsd/hlsd/transcoder/internal/flight"
 )
 
 // ErrUnhealthy says the transcoder cannot serve: it is wedged, or ffmpeg or
@@ -36,7 +39,7 @@ func (t *Transcoder) Drain() { t.health.draining.Store(true) }
 // returns when ctx ends even if the file system hangs.
 func (t *Transcoder) Ready(ctx context.Context) error {
 	if t.health.draining.Load() || t.ctx.Err() != nil {
-		return ErrShuttingDown
+		return failure.ShuttingDown
 	}
 	return t.check(ctx, "checking ffmpeg and the cache directory", t.readyProbe)
 }
@@ -49,7 +52,7 @@ func (t *Transcoder) readyProbe() error {
 	}
 	// Writing a few bytes, not only creating the file, also catches a
 	// full disk on file systems that reserve blocks at write time.
-	f, err := os.CreateTemp(t.cfg.CacheDir, ".ready-*")
+	f, err := os.CreateTemp(t.layout.root(), ".ready-*")
 	if err != nil {
 		return fmt.Errorf("%w: the cache directory is not writable: %v", ErrUnhealthy, err)
 	}
@@ -62,12 +65,12 @@ func (t *Transcoder) readyProbe() error {
 	return nil
 }
 
-// check runs probe as shared, detached work: a caller arriving while one
+// check runs probe as shared, flight.Detached work: a caller arriving while one
 // is under way waits for it rather than start another, so a wedged server
 // does not pile up goroutines. what names it in the error when ctx ends first.
 func (t *Transcoder) check(ctx context.Context, what string, probe func() error) error {
 	begin := time.Now()
-	_, err := shared(t.flight, ctx, "health\x00"+what, detached, func(context.Context) (struct{}, error) {
+	_, err := flight.Do(t.flight, ctx, "health\x00"+what, flight.Detached, func(context.Context) (struct{}, error) {
 		return struct{}{}, probe()
 	})
 	if err != nil && ctx.Err() != nil && !errors.Is(err, ErrUnhealthy) {
@@ -83,7 +86,7 @@ func (t *Transcoder) check(ctx context.Context, what string, probe func() error)
 // janitorStale, or its locks cannot all be taken before ctx ends.
 func (t *Transcoder) Live(ctx context.Context) error {
 	if t.ctx.Err() != nil {
-		return ErrShuttingDown
+		return failure.ShuttingDown
 	}
 	if beat := t.health.janitorBeat.Load(); beat != 0 {
 		if idle := time.Since(time.Unix(0, beat)); idle > janitorStale {
@@ -113,7 +116,6 @@ func (t *Transcoder) lockProbe() error {
 	t.sched.live()
 	t.clients.mu.Lock()
 	t.clients.mu.Unlock() //nolint:staticcheck
-	t.flight.mu.Lock()
-	t.flight.mu.Unlock() //nolint:staticcheck
+	t.flight.Touch()
 	return nil
 }

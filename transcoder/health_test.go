@@ -28,7 +28,7 @@ func healthTranscoder(t *testing.T) *Transcoder {
 	if err := os.Link(src, filepath.Join(media, "h264.mp4")); err != nil {
 		t.Fatal(err)
 	}
-	tc := New(Config{MediaDir: media, CacheDir: t.TempDir(), Log: zaptest.NewLogger(t)})
+	tc := New(Config{Library: openLibrary(t, media), CacheDir: t.TempDir(), Log: zaptest.NewLogger(t)})
 	if err := tc.Initialize(); err != nil {
 		t.Fatal(err)
 	}
@@ -43,15 +43,8 @@ func live(tc *Transcoder, d time.Duration) error {
 }
 
 // healthCheck is the health check under way, nil when none is.
-func (t *Transcoder) healthCheck() *call {
-	t.flight.mu.Lock()
-	defer t.flight.mu.Unlock()
-	for key, c := range t.flight.calls {
-		if strings.HasPrefix(key, "health\x00") {
-			return c
-		}
-	}
-	return nil
+func (t *Transcoder) healthCheck() <-chan struct{} {
+	return t.flight.Running("health\x00")
 }
 
 // While a lock requests need is held, Live fails by its deadline; callers
@@ -100,7 +93,7 @@ func TestLiveWhenWedged(t *testing.T) {
 		}
 		c.mu.Unlock()
 		select {
-		case <-run.done:
+		case <-run:
 		case <-time.After(time.Second):
 			t.Fatalf("%s released: the stuck probe did not end", c.name)
 		}

@@ -14,6 +14,10 @@ import (
 
 	"github.com/hlsd/hlsd/playlist"
 	"github.com/hlsd/hlsd/transcoder/child"
+	"github.com/hlsd/hlsd/transcoder/failure"
+	"github.com/hlsd/hlsd/transcoder/fmp4"
+	"github.com/hlsd/hlsd/transcoder/internal/atomicfile"
+	"github.com/hlsd/hlsd/transcoder/internal/flight"
 )
 
 // iframeChunk is how many I-frames one ffmpeg makes: a player scrubbing
@@ -55,7 +59,7 @@ func (t *Transcoder) IFrame(ctx context.Context, path string, track int, quality
 	}
 	defer release()
 	if n < 0 || n >= len(f.times) {
-		return nil, fmt.Errorf("%w: I-frame %d is out of range (the rung has %d)", ErrNotFound, n, len(f.times))
+		return nil, fmt.Errorf("%w: I-frame %d is out of range (the rung has %d)", failure.NotFound, n, len(f.times))
 	}
 	return t.iframeFile(ctx, f, n, f.entryPath(n))
 }
@@ -76,7 +80,7 @@ func (t *Transcoder) IFrameInit(ctx context.Context, path string, track int, qua
 func (t *Transcoder) iframes(ctx context.Context, path string, track int, quality string) (*iframes, func(), error) {
 	rung, ok := rungByName(quality)
 	if !ok {
-		return nil, nil, fmt.Errorf("%w: I-frame playlists are offered for re-encoded rungs (240p ... 2160p), not %q", ErrBadRequest, quality)
+		return nil, nil, fmt.Errorf("%w: I-frame playlists are offered for re-encoded rungs (240p ... 2160p), not %q", failure.BadRequest, quality)
 	}
 	m, err := t.open(ctx, path)
 	if err != nil {
@@ -87,17 +91,17 @@ func (t *Transcoder) iframes(ctx context.Context, path string, track int, qualit
 		return nil, nil, err
 	}
 	if track < 0 || track >= len(m.info.Video) {
-		return fail(fmt.Errorf("%w: the file has no video track %d", ErrNotFound, track))
+		return fail(fmt.Errorf("%w: the file has no video track %d", failure.NotFound, track))
 	}
 	if !contains(videoQualities(m.info.Video[track]), quality) {
-		return fail(fmt.Errorf("%w: quality %q is not offered for this file", ErrNotFound, quality))
+		return fail(fmt.Errorf("%w: quality %q is not offered for this file", failure.NotFound, quality))
 	}
 	p, err := m.getPlans(ctx)
 	if err != nil {
 		return fail(err)
 	}
 	f := &iframes{m: m, track: track, rung: rung, times: iframeTimes(p.keyframeTimes, p.adaptive),
-		dir: filepath.Join(t.cfg.CacheDir, "segments", m.key, fmt.Sprintf("iframes-%d-%s", track, quality))}
+		dir: t.layout.iframes(m.key, track, quality)}
 	return f, m.release, nil
 }
 
@@ -131,7 +135,7 @@ func (t *Transcoder) iframeFile(ctx context.Context, f *iframes, n int, path str
 	}
 	c := n / iframeChunk
 	// Detached: entries are kept, and a player scrubbing comes back for them.
-	_, err := shared(t.flight, ctx, fmt.Sprintf("iframes\x00%s\x00%d", f.dir, c), detached, func(ctx context.Context) (struct{}, error) {
+	_, err := flight.Do(t.flight, ctx, fmt.Sprintf("iframes\x00%s\x00%d", f.dir, c), flight.Detached, func(ctx context.Context) (struct{}, error) {
 		return struct{}{}, t.makeIFrames(ctx, f, c)
 	})
 	if err != nil {
@@ -139,7 +143,7 @@ func (t *Transcoder) iframeFile(ctx context.Context, f *iframes, n int, path str
 	}
 	file, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: I-frame %d was removed from the cache before it could be sent", ErrUnavailable, n)
+		return nil, fmt.Errorf("%w: I-frame %d was removed from the cache before it could be sent", failure.Unavailable, n)
 	}
 	return file, nil
 }
@@ -150,11 +154,11 @@ func (t *Transcoder) makeIFrames(ctx context.Context, f *iframes, c int) error {
 	first, end := c*iframeChunk, min((c+1)*iframeChunk, len(f.times))
 	want := f.times[first:end]
 	if err := os.MkdirAll(f.dir, 0o755); err != nil {
-		return fmt.Errorf("%w: I-frames: %v", ErrEncoder, err)
+		return fmt.Errorf("%w: I-frames: %v", failure.Encoder, err)
 	}
 	work, err := os.MkdirTemp(f.dir, "run-")
 	if err != nil {
-		return fmt.Errorf("%w: I-frames: %v%s", ErrEncoder, err, diskFullHint(f.dir))
+		return fmt.Errorf("%w: I-frames: %v%s", failure.Encoder, err, atomicfile.DiskFullHint(f.dir))
 	}
 	defer os.RemoveAll(work)
 
@@ -172,20 +176,20 @@ func (t *Transcoder) makeIFrames(ctx context.Context, f *iframes, c int) error {
 		n := first + j
 		data, err := os.ReadFile(filepath.Join(work, fmt.Sprintf("s-%d.mp4", n)))
 		if err != nil {
-			return fmt.Errorf("%w: I-frames: ffmpeg made no entry %d at %.3f s", ErrEncoder, n, want[j])
+			return fmt.Errorf("%w: I-frames: ffmpeg made no entry %d at %.3f s", failure.Encoder, n, want[j])
 		}
-		init, body, err := splitFMP4(data)
+		init, body, err := fmp4.Split(data)
 		if err != nil {
-			return fmt.Errorf("%w: I-frame %d: %v", ErrEncoder, n, err)
+			return fmt.Errorf("%w: I-frame %d: %v", failure.Encoder, n, err)
 		}
 		if !exists(f.initPath()) {
-			if err := writeFileAtomic(f.initPath(), init); err != nil {
-				return fmt.Errorf("%w: I-frames: %v%s", ErrEncoder, err, diskFullHint(f.dir))
+			if err := atomicfile.Write(f.initPath(), init); err != nil {
+				return fmt.Errorf("%w: I-frames: %v%s", failure.Encoder, err, atomicfile.DiskFullHint(f.dir))
 			}
 		}
-		numberFragments(body, n)
-		if err := writeFileAtomic(f.entryPath(n), body); err != nil {
-			return fmt.Errorf("%w: I-frames: %v%s", ErrEncoder, err, diskFullHint(f.dir))
+		fmp4.Number(body, n)
+		if err := atomicfile.Write(f.entryPath(n), body); err != nil {
+			return fmt.Errorf("%w: I-frames: %v%s", failure.Encoder, err, atomicfile.DiskFullHint(f.dir))
 		}
 		// Within the segment budget, evicted like segments; nothing else
 		// refers to an entry, so its file simply goes.
@@ -241,7 +245,7 @@ func (t *Transcoder) runIFrames(ctx context.Context, f *iframes, first int, want
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
 		}
-		return fmt.Errorf("%w: I-frames: ffmpeg exited with %v: %s", ErrEncoder, err, stderr.String())
+		return fmt.Errorf("%w: I-frames: ffmpeg exited with %v: %s", failure.Encoder, err, stderr.String())
 	}
 	return nil
 }

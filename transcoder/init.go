@@ -3,7 +3,6 @@ package transcoder
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -11,6 +10,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/hlsd/hlsd/transcoder/failure"
+	"github.com/hlsd/hlsd/transcoder/fmp4"
+	"github.com/hlsd/hlsd/transcoder/internal/atomicfile"
 	"go.uber.org/zap"
 )
 
@@ -60,7 +62,7 @@ func (v *variant) configKey() string {
 }
 
 func (t *Transcoder) sharedInitPath(key string) string {
-	return filepath.Join(t.cfg.CacheDir, "inits", key+".mp4")
+	return t.layout.sharedInit(key)
 }
 
 // sharedInit returns the init kept for key, if any.
@@ -87,7 +89,7 @@ func (t *Transcoder) keepInit(key string, init []byte) {
 		return
 	}
 	_ = os.MkdirAll(filepath.Dir(t.sharedInitPath(key)), 0o755)
-	_ = writeFileAtomic(t.sharedInitPath(key), init)
+	_ = atomicfile.Write(t.sharedInitPath(key), init)
 }
 
 // headerOf returns the ftyp and moov at the start of a segment file being
@@ -102,25 +104,7 @@ func headerOf(path string) ([]byte, bool) {
 	defer f.Close()
 	buf := make([]byte, 64<<10)
 	n, _ := f.Read(buf)
-	buf = buf[:n]
-	var out []byte
-	for off := 0; off+8 <= len(buf); {
-		size := int(binary.BigEndian.Uint32(buf[off:]))
-		typ := string(buf[off+4 : off+8])
-		if size < 8 || off+size > len(buf) {
-			return nil, false
-		}
-		switch typ {
-		case "ftyp":
-			out = append(out, buf[off:off+size]...)
-		case "moov":
-			return append(out, buf[off:off+size]...), len(out) > 0
-		default:
-			return nil, false
-		}
-		off += size
-	}
-	return nil, false
+	return fmp4.Header(buf[:n])
 }
 
 // headFile is where h writes segment n.
@@ -134,8 +118,8 @@ func (v *variant) setInit(b []byte) error {
 	if have {
 		return nil
 	}
-	if err := writeFileAtomic(v.initPath(), b); err != nil {
-		return fmt.Errorf("%w: writing init segment: %v", ErrEncoder, err)
+	if err := atomicfile.Write(v.initPath(), b); err != nil {
+		return fmt.Errorf("%w: writing init segment: %v", failure.Encoder, err)
 	}
 	v.mu.Lock()
 	if !isClosed(v.initCh) {

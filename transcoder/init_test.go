@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/hlsd/hlsd/transcoder/probe"
 )
 
 func readAll(t *testing.T, rc io.ReadCloser, err error) []byte {
@@ -46,8 +48,8 @@ func TestInitWithoutHead(t *testing.T) {
 	defer cancel()
 	// The same streams in another file: a remux with another title.
 	for _, f := range []string{"h264.mp4", "hevc.mkv"} {
-		remux := filepath.Join(tc.cfg.MediaDir, "remux-"+f)
-		if out, err := exec.Command("ffmpeg", "-v", "error", "-i", filepath.Join(tc.cfg.MediaDir, f),
+		remux := filepath.Join(tc.cfg.Library.Dir(), "remux-"+f)
+		if out, err := exec.Command("ffmpeg", "-v", "error", "-i", filepath.Join(tc.cfg.Library.Dir(), f),
 			"-map", "0", "-c", "copy", "-metadata", "title=another film", remux).CombinedOutput(); err != nil {
 			t.Fatalf("remux: %v %s", err, out)
 		}
@@ -92,7 +94,7 @@ func TestInitWithoutHead(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.release()
-	v := &variant{t: tc, m: &media{info: &Info{Video: []VideoStream{m.info.Video[0]}, Container: m.info.Container}}, kind: "video", quality: "240p"}
+	v := &variant{t: tc, m: &media{info: &probe.Info{Video: []probe.VideoStream{m.info.Video[0]}, Container: m.info.Container}}, kind: "video", quality: "240p"}
 	v.m.info.Video[0].Format = ""
 	if k := v.configKey(); k != "" {
 		t.Errorf("key %q for a stream of unknown format", k)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/hlsd/hlsd/playlist"
+	"github.com/hlsd/hlsd/transcoder/failure"
+	"github.com/hlsd/hlsd/transcoder/probe"
 )
 
 // Rung is one re-encoded quality of the ladder.
@@ -47,7 +49,7 @@ func rungByName(name string) (Rung, bool) {
 
 // rungsFor lists the rungs no larger than the source; a source smaller than
 // the lowest rung still gets that rung, at its own size.
-func rungsFor(v VideoStream) []Rung {
+func rungsFor(v probe.VideoStream) []Rung {
 	w, h := v.DisplaySize()
 	short := min(w, h)
 	var out []Rung
@@ -64,7 +66,7 @@ func rungsFor(v VideoStream) []Rung {
 
 // rungSize scales the display size so its shorter side is the rung height,
 // keeping the aspect ratio and even dimensions (x264 4:2:0 needs them).
-func rungSize(v VideoStream, r Rung) (int, int) {
+func rungSize(v probe.VideoStream, r Rung) (int, int) {
 	w, h := v.DisplaySize()
 	short := min(w, h)
 	target := min(r.Height, short)
@@ -76,7 +78,7 @@ func rungSize(v VideoStream, r Rung) (int, int) {
 }
 
 // videoQualities is the list of video qualities a stream offers, original first.
-func videoQualities(v VideoStream) []string {
+func videoQualities(v probe.VideoStream) []string {
 	q := []string{QualityOriginal}
 	for _, r := range rungsFor(v) {
 		q = append(q, r.Name)
@@ -90,7 +92,7 @@ func videoQualities(v VideoStream) []string {
 // cost nothing too, but ffmpeg keeps MP4's priming packet (negative pts) on
 // a copy, so segment 0 would carry a tfdt below zero; offering it needs
 // the leading samples cut out of the first fragment.
-func audioQualities(a AudioStream) []string {
+func audioQualities(a probe.AudioStream) []string {
 	q := []string{QualityAAC}
 	if a.Channels > 2 {
 		q = append(q, QualityStereo)
@@ -103,7 +105,7 @@ func audioQualities(a AudioStream) []string {
 
 // audioCodec is the RFC 6381 name of a track's codec when it is passed
 // through (AC-3, E-AC-3), else "".
-func audioCodec(a AudioStream) string {
+func audioCodec(a probe.AudioStream) string {
 	switch a.Codec {
 	case "ac3":
 		return "ac-3"
@@ -118,7 +120,7 @@ func audioCodec(a AudioStream) string {
 // the AAC rendition of an AAC-LC track already in the layout the
 // rendition declares (a copy is ready at once, where an encoder on a
 // loaded machine made audio slower than the video beside it).
-func copiedAudio(a AudioStream, q string) bool {
+func copiedAudio(a probe.AudioStream, q string) bool {
 	switch q {
 	case QualityOriginal:
 		return true
@@ -130,7 +132,7 @@ func copiedAudio(a AudioStream, q string) bool {
 
 // audioBitrate is what rendition q of a carries: the source's own rate
 // for a copy, when the container says, else the encoder's target.
-func audioBitrate(a AudioStream, q string) int {
+func audioBitrate(a probe.AudioStream, q string) int {
 	if copiedAudio(a, q) && a.Bitrate > 0 {
 		return int(max(a.Bitrate, 32_000))
 	}
@@ -141,14 +143,14 @@ func audioBitrate(a AudioStream, q string) int {
 }
 
 // aacChannels is the channel count of an AAC quality of a.
-func aacChannels(a AudioStream, quality string) int {
+func aacChannels(a probe.AudioStream, quality string) int {
 	if a.Channels >= 6 && quality != QualityStereo {
 		return 6
 	}
 	return 2
 }
 
-func aacBitrate(a AudioStream, quality string) int {
+func aacBitrate(a probe.AudioStream, quality string) int {
 	if aacChannels(a, quality) == 6 {
 		return 384_000
 	}
@@ -157,7 +159,7 @@ func aacBitrate(a AudioStream, quality string) int {
 
 // aacSampleRate keeps the source rate where AAC supports it, so no resampling
 // blurs the sample-exact seek the audio frame grid relies on.
-func aacSampleRate(a AudioStream) int {
+func aacSampleRate(a probe.AudioStream) int {
 	switch a.SampleRate {
 	case 8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000:
 		return a.SampleRate
@@ -166,7 +168,7 @@ func aacSampleRate(a AudioStream) int {
 }
 
 // videoCodecString is the RFC 6381 string of the source stream, for `original`.
-func videoCodecString(v VideoStream) (string, error) {
+func videoCodecString(v probe.VideoStream) (string, error) {
 	switch v.Codec {
 	case "h264":
 		return playlist.H264Codec(v.Profile, v.Level), nil
@@ -177,17 +179,17 @@ func videoCodecString(v VideoStream) (string, error) {
 	case "av1":
 		return playlist.AV1Codec(v.Profile, v.Level, v.Width, v.Height, v.FPS, v.BitDepth), nil
 	}
-	return "", fmt.Errorf("%w: %s cannot be stream-copied into fMP4 for HLS", ErrNotFound, v.Codec)
+	return "", fmt.Errorf("%w: %s cannot be stream-copied into fMP4 for HLS", failure.NotFound, v.Codec)
 }
 
 // copyableVideo reports whether fMP4 can carry the source codec unchanged.
-func copyableVideo(v VideoStream) bool {
+func copyableVideo(v probe.VideoStream) bool {
 	_, err := videoCodecString(v)
 	return err == nil
 }
 
 // rungLevel is the H.264 level the encoder is told to respect and the CODECS string names.
-func rungLevel(v VideoStream, r Rung) int {
+func rungLevel(v probe.VideoStream, r Rung) int {
 	w, h := rungSize(v, r)
 	return playlist.H264Level(w, h, v.FPS, r.Maxrate)
 }

@@ -2,11 +2,13 @@ package transcoder
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
 	"time"
+
+	"github.com/hlsd/hlsd/transcoder/failure"
+	"github.com/hlsd/hlsd/transcoder/fmp4"
 )
 
 // fragmentDuration is how much media each moof/mdat pair of a re-encoded
@@ -33,16 +35,14 @@ type liveSegment struct {
 	ch       chan struct{} // closed when segment n is published
 	path     string        // ffmpeg's file of segment n in the head's work directory
 
-	f       *os.File      // the work file, once it exists
-	buf     []byte        // for reads from f
-	rest    io.ReadCloser // the ordinary path's answer, when the work file went before it was opened
-	pending []byte        // read from f, not yet a whole box
-	group   []byte        // whole boxes of a fragment whose mdat is still to come
-	frags   int           // moofs taken: the next one's number in the segment
-	out     []byte        // whole fragments to return
-	sent    bool
-	eof     bool
-	left    bool // no longer counted as waiting on h
+	f      *os.File      // the work file, once it exists
+	buf    []byte        // for reads from f
+	rest   io.ReadCloser // the ordinary path's answer, when the work file went before it was opened
+	frames fmp4.Framer   // of what was read from f
+	out    []byte        // whole fragments to return
+	sent   bool
+	eof    bool
+	left   bool // no longer counted as waiting on h
 }
 
 // live returns a live segment for n from head h, counted as a request
@@ -55,7 +55,7 @@ func (v *variant) live(ctx context.Context, h *head, n int, clientID string) *li
 	}
 	h.waiting++
 	return &liveSegment{v: v, h: h, n: n, clientID: clientID, ctx: ctx, ch: ch,
-		path: h.file(n)}
+		path: h.file(n), frames: fmp4.Framer{N: n}}
 }
 
 // canLive says whether segments of v may be streamed while made.
@@ -104,20 +104,19 @@ func (l *liveSegment) fill() error {
 		}
 		k, err := l.f.Read(l.buf)
 		if err != nil && err != io.EOF {
-			return fmt.Errorf("%w: reading segment %d as it is written: %v", ErrEncoder, l.n, err)
+			return fmt.Errorf("%w: reading segment %d as it is written: %v", failure.Encoder, l.n, err)
 		}
-		l.pending = append(l.pending, l.buf[:k]...)
-		l.takeBoxes()
+		l.out = append(l.out, l.frames.Write(l.buf[:k])...)
 		if k > 0 {
 			return nil
 		}
 		// Nothing new. Once published, the file was complete when looked at.
 		if published {
-			l.out = append(l.out, l.group...) // boxes after the last mdat, if any
-			l.group = nil
-			if len(l.pending) > 0 {
-				return fmt.Errorf("%w: segment %d ends inside a box", ErrEncoder, l.n)
+			rest, err := l.frames.End()
+			if err != nil {
+				return fmt.Errorf("%w: %v", failure.Encoder, err)
 			}
+			l.out = append(l.out, rest...)
 			l.eof = true
 			l.leave()
 			return nil
@@ -125,7 +124,7 @@ func (l *liveSegment) fill() error {
 		if ended {
 			// The run stopped in the middle: what was sent cannot be
 			// completed, so the response must fail and the player retry.
-			return fmt.Errorf("%w: the encoder stopped while segment %d was being sent", ErrEncoder, l.n)
+			return fmt.Errorf("%w: the encoder stopped while segment %d was being sent", failure.Encoder, l.n)
 		}
 	}
 	timer := time.NewTimer(livePoll)
@@ -156,40 +155,6 @@ func (l *liveSegment) fallback(ended *head) error {
 	return nil
 }
 
-// takeBoxes moves the whole fragments (moof with its mdat) at the front of
-// pending to out, keeping only what publish keeps of a segment. Whole
-// fragments, not boxes: hls.js keeps a partial fragment from a load it
-// aborts (a seek) and parses the next segment's first bytes after it,
-// which puts that segment at the aborted fragment's time; each fragment
-// sent in one write leaves it nothing partial to keep.
-func (l *liveSegment) takeBoxes() {
-	for len(l.pending) >= 8 {
-		size := int(binary.BigEndian.Uint32(l.pending))
-		typ := string(l.pending[4:8])
-		if size == 1 {
-			if len(l.pending) < 16 {
-				return
-			}
-			size = int(binary.BigEndian.Uint64(l.pending[8:]))
-		}
-		if size < 8 || size > len(l.pending) {
-			return // incomplete (or size 0, "to the end": complete once published)
-		}
-		if typ == "moof" {
-			numberFragment(l.pending[:size], l.n, l.frags) // as publish does
-			l.frags++
-		}
-		if mediaBox(typ) {
-			l.group = append(l.group, l.pending[:size]...)
-			if typ == "mdat" {
-				l.out = append(l.out, l.group...)
-				l.group = l.group[:0]
-			}
-		}
-		l.pending = l.pending[size:]
-	}
-}
-
 // leave stops counting l as waiting on its head.
 func (l *liveSegment) leave() {
 	if l.left {
@@ -213,7 +178,3 @@ func (l *liveSegment) Close() error {
 	}
 	return nil
 }
-
-// Started says whether any byte was returned: after that an error can only
-// cut the response short.
-func (l *liveSegment) Started() bool { return l.sent }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/hlsd/hlsd/playlist"
+	"github.com/hlsd/hlsd/transcoder/probe"
 )
 
 // Master writes the master playlist: the original where it shares the grid,
@@ -168,7 +169,7 @@ func (t *Transcoder) Master(ctx context.Context, path, query string, ts bool) ([
 
 // plainH264 reports whether the source is 8-bit H.264, which every HLS
 // player decodes (unlike High 10, HEVC or VP9).
-func plainH264(v VideoStream) bool {
+func plainH264(v probe.VideoStream) bool {
 	return v.Codec == "h264" && v.BitDepth <= 8
 }
 
@@ -178,7 +179,7 @@ func trackName(title, lang string, i int) string {
 	if title != "" {
 		return title
 	}
-	if name := languageName(lang); name != "" {
+	if name := probe.LanguageName(lang); name != "" {
 		return name
 	}
 	return fmt.Sprintf("Track %d", i+1)
@@ -186,7 +187,7 @@ func trackName(title, lang string, i int) string {
 
 // defaultAudio picks the track players start with: the one the file flags
 // default, else the first; never a commentary when there is another track.
-func defaultAudio(tracks []AudioStream) int {
+func defaultAudio(tracks []probe.AudioStream) int {
 	pick := -1
 	for i, a := range tracks {
 		if a.Default && !commentary(a) {
@@ -199,14 +200,14 @@ func defaultAudio(tracks []AudioStream) int {
 	return max(pick, 0)
 }
 
-func commentary(a AudioStream) bool {
+func commentary(a probe.AudioStream) bool {
 	return a.Comment || strings.Contains(strings.ToLower(a.Title), "commentary")
 }
 
 // tsMaster turns the fMP4 master into the MPEG-TS one: H.264 variants
 // only, each with the default audio track muxed in, so no audio renditions,
 // and no I-frame playlists (theirs are fMP4).
-func tsMaster(m playlist.Master, info *Info) playlist.Master {
+func tsMaster(m playlist.Master, info *probe.Info) playlist.Master {
 	m.Audio, m.IFrames, m.Version = nil, nil, playlist.TSVersion
 	var kept []playlist.Variant
 	for _, v := range m.Variants {
@@ -215,7 +216,7 @@ func tsMaster(m playlist.Master, info *Info) playlist.Master {
 		}
 		if len(info.Audio) > 0 {
 			v.Codecs += ",mp4a.40.2"
-			stereo := AudioStream{Channels: 2}
+			stereo := probe.AudioStream{Channels: 2}
 			v.Bandwidth += aacBitrate(stereo, QualityStereo) * 11 / 10
 			v.AverageBandwidth += aacBitrate(stereo, QualityStereo)
 		}
@@ -248,7 +249,7 @@ type audioGroup struct {
 //     variants.
 //
 // Every group holds every track, under the same NAME and LANGUAGE.
-func audioGroups(tracks []AudioStream) []audioGroup {
+func audioGroups(tracks []probe.AudioStream) []audioGroup {
 	if len(tracks) == 0 {
 		return nil
 	}
@@ -259,12 +260,12 @@ func audioGroups(tracks []AudioStream) []audioGroup {
 	}
 	type layout struct {
 		id      string
-		quality func(a AudioStream) string
+		quality func(a probe.AudioStream) string
 	}
-	aac := func(AudioStream) string { return QualityAAC }
+	aac := func(probe.AudioStream) string { return QualityAAC }
 	layouts := []layout{{"audio", aac}}
 	if surround {
-		layouts = []layout{{"stereo", func(a AudioStream) string {
+		layouts = []layout{{"stereo", func(a probe.AudioStream) string {
 			if contains(audioQualities(a), QualityStereo) {
 				return QualityStereo
 			}
@@ -272,7 +273,7 @@ func audioGroups(tracks []AudioStream) []audioGroup {
 		}}, {"surround", aac}}
 	}
 	if passthrough {
-		layouts = append(layouts, layout{"original", func(a AudioStream) string {
+		layouts = append(layouts, layout{"original", func(a probe.AudioStream) string {
 			if audioCodec(a) != "" {
 				return QualityOriginal
 			}

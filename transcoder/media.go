@@ -9,6 +9,8 @@ import (
 
 	"github.com/hlsd/hlsd/keyframes"
 	"github.com/hlsd/hlsd/playlist"
+	"github.com/hlsd/hlsd/transcoder/failure"
+	"github.com/hlsd/hlsd/transcoder/probe"
 )
 
 // SegmentTarget is the segment duration the plans aim for, in seconds.
@@ -20,7 +22,7 @@ type media struct {
 	size    int64
 	modTime time.Time
 	key     string
-	info    *Info
+	info    *probe.Info
 	kf      *keyframes.Keyframes
 	// pins counts the requests and heads using m; -1 once the registry
 	// has forgotten it. See files.
@@ -72,10 +74,10 @@ func (m *media) getPlans(ctx context.Context) (*plans, error) {
 	}
 	times, gopBytes, _, complete, err := m.kf.Snapshot()
 	if err != nil {
-		return nil, fmt.Errorf("%w: keyframe scan failed: %v", ErrNotMedia, err)
+		return nil, fmt.Errorf("%w: keyframe scan failed: %v", failure.NotMedia, err)
 	}
 	if !complete || len(times) == 0 {
-		return nil, fmt.Errorf("%w: no video keyframes found", ErrNotMedia)
+		return nil, fmt.Errorf("%w: no video keyframes found", failure.NotMedia)
 	}
 	dur := m.info.Duration
 	orig := playlist.KeyframePlan(times, dur, SegmentTarget)

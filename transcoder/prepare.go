@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hlsd/hlsd/transcoder/failure"
 	"go.uber.org/zap"
 )
 
@@ -49,7 +50,7 @@ func (t *Transcoder) Prepare(ctx context.Context, path string, qualities []strin
 	}
 	for _, q := range qualities {
 		if q == QualityOriginal {
-			return fmt.Errorf("%w: prepare makes re-encoded rungs; original is a copy", ErrBadRequest)
+			return fmt.Errorf("%w: prepare makes re-encoded rungs; original is a copy", failure.BadRequest)
 		}
 		if err := add("video", 0, q); err != nil {
 			return err
@@ -214,9 +215,9 @@ func (t *Transcoder) prepareRun(ctx context.Context, vs []*variant, start, end i
 			profile, hw = t.sched.hw.profile, true
 		}
 	}
-	work, err := os.MkdirTemp(t.cfg.CacheDir, ".prepare-")
+	work, err := os.MkdirTemp(t.layout.root(), ".prepare-")
 	if err != nil {
-		return start, fmt.Errorf("%w: cannot create work directory: %v", ErrEncoder, err)
+		return start, fmt.Errorf("%w: cannot create work directory: %v", failure.Encoder, err)
 	}
 	defer os.RemoveAll(work)
 
@@ -345,9 +346,9 @@ func (t *Transcoder) prepareRun(ctx context.Context, vs []*variant, start, end i
 	case finished():
 		return slices.Min(next), nil
 	case waitErr != nil && !ended:
-		return start, fmt.Errorf("%w: prepare: ffmpeg stopped: %v", ErrEncoder, waitErr)
+		return start, fmt.Errorf("%w: prepare: ffmpeg stopped: %v", failure.Encoder, waitErr)
 	case waitErr != nil:
-		return start, fmt.Errorf("%w: prepare: ffmpeg exited with %v: %s", ErrEncoder, waitErr, strings.TrimSpace(stderr.String()))
+		return start, fmt.Errorf("%w: prepare: ffmpeg exited with %v: %s", failure.Encoder, waitErr, strings.TrimSpace(stderr.String()))
 	}
 	// ffmpeg reached the end of the file: its last segments are complete.
 	if err := collect(true); err != nil {

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hlsd/hlsd/transcoder/failure"
+	"github.com/hlsd/hlsd/transcoder/probe"
 	"go.uber.org/zap"
 )
 
@@ -98,7 +100,7 @@ func (s *scheduler) acquire(ctx context.Context, h *head) (func(), error) {
 			return release, nil
 		case <-again.C:
 		case <-timer.C:
-			return nil, &CapacityError{RetryAfter: 2 * time.Second}
+			return nil, &failure.CapacityError{RetryAfter: 2 * time.Second}
 		case <-ctx.Done():
 			return nil, context.Cause(ctx)
 		}
@@ -177,7 +179,7 @@ func (s *scheduler) encoders(except *head) int {
 
 // profileFor is the profile the next head of a rung of v gets, as far as
 // the master can tell: the accelerator's when it is on and takes v.
-func (s *scheduler) profileFor(v VideoStream, preset string) (videoProfile, bool) {
+func (s *scheduler) profileFor(v probe.VideoStream, preset string) (videoProfile, bool) {
 	if s.hw != nil && !s.hw.disabled.Load() && s.hw.profile.handles(v) {
 		return s.hw.profile, true
 	}

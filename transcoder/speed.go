@@ -17,6 +17,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hlsd/hlsd/transcoder/child"
+	"github.com/hlsd/hlsd/transcoder/internal/atomicfile"
+	"github.com/hlsd/hlsd/transcoder/internal/flight"
+	"github.com/hlsd/hlsd/transcoder/probe"
 )
 
 // minSpeed is how many times real time a rung must be made, under the
@@ -79,7 +82,7 @@ func newSpeeds(path string, log *zap.Logger) *speeds {
 
 // speedKey names what an encoder's speed depends on: the source's codec,
 // depth and size (decoding), the rung (scaling, encoding) and the encoder.
-func speedKey(v VideoStream, rung string, p videoProfile) string {
+func speedKey(v probe.VideoStream, rung string, p videoProfile) string {
 	return fmt.Sprintf("%s %d-bit %dx%d to %s, %s %s", v.Codec, max(v.BitDepth, 8), v.Width, v.Height, rung, p.accel, p.preset)
 }
 
@@ -118,7 +121,7 @@ func (s *speeds) save() error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(s.path, b)
+	return atomicfile.Write(s.path, b)
 }
 
 // rungSpeed estimates how many times real time one head alone makes rung r
@@ -126,7 +129,7 @@ func (s *speeds) save() error {
 // the same source by pixel count (encoding dominates, and from a larger
 // rung the guess errs towards speed, from a smaller one towards caution).
 // known is false when nothing of the source's class was measured.
-func (s *speeds) rungSpeed(v VideoStream, r Rung, p videoProfile) (speed float64, known bool) {
+func (s *speeds) rungSpeed(v probe.VideoStream, r Rung, p videoProfile) (speed float64, known bool) {
 	if !(v.FPS > 0) {
 		return 0, false
 	}
@@ -253,7 +256,7 @@ func (t *Transcoder) waitIdle(ctx context.Context, d, patience time.Duration) bo
 // else has run for a while, and stops as soon as a head or thumbnails
 // start: a player always comes first. A later master tries again for what
 // it missed.
-func (t *Transcoder) calibrate(m *media, v VideoStream) {
+func (t *Transcoder) calibrate(m *media, v probe.VideoStream) {
 	p := videoProfile{accel: AccelNone, preset: t.cfg.Preset}
 	rungs := rungsFor(v)
 	var todo []Rung
@@ -270,7 +273,7 @@ func (t *Transcoder) calibrate(m *media, v VideoStream) {
 	go func() {
 		defer t.wg.Done()
 		defer m.release()
-		_, _ = shared(t.flight, t.ctx, "calibrate "+speedKey(v, "", p), detached, func(ctx context.Context) (struct{}, error) {
+		_, _ = flight.Do(t.flight, t.ctx, "calibrate "+speedKey(v, "", p), flight.Detached, func(ctx context.Context) (struct{}, error) {
 			for _, r := range todo {
 				if !t.waitIdle(ctx, calibrationIdle, calibrationPatience) {
 					return struct{}{}, nil
@@ -296,7 +299,7 @@ var (
 
 // calibrateRung encodes calibrationSeconds of v from a third into the file
 // to rung r, discarding the output, and returns the frames per second.
-func (t *Transcoder) calibrateRung(ctx context.Context, m *media, v VideoStream, r Rung, p videoProfile) (float64, error) {
+func (t *Transcoder) calibrateRung(ctx context.Context, m *media, v probe.VideoStream, r Rung, p videoProfile) (float64, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	w, h := rungSize(v, r)

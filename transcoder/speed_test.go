@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/hlsd/hlsd/transcoder/probe"
 )
 
 // variantNames lists the NAMEs of a master's variants, in order, for the
@@ -26,7 +28,7 @@ func variantNames(master []byte) []string {
 }
 
 // setSpeed makes the estimate of rung for v exactly speed times real time.
-func (t *Transcoder) setSpeed(v VideoStream, rung string, speed float64) {
+func (t *Transcoder) setSpeed(v probe.VideoStream, rung string, speed float64) {
 	t.speeds.mu.Lock()
 	defer t.speeds.mu.Unlock()
 	t.speeds.fps[speedKey(v, rung, videoProfile{accel: AccelNone, preset: t.cfg.Preset})] = speed * v.FPS
@@ -125,7 +127,7 @@ func TestHeadMeasuresItsSpeed(t *testing.T) {
 	t.Logf("720p from 1080p H.264: %.2fx real time", speed)
 	cache := tc.cfg.CacheDir
 	tc.Close()
-	again := New(Config{MediaDir: tc.cfg.MediaDir, CacheDir: cache})
+	again := New(Config{Library: tc.cfg.Library, CacheDir: cache})
 	if err := again.Initialize(); err != nil {
 		t.Fatal(err)
 	}

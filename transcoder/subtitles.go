@@ -3,8 +3,6 @@ package transcoder
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path"
@@ -17,13 +15,11 @@ import (
 
 	"github.com/hlsd/hlsd/playlist"
 	"github.com/hlsd/hlsd/transcoder/child"
+	"github.com/hlsd/hlsd/transcoder/failure"
+	"github.com/hlsd/hlsd/transcoder/internal/atomicfile"
+	"github.com/hlsd/hlsd/transcoder/internal/flight"
+	"github.com/hlsd/hlsd/transcoder/probe"
 )
-
-// textSubtitles are the codecs ffmpeg converts to WebVTT. Bitmap ones
-// (hdmv_pgs_subtitle, dvd_subtitle, dvb_subtitle) would need burning in.
-var textSubtitles = map[string]bool{
-	"subrip": true, "srt": true, "ass": true, "ssa": true, "webvtt": true, "mov_text": true, "text": true,
-}
 
 // sidecarCodecs maps a sidecar's extension to its codec.
 var sidecarCodecs = map[string]string{"srt": "subrip", "ass": "ass", "ssa": "ass", "vtt": "webvtt"}
@@ -33,20 +29,15 @@ var languageTag = regexp.MustCompile(`^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$`)
 // subtitleTracks lists the subtitles of m: its own tracks in stream order,
 // then the sidecar files beside it in name order. The folder is read on
 // every call, so a subtitle file dropped in shows up without a restart.
-func (t *Transcoder) subtitleTracks(m *media) []SubtitleStream {
-	out := append([]SubtitleStream(nil), m.info.Subtitles...)
+func (t *Transcoder) subtitleTracks(m *media) []probe.SubtitleStream {
+	out := append([]probe.SubtitleStream(nil), m.info.Subtitles...)
 	for i := range out {
 		// Not from the probe: probes cached before this field existed lack it.
-		out[i].Streamable = textSubtitles[out[i].Codec]
+		out[i].Streamable = probe.TextSubtitles[out[i].Codec]
 	}
 	dir, base := path.Split(m.name)
 	stem := strings.TrimSuffix(base, path.Ext(base)) + "."
-	d, err := t.root.Open(filepath.FromSlash(path.Clean("./" + dir)))
-	if err != nil {
-		return out
-	}
-	defer d.Close()
-	entries, err := d.ReadDir(-1)
+	entries, err := t.lib.ReadDir(dir)
 	if err != nil {
 		return out
 	}
@@ -67,13 +58,13 @@ func (t *Transcoder) subtitleTracks(m *media) []SubtitleStream {
 // dot-separated parts (a language tag, "forced", "default", "sdh", or
 // anything else as a title), then the extension: "en.srt", "fr.forced.ass",
 // "vtt", "en.Director's commentary.srt".
-func parseSidecar(rest string) (SubtitleStream, bool) {
+func parseSidecar(rest string) (probe.SubtitleStream, bool) {
 	parts := strings.Split(rest, ".")
 	codec, ok := sidecarCodecs[strings.ToLower(parts[len(parts)-1])]
 	if !ok {
-		return SubtitleStream{}, false
+		return probe.SubtitleStream{}, false
 	}
-	s := SubtitleStream{Index: -1, Codec: codec, Streamable: true}
+	s := probe.SubtitleStream{Index: -1, Codec: codec, Streamable: true}
 	var title []string
 	for _, p := range parts[:len(parts)-1] {
 		switch low := strings.ToLower(p); {
@@ -93,12 +84,12 @@ func parseSidecar(rest string) (SubtitleStream, bool) {
 	return s, true
 }
 
-// subtitleTrack returns track s of the file, or ErrNotFound. The media is
+// subtitleTrack returns track s of the file, or failure.NotFound. The media is
 // pinned when err is nil: the caller releases it.
-func (t *Transcoder) subtitleTrack(ctx context.Context, file string, s int) (_ *media, _ SubtitleStream, err error) {
+func (t *Transcoder) subtitleTrack(ctx context.Context, file string, s int) (_ *media, _ probe.SubtitleStream, err error) {
 	m, err := t.open(ctx, file)
 	if err != nil {
-		return nil, SubtitleStream{}, err
+		return nil, probe.SubtitleStream{}, err
 	}
 	defer func() {
 		if err != nil {
@@ -107,10 +98,10 @@ func (t *Transcoder) subtitleTrack(ctx context.Context, file string, s int) (_ *
 	}()
 	tracks := t.subtitleTracks(m)
 	if s < 0 || s >= len(tracks) {
-		return nil, SubtitleStream{}, fmt.Errorf("%w: the file has no subtitle track %d", ErrNotFound, s)
+		return nil, probe.SubtitleStream{}, fmt.Errorf("%w: the file has no subtitle track %d", failure.NotFound, s)
 	}
 	if !tracks[s].Streamable {
-		return nil, SubtitleStream{}, fmt.Errorf("%w: subtitle track %d is %s, a bitmap format that cannot be served as WebVTT", ErrNotFound, s, tracks[s].Codec)
+		return nil, probe.SubtitleStream{}, fmt.Errorf("%w: subtitle track %d is %s, a bitmap format that cannot be served as WebVTT", failure.NotFound, s, tracks[s].Codec)
 	}
 	return m, tracks[s], nil
 }
@@ -137,25 +128,24 @@ func (t *Transcoder) Subtitle(ctx context.Context, file string, s int) (string, 
 	defer m.release()
 	id := m.key + "-" + strconv.Itoa(track.Index)
 	if track.File != "" {
-		f, st, err := t.openFile(track.File)
+		f, st, err := t.lib.Open(track.File)
 		if err != nil {
 			return "", err
 		}
 		f.Close()
-		sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%d\x00%d", track.File, st.Size(), st.ModTime().UnixNano()))
-		id = hex.EncodeToString(sum[:16])
+		id = probe.IdentityOf(track.File, st).Key()
 	}
-	out := filepath.Join(t.cfg.CacheDir, "subtitles", id+".vtt")
+	out := t.layout.subtitle(id)
 	if exists(out) {
 		return out, nil
 	}
 	// Detached: others may wait for the same track, and one inside a large
 	// file takes a while (it is read to the end); the result is kept.
-	_, err = shared(t.flight, ctx, "subtitle\x00"+out, detached, func(ctx context.Context) (struct{}, error) {
+	_, err = flight.Do(t.flight, ctx, "subtitle\x00"+out, flight.Detached, func(ctx context.Context) (struct{}, error) {
 		var src *os.File
 		var err error
 		if track.File != "" {
-			src, _, err = t.openFile(track.File)
+			src, _, err = t.lib.Open(track.File)
 		} else {
 			src, err = t.source(m)
 		}
@@ -169,7 +159,7 @@ func (t *Transcoder) Subtitle(ctx context.Context, file string, s int) (string, 
 
 // convertSubtitle runs ffmpeg on src (the media file or a sidecar) and
 // writes the WebVTT to out. It owns src.
-func (t *Transcoder) convertSubtitle(ctx context.Context, src *os.File, track SubtitleStream, out string) error {
+func (t *Transcoder) convertSubtitle(ctx context.Context, src *os.File, track probe.SubtitleStream, out string) error {
 	defer src.Close()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
@@ -185,11 +175,11 @@ func (t *Transcoder) convertSubtitle(ctx context.Context, src *os.File, track Su
 	stderr := &child.Tail{Max: 2048}
 	cmd.Stdout, cmd.Stderr = &stdout, stderr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%w: converting subtitles to WebVTT: %v: %s", ErrEncoder, err, stderr.String())
+		return fmt.Errorf("%w: converting subtitles to WebVTT: %v: %s", failure.Encoder, err, stderr.String())
 	}
 	vtt := withTimestampMap(stdout.Bytes())
-	if err := writeFileAtomic(out, vtt); err != nil {
-		return fmt.Errorf("%w: writing subtitles: %v%s", ErrEncoder, err, diskFullHint(filepath.Dir(out)))
+	if err := atomicfile.Write(out, vtt); err != nil {
+		return fmt.Errorf("%w: writing subtitles: %v%s", failure.Encoder, err, atomicfile.DiskFullHint(filepath.Dir(out)))
 	}
 	return nil
 }

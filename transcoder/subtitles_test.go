@@ -1,21 +1,25 @@
 package transcoder
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/hlsd/hlsd/transcoder/probe"
+)
 
 func TestParseSidecar(t *testing.T) {
 	for _, c := range []struct {
 		rest string
 		ok   bool
-		want SubtitleStream
+		want probe.SubtitleStream
 	}{
-		{"en.srt", true, SubtitleStream{Index: -1, Codec: "subrip", Language: "en", Streamable: true}},
-		{"fr.forced.ass", true, SubtitleStream{Index: -1, Codec: "ass", Language: "fr", Forced: true, Streamable: true}},
-		{"vtt", true, SubtitleStream{Index: -1, Codec: "webvtt", Streamable: true}},
-		{"pt-BR.default.SRT", true, SubtitleStream{Index: -1, Codec: "subrip", Language: "pt-BR", Default: true, Streamable: true}},
-		{"eng.sdh.srt", true, SubtitleStream{Index: -1, Codec: "subrip", Language: "eng", Title: "SDH", Streamable: true}},
-		{"en.Director Commentary.srt", true, SubtitleStream{Index: -1, Codec: "subrip", Language: "en", Title: "Director Commentary", Streamable: true}},
-		{"nfo", false, SubtitleStream{}},
-		{"en.sub", false, SubtitleStream{}},
+		{"en.srt", true, probe.SubtitleStream{Index: -1, Codec: "subrip", Language: "en", Streamable: true}},
+		{"fr.forced.ass", true, probe.SubtitleStream{Index: -1, Codec: "ass", Language: "fr", Forced: true, Streamable: true}},
+		{"vtt", true, probe.SubtitleStream{Index: -1, Codec: "webvtt", Streamable: true}},
+		{"pt-BR.default.SRT", true, probe.SubtitleStream{Index: -1, Codec: "subrip", Language: "pt-BR", Default: true, Streamable: true}},
+		{"eng.sdh.srt", true, probe.SubtitleStream{Index: -1, Codec: "subrip", Language: "eng", Title: "SDH", Streamable: true}},
+		{"en.Director Commentary.srt", true, probe.SubtitleStream{Index: -1, Codec: "subrip", Language: "en", Title: "Director Commentary", Streamable: true}},
+		{"nfo", false, probe.SubtitleStream{}},
+		{"en.sub", false, probe.SubtitleStream{}},
 	} {
 		got, ok := parseSidecar(c.rest)
 		if ok != c.ok || got != c.want {
@@ -42,19 +46,19 @@ func TestTrackNames(t *testing.T) {
 }
 
 func TestDefaultAudio(t *testing.T) {
-	main := AudioStream{Title: "English"}
-	comm := AudioStream{Title: "Commentary with the director", Default: true}
-	flagged := AudioStream{Title: "Français", Default: true}
+	main := probe.AudioStream{Title: "English"}
+	comm := probe.AudioStream{Title: "Commentary with the director", Default: true}
+	flagged := probe.AudioStream{Title: "Français", Default: true}
 	for _, c := range []struct {
 		name   string
-		tracks []AudioStream
+		tracks []probe.AudioStream
 		want   int
 	}{
-		{"first when none is flagged", []AudioStream{main, main}, 0},
-		{"the flagged one", []AudioStream{main, flagged}, 1},
-		{"never a commentary, even flagged", []AudioStream{comm, main}, 1},
-		{"commentary by disposition", []AudioStream{{Comment: true}, main}, 1},
-		{"a lone commentary still plays", []AudioStream{comm}, 0},
+		{"first when none is flagged", []probe.AudioStream{main, main}, 0},
+		{"the flagged one", []probe.AudioStream{main, flagged}, 1},
+		{"never a commentary, even flagged", []probe.AudioStream{comm, main}, 1},
+		{"commentary by disposition", []probe.AudioStream{{Comment: true}, main}, 1},
+		{"a lone commentary still plays", []probe.AudioStream{comm}, 0},
 	} {
 		if got := defaultAudio(c.tracks); got != c.want {
 			t.Errorf("%s: track %d, want %d", c.name, got, c.want)
@@ -64,14 +68,14 @@ func TestDefaultAudio(t *testing.T) {
 
 // Bitmap subtitles are listed but not streamable; text ones are.
 func TestBitmapSubtitlesListed(t *testing.T) {
-	info, err := parseProbe([]byte(`{"format":{"format_name":"matroska,webm","duration":"10","start_time":"0"},
+	info, err := probe.Parse([]byte(`{"format":{"format_name":"matroska,webm","duration":"10","start_time":"0"},
 		"streams":[{"index":0,"codec_type":"video","codec_name":"h264","width":320,"height":240,"avg_frame_rate":"24/1"},
 		{"index":1,"codec_type":"subtitle","codec_name":"hdmv_pgs_subtitle","tags":{"language":"eng"}},
 		{"index":2,"codec_type":"subtitle","codec_name":"subrip","tags":{"language":"fre"},"disposition":{"forced":1}}]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []SubtitleStream{
+	want := []probe.SubtitleStream{
 		{Index: 1, Codec: "hdmv_pgs_subtitle", Language: "eng"},
 		{Index: 2, Codec: "subrip", Language: "fre", Forced: true, Streamable: true},
 	}

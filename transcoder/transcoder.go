@@ -5,6 +5,7 @@ package transcoder
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,18 +15,23 @@ import (
 	"sync/atomic"
 	"time"
 
-	gocache "github.com/patrickmn/go-cache"
 	"go.uber.org/zap"
 
 	"github.com/hlsd/hlsd/keyframes"
 	"github.com/hlsd/hlsd/playlist"
+	"github.com/hlsd/hlsd/transcoder/child"
+	"github.com/hlsd/hlsd/transcoder/failure"
+	"github.com/hlsd/hlsd/transcoder/internal/flight"
+	"github.com/hlsd/hlsd/transcoder/library"
+	"github.com/hlsd/hlsd/transcoder/probe"
 )
 
 // Config of a Transcoder. Zero values get the defaults of New.
 type Config struct {
 	FFmpeg, FFprobe string
-	// MediaDir is the library root; every file is opened through it.
-	MediaDir string
+	// Library is the media root every file is opened through; the caller
+	// owns it.
+	Library  *library.Library
 	CacheDir string
 	// MaxEncoders caps concurrent video re-encodes (CPU bound).
 	MaxEncoders int
@@ -112,12 +118,13 @@ func (nopObserver) Observe(float64)                   {}
 // Reference counts that cross owners (media pins) and flags read under
 // another owner's lock (a head's hw and running) are atomics.
 type Transcoder struct {
-	cfg   Config
-	log   *zap.Logger
-	obs   Observer
-	root  *os.Root
-	kf    *keyframes.Store
-	infos *gocache.Cache
+	cfg    Config
+	log    *zap.Logger
+	obs    Observer
+	lib    *library.Library
+	layout layout
+	kf     *keyframes.Store
+	probe  *probe.Prober
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -127,7 +134,7 @@ type Transcoder struct {
 	cache      *segmentCache
 	sched      *scheduler
 	clients    *clients
-	flight     *flight
+	flight     *flight.Group
 	speeds     *speeds
 	thumbSlots chan struct{} // thumbnail children, over every file
 	headSeq    atomic.Int64
@@ -196,12 +203,12 @@ func New(cfg Config) *Transcoder {
 // Initialize creates the cache directories, accounts the segments an earlier
 // run left there, and starts the janitor.
 func (t *Transcoder) Initialize() error {
-	root, err := os.OpenRoot(t.cfg.MediaDir)
-	if err != nil {
-		return fmt.Errorf("media directory: %w", err)
+	if t.cfg.Library == nil {
+		return errors.New("transcoder: no media library")
 	}
-	t.root = root
-	if err := os.MkdirAll(filepath.Join(t.cfg.CacheDir, "segments"), 0o755); err != nil {
+	t.lib = t.cfg.Library
+	t.layout = layout(t.cfg.CacheDir)
+	if err := os.MkdirAll(t.layout.segments(), 0o755); err != nil {
 		return fmt.Errorf("cache directory: %w", err)
 	}
 	accel := t.cfg.HWAccel
@@ -230,23 +237,22 @@ func (t *Transcoder) Initialize() error {
 			t.cfg.HWSessions, t.log, t.obs)
 	}
 	t.ctx, t.cancel = context.WithCancelCause(context.Background())
-	t.kf = keyframes.NewStore(t.cfg.CacheDir, keyframes.Options{
-		FFprobe: t.cfg.FFprobe, Log: t.log, ScanSeconds: t.obs, ScanOnly: t.cfg.KeyframeScanOnly})
-	// No go-cache janitor goroutine: ours sweeps expired entries, so Close owns every goroutine.
-	t.infos = gocache.New(time.Hour, 0)
+	t.kf = keyframes.NewStore(t.layout.root(), keyframes.Options{
+		Runner: child.Runner(t.cfg.FFprobe), Log: t.log, ScanSeconds: t.obs, ScanOnly: t.cfg.KeyframeScanOnly})
+	t.probe = probe.NewProber(t.cfg.FFprobe, filepath.Join(t.layout.root(), probe.Dir))
 	t.files = newFiles(t.cfg.MaxFiles)
 	t.cache = newSegmentCache(t.cfg.CacheBytes, t.cfg.PrepareBytes, t.log, t.obs)
 	t.sched = newScheduler(t.cfg.MaxEncoders, t.cfg.MaxCopies, hw, t.cfg.CapacityWait, t.log)
 	t.clients = newClients()
-	t.flight = newFlight(t.ctx, &t.wg)
-	t.speeds = newSpeeds(filepath.Join(t.cfg.CacheDir, "speeds.json"), t.log)
+	t.flight = flight.New(t.ctx, &t.wg)
+	t.speeds = newSpeeds(t.layout.speeds(), t.log)
 	t.thumbSlots = make(chan struct{}, max(1, min(t.cfg.MaxEncoders, runtime.NumCPU(), 4)))
 	// Generations a crash interrupted left their work directories.
-	leftovers, _ := filepath.Glob(filepath.Join(t.cfg.CacheDir, "trickplay", ".tmp-*"))
+	leftovers, _ := filepath.Glob(filepath.Join(t.layout.trickplayRoot(), ".tmp-*"))
 	for _, d := range leftovers {
 		os.RemoveAll(d)
 	}
-	t.cache.load(filepath.Join(t.cfg.CacheDir, "segments"))
+	t.cache.load(t.layout.segments())
 	t.wg.Add(2)
 	go t.janitor()
 	go func() {
@@ -262,7 +268,16 @@ func (t *Transcoder) Close() {
 	t.wg.Wait()
 	t.saveSpeeds()
 	t.kf.Close()
-	t.root.Close()
+}
+
+// KnownDuration is the duration of a file probed before, without running
+// ffprobe: a directory listing shows what is known and never waits.
+func (t *Transcoder) KnownDuration(name string, st os.FileInfo) (float64, bool) {
+	info, ok := t.probe.Known(probe.IdentityOf(name, st))
+	if !ok {
+		return 0, false
+	}
+	return info.Duration, true
 }
 
 // open returns the media state of name, a path relative to the media root,
@@ -270,12 +285,12 @@ func (t *Transcoder) Close() {
 // time, so a file replaced on disk gets new state rather than the old
 // file's plans and segments.
 func (t *Transcoder) open(ctx context.Context, name string) (*media, error) {
-	f, st, err := t.openFile(name)
+	f, st, err := t.lib.Open(name)
 	if err != nil {
 		return nil, err
 	}
 	f.Close()
-	key := fileKey(name, st)
+	key := probe.IdentityOf(name, st).Key()
 	// The first viewers of a file arrive together (a player asks for the
 	// master and both media playlists at once, a household starts a film on
 	// two screens): one probe serves them all.
@@ -283,7 +298,7 @@ func (t *Transcoder) open(ctx context.Context, name string) (*media, error) {
 		if m := t.files.acquire(key); m != nil {
 			return m, nil
 		}
-		if _, err := shared(t.flight, ctx, "open\x00"+key, detached, func(ctx context.Context) (struct{}, error) {
+		if _, err := flight.Do(t.flight, ctx, "open\x00"+key, flight.Detached, func(ctx context.Context) (struct{}, error) {
 			m, err := t.load(ctx, name, key)
 			if err == nil {
 				t.files.add(m)
@@ -295,41 +310,41 @@ func (t *Transcoder) open(ctx context.Context, name string) (*media, error) {
 	}
 	// Forgotten three times between its load and our pin: a registry far
 	// too small for the files in use.
-	return nil, fmt.Errorf("%w: too many files open at once; retry", ErrUnavailable)
+	return nil, fmt.Errorf("%w: too many files open at once; retry", failure.Unavailable)
 }
 
 // load probes name and starts reading its keyframes.
 func (t *Transcoder) load(ctx context.Context, name, key string) (*media, error) {
-	f, st, err := t.openFile(name)
+	f, st, err := t.lib.Open(name)
 	if err != nil {
 		return nil, err
 	}
-	if fileKey(name, st) != key {
+	if probe.IdentityOf(name, st).Key() != key {
 		f.Close()
-		return nil, fmt.Errorf("%w: %s changed while it was being opened; retry", ErrUnavailable, name)
+		return nil, fmt.Errorf("%w: %s changed while it was being opened; retry", failure.Unavailable, name)
 	}
-	info, err := t.probe(ctx, name, st, f)
+	info, err := t.probe.Probe(ctx, probe.IdentityOf(name, st), f)
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	kf, err := t.kf.GetFile(name, f, info.StartTime) // the keyframe store owns f now
+	kf, err := t.kf.GetFile(name, key, f, info.StartTime) // the keyframe store owns f now
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNotMedia, err)
+		return nil, fmt.Errorf("%w: %v", failure.NotMedia, err)
 	}
 	return &media{name: name, size: st.Size(), modTime: st.ModTime(), key: key, info: info, kf: kf,
 		variants: map[string]*variant{}}, nil
 }
 
-// Info describes a file, with the qualities it offers and the scan's progress.
-func (t *Transcoder) Info(ctx context.Context, path string) (*Info, error) {
+// probe.Info describes a file, with the qualities it offers and the scan's progress.
+func (t *Transcoder) Info(ctx context.Context, path string) (*probe.Info, error) {
 	m, err := t.open(ctx, path)
 	if err != nil {
 		return nil, err
 	}
 	defer m.release()
 	info := *m.info
-	info.Qualities = Qualities{Video: videoQualities(info.Video[0]), Audio: []string{}}
+	info.Qualities = probe.Qualities{Video: videoQualities(info.Video[0]), Audio: []string{}}
 	if !copyableVideo(info.Video[0]) {
 		info.Qualities.Video = info.Qualities.Video[1:]
 	}
@@ -342,7 +357,7 @@ func (t *Transcoder) Info(ctx context.Context, path string) (*Info, error) {
 	}
 	info.Subtitles = t.subtitleTracks(m)
 	times, _, _, complete, _ := m.kf.Snapshot()
-	info.Keyframes = KeyframeStatus{Count: len(times), Complete: complete, Source: m.kf.Source()}
+	info.Keyframes = probe.KeyframeStatus{Count: len(times), Complete: complete, Source: m.kf.Source()}
 	if t.cfg.TrickplayInterval > 0 {
 		info.TrickplayInterval = t.cfg.TrickplayInterval.Seconds()
 	}
@@ -353,7 +368,7 @@ func (t *Transcoder) Info(ctx context.Context, path string) (*Info, error) {
 // state, with the media pinned until release is called.
 func (t *Transcoder) variant(ctx context.Context, path, kind string, track int, quality string) (v *variant, release func(), err error) {
 	if !knownQuality(kind, quality) { // before the file is opened: no probe for a typo
-		return nil, nil, fmt.Errorf("%w: unknown %s quality %q", ErrBadRequest, kind, quality)
+		return nil, nil, fmt.Errorf("%w: unknown %s quality %q", failure.BadRequest, kind, quality)
 	}
 	m, err := t.open(ctx, path)
 	if err != nil {
@@ -367,29 +382,29 @@ func (t *Transcoder) variant(ctx context.Context, path, kind string, track int, 
 	switch kind {
 	case "video":
 		if track < 0 || track >= len(m.info.Video) {
-			return nil, nil, fmt.Errorf("%w: the file has no video track %d", ErrNotFound, track)
+			return nil, nil, fmt.Errorf("%w: the file has no video track %d", failure.NotFound, track)
 		}
 		if !contains(videoQualities(m.info.Video[track]), quality) {
-			return nil, nil, fmt.Errorf("%w: quality %q is not offered for this file", ErrNotFound, quality)
+			return nil, nil, fmt.Errorf("%w: quality %q is not offered for this file", failure.NotFound, quality)
 		}
 		if quality == QualityOriginal && !copyableVideo(m.info.Video[track]) {
-			return nil, nil, fmt.Errorf("%w: the %s source cannot be served as original", ErrNotFound, m.info.Video[track].Codec)
+			return nil, nil, fmt.Errorf("%w: the %s source cannot be served as original", failure.NotFound, m.info.Video[track].Codec)
 		}
 	case "audio":
 		if track < 0 || track >= len(m.info.Audio) {
-			return nil, nil, fmt.Errorf("%w: the file has no audio track %d", ErrNotFound, track)
+			return nil, nil, fmt.Errorf("%w: the file has no audio track %d", failure.NotFound, track)
 		}
 		if !contains(audioQualities(m.info.Audio[track]), quality) {
-			return nil, nil, fmt.Errorf("%w: audio quality %q is not offered for this track", ErrNotFound, quality)
+			return nil, nil, fmt.Errorf("%w: audio quality %q is not offered for this track", failure.NotFound, quality)
 		}
 	default:
-		return nil, nil, fmt.Errorf("%w: unknown track kind %q", ErrBadRequest, kind)
+		return nil, nil, fmt.Errorf("%w: unknown track kind %q", failure.BadRequest, kind)
 	}
 	p, err := m.getPlans(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	dir := filepath.Join(t.cfg.CacheDir, "segments", m.key, fmt.Sprintf("%s-%d-%s", kind, track, quality))
+	dir := t.layout.variant(m.key, kind, track, quality)
 	m.mu.Lock()
 	v = m.variants[dir]
 	m.mu.Unlock()
@@ -443,7 +458,7 @@ func (t *Transcoder) Segment(ctx context.Context, path, kind string, track int, 
 	}
 	defer release()
 	if n < 0 || n >= v.plan.Len() {
-		return nil, fmt.Errorf("%w: segment %d is out of range (the playlist has %d)", ErrNotFound, n, v.plan.Len())
+		return nil, fmt.Errorf("%w: segment %d is out of range (the playlist has %d)", failure.NotFound, n, v.plan.Len())
 	}
 	t.clients.track(clientID, v, n)
 	return v.segment(ctx, n, clientID, progressive, nil)
@@ -501,7 +516,7 @@ func (t *Transcoder) janitor() {
 			t.sched.stopIdle(t.cfg.IdleTimeout)
 			t.clients.prune()
 			t.files.trim()
-			t.infos.DeleteExpired()
+			t.probe.Sweep()
 			if ticks++; ticks%10 == 0 {
 				t.saveSpeeds()
 			}

@@ -22,6 +22,10 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hlsd/hlsd/transcoder/child"
+	"github.com/hlsd/hlsd/transcoder/failure"
+	"github.com/hlsd/hlsd/transcoder/internal/atomicfile"
+	"github.com/hlsd/hlsd/transcoder/internal/flight"
+	"github.com/hlsd/hlsd/transcoder/probe"
 )
 
 // 240 px is the size seek-bar previews are shown at; sheets of 10×10 tiles
@@ -66,7 +70,7 @@ func (t *Transcoder) TrickplaySheet(ctx context.Context, path string, n int) (st
 		return "", err
 	}
 	if n < 0 || n >= tp.sheets() {
-		return "", fmt.Errorf("%w: thumbnail sheet %d is out of range (the file has %d)", ErrNotFound, n, tp.sheets())
+		return "", fmt.Errorf("%w: thumbnail sheet %d is out of range (the file has %d)", failure.NotFound, n, tp.sheets())
 	}
 	return filepath.Join(tp.dir, fmt.Sprintf("sheet-%d.jpg", n)), nil
 }
@@ -75,7 +79,7 @@ func (t *Transcoder) TrickplaySheet(ctx context.Context, path string, n int) (st
 // kept in the cache directory.
 func (t *Transcoder) trickplay(ctx context.Context, path string) (*trickplay, error) {
 	if t.cfg.TrickplayInterval < 0 {
-		return nil, fmt.Errorf("%w: thumbnails are turned off on this server", ErrNotFound)
+		return nil, fmt.Errorf("%w: thumbnails are turned off on this server", failure.NotFound)
 	}
 	m, err := t.open(ctx, path)
 	if err != nil {
@@ -87,14 +91,13 @@ func (t *Transcoder) trickplay(ctx context.Context, path string) (*trickplay, er
 		return nil, err
 	}
 	interval := t.cfg.TrickplayInterval.Seconds()
-	dir := filepath.Join(t.cfg.CacheDir, "trickplay",
-		fmt.Sprintf("%s-%ss-%dw", m.key, strconv.FormatFloat(interval, 'f', -1, 64), tileWidth))
+	dir := t.layout.trickplay(m.key, interval, tileWidth)
 	if exists(dir) {
 		return loadTrickplay(dir)
 	}
 	// Abandonable: the viewer who closed the film will not look at its
 	// seek bar; a later one starts again.
-	return shared(t.flight, ctx, "trickplay\x00"+dir, abandonable, func(ctx context.Context) (*trickplay, error) {
+	return flight.Do(t.flight, ctx, "trickplay\x00"+dir, flight.Abandonable, func(ctx context.Context) (*trickplay, error) {
 		if exists(dir) { // made by a run that ended just before this one began
 			return loadTrickplay(dir)
 		}
@@ -115,7 +118,7 @@ func (t *Transcoder) trickplay(ctx context.Context, path string) (*trickplay, er
 	})
 }
 
-func newTrickplay(info *Info, keyframes []float64, interval float64) *trickplay {
+func newTrickplay(info *probe.Info, keyframes []float64, interval float64) *trickplay {
 	// A remainder under a millisecond would be a cue of zero length.
 	n := max(1, int(math.Ceil(info.Duration/interval-1e-3/interval)))
 	tp := &trickplay{Interval: interval, Duration: info.Duration, Width: tileWidth,
@@ -127,7 +130,7 @@ func newTrickplay(info *Info, keyframes []float64, interval float64) *trickplay 
 }
 
 // tileHeight keeps the picture's display aspect at tileWidth, in even pixels (4:2:0).
-func tileHeight(v VideoStream) int {
+func tileHeight(v probe.VideoStream) int {
 	w, h := v.DisplaySize()
 	if w <= 0 || h <= 0 {
 		w, h = 16, 9
@@ -151,11 +154,11 @@ func nearest(times []float64, x float64) float64 {
 func loadTrickplay(dir string) (*trickplay, error) {
 	b, err := os.ReadFile(filepath.Join(dir, "trickplay.json"))
 	if err != nil {
-		return nil, fmt.Errorf("%w: thumbnails: %v", ErrEncoder, err)
+		return nil, fmt.Errorf("%w: thumbnails: %v", failure.Encoder, err)
 	}
 	var tp trickplay
 	if err := json.Unmarshal(b, &tp); err != nil || len(tp.Times) == 0 {
-		return nil, fmt.Errorf("%w: thumbnails: unreadable %s", ErrEncoder, filepath.Join(dir, "trickplay.json"))
+		return nil, fmt.Errorf("%w: thumbnails: unreadable %s", failure.Encoder, filepath.Join(dir, "trickplay.json"))
 	}
 	tp.dir = dir
 	return &tp, nil
@@ -227,11 +230,11 @@ func (tp *trickplay) chunks(parallel int) []chunk {
 func (t *Transcoder) makeTrickplay(ctx context.Context, m *media, tp *trickplay) error {
 	parent := filepath.Dir(tp.dir)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return fmt.Errorf("%w: thumbnails: %v", ErrEncoder, err)
+		return fmt.Errorf("%w: thumbnails: %v", failure.Encoder, err)
 	}
 	tmp, err := os.MkdirTemp(parent, ".tmp-")
 	if err != nil {
-		return fmt.Errorf("%w: thumbnails: %v", ErrEncoder, err)
+		return fmt.Errorf("%w: thumbnails: %v", failure.Encoder, err)
 	}
 	defer os.RemoveAll(tmp) // nothing left to remove after the rename
 
@@ -303,10 +306,10 @@ func (t *Transcoder) makeTrickplay(ctx context.Context, m *media, tp *trickplay)
 		err = os.WriteFile(filepath.Join(tmp, "trickplay.json"), b, 0o644)
 	}
 	if err != nil {
-		return fmt.Errorf("%w: thumbnails: %v%s", ErrEncoder, err, diskFullHint(parent))
+		return fmt.Errorf("%w: thumbnails: %v%s", failure.Encoder, err, atomicfile.DiskFullHint(parent))
 	}
 	if err := os.Rename(tmp, tp.dir); err != nil && !exists(tp.dir) {
-		return fmt.Errorf("%w: thumbnails: %v", ErrEncoder, err)
+		return fmt.Errorf("%w: thumbnails: %v", failure.Encoder, err)
 	}
 	return nil
 }
@@ -314,10 +317,10 @@ func (t *Transcoder) makeTrickplay(ctx context.Context, m *media, tp *trickplay)
 func writeJPEG(path string, img image.Image) error {
 	var b bytes.Buffer
 	if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: jpegQuality}); err != nil {
-		return fmt.Errorf("%w: thumbnails: %v", ErrEncoder, err)
+		return fmt.Errorf("%w: thumbnails: %v", failure.Encoder, err)
 	}
 	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
-		return fmt.Errorf("%w: thumbnails: %v%s", ErrEncoder, err, diskFullHint(filepath.Dir(path)))
+		return fmt.Errorf("%w: thumbnails: %v%s", failure.Encoder, err, atomicfile.DiskFullHint(filepath.Dir(path)))
 	}
 	return nil
 }
@@ -398,9 +401,9 @@ func (t *Transcoder) runChunk(ctx context.Context, m *media, tp *trickplay, c ch
 	case ctx.Err() != nil:
 		return context.Cause(ctx)
 	case waitErr != nil:
-		return fmt.Errorf("%w: thumbnails: ffmpeg exited with %v: %s", ErrEncoder, waitErr, stderr.String())
+		return fmt.Errorf("%w: thumbnails: ffmpeg exited with %v: %s", failure.Encoder, waitErr, stderr.String())
 	case got < len(want):
-		return fmt.Errorf("%w: thumbnails: %w: %d of the %d keyframes from %.3f s", ErrEncoder, errMissingFrames, got, len(want), want[0])
+		return fmt.Errorf("%w: thumbnails: %w: %d of the %d keyframes from %.3f s", failure.Encoder, errMissingFrames, got, len(want), want[0])
 	}
 	return nil
 }

@@ -3,19 +3,21 @@ package transcoder
 import (
 	"strings"
 	"testing"
+
+	"github.com/hlsd/hlsd/transcoder/probe"
 )
 
 func TestTileHeight(t *testing.T) {
 	cases := []struct {
-		v    VideoStream
+		v    probe.VideoStream
 		want int
 	}{
-		{VideoStream{Width: 1920, Height: 1080}, 136},
-		{VideoStream{Width: 1920, Height: 800}, 100},
-		{VideoStream{Width: 720, Height: 576, SAR: 64.0 / 45}, 136}, // anamorphic PAL 16:9
-		{VideoStream{Width: 1920, Height: 1080, Rotation: 90}, 426}, // a phone held upright
-		{VideoStream{Width: 100, Height: 10000}, 960},               // capped
-		{VideoStream{}, 136},
+		{probe.VideoStream{Width: 1920, Height: 1080}, 136},
+		{probe.VideoStream{Width: 1920, Height: 800}, 100},
+		{probe.VideoStream{Width: 720, Height: 576, SAR: 64.0 / 45}, 136}, // anamorphic PAL 16:9
+		{probe.VideoStream{Width: 1920, Height: 1080, Rotation: 90}, 426}, // a phone held upright
+		{probe.VideoStream{Width: 100, Height: 10000}, 960},               // capped
+		{probe.VideoStream{}, 136},
 	}
 	for _, c := range cases {
 		if got := tileHeight(c.v); got != c.want {
@@ -25,7 +27,7 @@ func TestTileHeight(t *testing.T) {
 }
 
 func TestTilesShowNearestKeyframe(t *testing.T) {
-	info := &Info{Duration: 41, Video: []VideoStream{{Width: 640, Height: 360}}}
+	info := &probe.Info{Duration: 41, Video: []probe.VideoStream{{Width: 640, Height: 360}}}
 	tp := newTrickplay(info, []float64{0, 4, 25, 35.5}, 10)
 	want := []float64{0, 4, 25, 25, 35.5} // 20 is nearer 25 than 4; 30 is nearer 25 than 35.5
 	if len(tp.Times) != len(want) {

@@ -3,7 +3,6 @@ package transcoder
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +10,11 @@ import (
 
 	"github.com/hlsd/hlsd/playlist"
 	"github.com/hlsd/hlsd/transcoder/child"
+	"github.com/hlsd/hlsd/transcoder/failure"
+	"github.com/hlsd/hlsd/transcoder/fmp4"
+	"github.com/hlsd/hlsd/transcoder/internal/atomicfile"
+	"github.com/hlsd/hlsd/transcoder/internal/flight"
+	"github.com/hlsd/hlsd/transcoder/probe"
 )
 
 // tsOffset is added to every MPEG-TS timestamp, as ffmpeg's own muxer
@@ -26,13 +30,13 @@ const tsOffset = 1.4
 
 // tsQuality reports whether video quality q of the file can be offered as
 // MPEG-TS: the rungs, and an H.264 original (Apple requires fMP4 for HEVC).
-func tsQuality(v VideoStream, q string) bool {
+func tsQuality(v probe.VideoStream, q string) bool {
 	return q != QualityOriginal || v.Codec == "h264"
 }
 
 // tsAudio is the track and quality muxed into MPEG-TS segments: the default
 // track, stereo. ok is false for a file without audio.
-func tsAudio(info *Info) (track int, quality string, ok bool) {
+func tsAudio(info *probe.Info) (track int, quality string, ok bool) {
 	if len(info.Audio) == 0 {
 		return 0, "", false
 	}
@@ -62,7 +66,7 @@ func (t *Transcoder) tsVariant(ctx context.Context, path string, track int, qual
 	}
 	if !tsQuality(v.m.info.Video[track], quality) {
 		release()
-		return nil, nil, fmt.Errorf("%w: the %s original is not offered as MPEG-TS (HLS carries only H.264 in it)", ErrNotFound, v.m.info.Video[track].Codec)
+		return nil, nil, fmt.Errorf("%w: the %s original is not offered as MPEG-TS (HLS carries only H.264 in it)", failure.NotFound, v.m.info.Video[track].Codec)
 	}
 	// Segment n of audio is cut where the rungs' segment n is; so is the
 	// original's, unless its keyframes are too far apart for that.
@@ -71,7 +75,7 @@ func (t *Transcoder) tsVariant(ctx context.Context, path string, track int, qual
 		if err != nil {
 			return nil, nil, err
 		}
-		return nil, nil, fmt.Errorf("%w: the original of a file with keyframes this far apart is not offered as MPEG-TS", ErrNotFound)
+		return nil, nil, fmt.Errorf("%w: the original of a file with keyframes this far apart is not offered as MPEG-TS", failure.NotFound)
 	}
 	return v, release, nil
 }
@@ -85,12 +89,9 @@ func (t *Transcoder) TSSegment(ctx context.Context, path string, track int, qual
 	}
 	defer release()
 	if n < 0 || n >= v.plan.Len() {
-		return nil, fmt.Errorf("%w: segment %d is out of range (the playlist has %d)", ErrNotFound, n, v.plan.Len())
+		return nil, fmt.Errorf("%w: segment %d is out of range (the playlist has %d)", failure.NotFound, n, v.plan.Len())
 	}
-	// Not in the variant's directory: only fMP4 segments are its own.
-	// Cached within the segment budget, and dropped at restart, as a
-	// directory without fMP4 segments is.
-	out := filepath.Join(filepath.Dir(v.dir), "ts-"+filepath.Base(v.dir), fmt.Sprintf("segment-%d.ts", n))
+	out := t.layout.tsSegment(v.dir, n)
 	if f, err := os.Open(out); err == nil {
 		t.cache.touch(out)
 		return f, nil
@@ -113,7 +114,7 @@ func (t *Transcoder) TSSegment(ctx context.Context, path string, track int, qual
 			return nil, err
 		}
 	}
-	_, err = shared(t.flight, ctx, "ts\x00"+out, detached, func(ctx context.Context) (struct{}, error) {
+	_, err = flight.Do(t.flight, ctx, "ts\x00"+out, flight.Detached, func(ctx context.Context) (struct{}, error) {
 		if exists(out) {
 			return struct{}{}, nil
 		}
@@ -124,7 +125,7 @@ func (t *Transcoder) TSSegment(ctx context.Context, path string, track int, qual
 	}
 	f, err := os.Open(out)
 	if err != nil {
-		return nil, fmt.Errorf("%w: MPEG-TS segment %d was removed from the cache before it could be sent", ErrUnavailable, n)
+		return nil, fmt.Errorf("%w: MPEG-TS segment %d was removed from the cache before it could be sent", failure.Unavailable, n)
 	}
 	return f, nil
 }
@@ -139,7 +140,7 @@ func (t *Transcoder) fmp4(ctx context.Context, v *variant, n int, clientID strin
 	body, err := io.ReadAll(rc)
 	rc.Close()
 	if err != nil {
-		return nil, fmt.Errorf("%w: reading segment %d: %v", ErrEncoder, n, err)
+		return nil, fmt.Errorf("%w: reading segment %d: %v", failure.Encoder, n, err)
 	}
 	init, err := v.initSegment(ctx, n, clientID)
 	if err != nil {
@@ -148,7 +149,7 @@ func (t *Transcoder) fmp4(ctx context.Context, v *variant, n int, clientID strin
 	head, err := io.ReadAll(init)
 	init.Close()
 	if err != nil {
-		return nil, fmt.Errorf("%w: reading init: %v", ErrEncoder, err)
+		return nil, fmt.Errorf("%w: reading init: %v", failure.Encoder, err)
 	}
 	return append(head, body...), nil
 }
@@ -158,17 +159,17 @@ func (t *Transcoder) fmp4(ctx context.Context, v *variant, n int, clientID strin
 // with their timestamps kept plus tsOffset, so segments of any runs join.
 func (t *Transcoder) remuxTS(ctx context.Context, m *media, video, audio []byte, out string) error {
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return fmt.Errorf("%w: MPEG-TS: %v", ErrEncoder, err)
+		return fmt.Errorf("%w: MPEG-TS: %v", failure.Encoder, err)
 	}
 	work, err := os.MkdirTemp(filepath.Dir(out), "run-")
 	if err != nil {
-		return fmt.Errorf("%w: MPEG-TS: %v%s", ErrEncoder, err, diskFullHint(filepath.Dir(out)))
+		return fmt.Errorf("%w: MPEG-TS: %v%s", failure.Encoder, err, atomicfile.DiskFullHint(filepath.Dir(out)))
 	}
 	defer os.RemoveAll(work)
 	// ffmpeg's MP4 reader shows a fragment's frames late by its largest
 	// negative composition offset (the B-frame delay), which players of
 	// fMP4 do not: taken off again, so video stays on the audio's time.
-	shift := negativeCTS(video)
+	shift := fmp4.NegativeCTS(video)
 	args := []string{"-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-copyts",
 		"-itsoffset", ts(tsOffset - shift), "-i", filepath.Join(work, "v.mp4")}
 	inputs := map[string][]byte{"v.mp4": video}
@@ -180,7 +181,7 @@ func (t *Transcoder) remuxTS(ctx context.Context, m *media, video, audio []byte,
 	}
 	for name, b := range inputs {
 		if err := os.WriteFile(filepath.Join(work, name), b, 0o644); err != nil {
-			return fmt.Errorf("%w: MPEG-TS: %v%s", ErrEncoder, err, diskFullHint(work))
+			return fmt.Errorf("%w: MPEG-TS: %v%s", failure.Encoder, err, atomicfile.DiskFullHint(work))
 		}
 	}
 	tmp := filepath.Join(work, "out.ts")
@@ -198,15 +199,15 @@ func (t *Transcoder) remuxTS(ctx context.Context, m *media, video, audio []byte,
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
 		}
-		return fmt.Errorf("%w: MPEG-TS remux: %v: %s", ErrEncoder, err, lastLines(stderr.String(), 3))
+		return fmt.Errorf("%w: MPEG-TS remux: %v: %s", failure.Encoder, err, probe.LastLines(stderr.String(), 3))
 	}
 	b, err := os.ReadFile(tmp)
 	if err != nil {
-		return fmt.Errorf("%w: MPEG-TS: %v", ErrEncoder, err)
+		return fmt.Errorf("%w: MPEG-TS: %v", failure.Encoder, err)
 	}
 	b = dropSDT(b)
-	if err := writeFileAtomic(out, b); err != nil {
-		return fmt.Errorf("%w: MPEG-TS: %v%s", ErrEncoder, err, diskFullHint(filepath.Dir(out)))
+	if err := atomicfile.Write(out, b); err != nil {
+		return fmt.Errorf("%w: MPEG-TS: %v%s", failure.Encoder, err, atomicfile.DiskFullHint(filepath.Dir(out)))
 	}
 	t.cache.add(out, int64(len(b)), nil, 0, false)
 	return nil
@@ -225,44 +226,4 @@ func dropSDT(b []byte) []byte {
 		out = append(out, pkt...)
 	}
 	return out
-}
-
-// negativeCTS is the largest negative composition offset of the video
-// samples of an fMP4 file (init then fragments), in seconds.
-func negativeCTS(b []byte) float64 {
-	timescale := mediaTimescale(b)
-	var most int64
-	walkBoxes(b, func(typ string, body []byte) {
-		switch {
-		case typ == "trun" && len(body) >= 8:
-			version, flags := body[0], binary.BigEndian.Uint32(body)&0xffffff
-			n := int(binary.BigEndian.Uint32(body[4:]))
-			off := 8
-			if flags&1 != 0 {
-				off += 4
-			}
-			if flags&4 != 0 {
-				off += 4
-			}
-			for range n {
-				for _, f := range []uint32{0x100, 0x200, 0x400} {
-					if flags&f != 0 {
-						off += 4
-					}
-				}
-				if flags&0x800 != 0 && off+4 <= len(body) {
-					c := int64(binary.BigEndian.Uint32(body[off:]))
-					if version == 1 {
-						c = int64(int32(c))
-					}
-					most = max(most, -c)
-					off += 4
-				}
-			}
-		}
-	})
-	if timescale == 0 {
-		return 0
-	}
-	return float64(most) / float64(timescale)
 }

@@ -1,16 +1,13 @@
 package transcoder
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +15,9 @@ import (
 	"github.com/hlsd/hlsd/playlist"
 
 	"github.com/hlsd/hlsd/transcoder/child"
+	"github.com/hlsd/hlsd/transcoder/failure"
+	"github.com/hlsd/hlsd/transcoder/fmp4"
+	"github.com/hlsd/hlsd/transcoder/internal/atomicfile"
 )
 
 // variant is one (file, track, quality): its segments on disk and the heads producing them.
@@ -105,10 +105,10 @@ func (v *variant) maxAhead() int {
 }
 
 func (v *variant) segmentPath(n int) string {
-	return filepath.Join(v.dir, "segment-"+strconv.Itoa(n)+".m4s")
+	return segmentFile(v.dir, n)
 }
 
-func (v *variant) initPath() string { return filepath.Join(v.dir, "init.mp4") }
+func (v *variant) initPath() string { return initFile(v.dir) }
 
 // load reuses what is on disk (an earlier run's segments, or this run's
 // from before the file was last forgotten by the registry) and returns the
@@ -186,7 +186,7 @@ func (v *variant) startHead(n int, reason, clientID string) *head {
 	id := int(t.headSeq.Add(1))
 	h := &head{
 		v: v, id: id, start: n, next: n, heavy: v.costClass() == "encode", reason: reason,
-		dir: filepath.Join(v.dir, "run-"+strconv.Itoa(id)), ctx: ctx, cancel: cancel,
+		dir: runDir(v.dir, id), ctx: ctx, cancel: cancel,
 		done: make(chan struct{}), lastDemand: time.Now(), demandSeg: n, readers: map[string]time.Time{},
 	}
 	if clientID != "" {
@@ -236,7 +236,7 @@ func (v *variant) segment(ctx context.Context, n int, clientID string, live bool
 	evicted := false // the segment was made, then evicted before this request could open it
 	for {
 		if v.t.ctx.Err() != nil {
-			return nil, ErrShuttingDown
+			return nil, failure.ShuttingDown
 		}
 		v.mu.Lock()
 		v.noteDemand(n, clientID)
@@ -257,9 +257,9 @@ func (v *variant) segment(ctx context.Context, n int, clientID string, live bool
 			if runs >= 3 {
 				v.mu.Unlock()
 				if evicted {
-					return nil, fmt.Errorf("%w: segment %d was evicted before it could be sent, %d times: the cache budget is too small for the load", ErrUnavailable, n, runs)
+					return nil, fmt.Errorf("%w: segment %d was evicted before it could be sent, %d times: the cache budget is too small for the load", failure.Unavailable, n, runs)
 				}
-				return nil, fmt.Errorf("%w: segment %d was not produced after %d encoder runs", ErrEncoder, n, runs)
+				return nil, fmt.Errorf("%w: segment %d was not produced after %d encoder runs", failure.Encoder, n, runs)
 			}
 			if n == 0 && reason == "seek" {
 				reason = "start"
@@ -321,7 +321,7 @@ func afterEnd(h *head, n int, retried bool) (string, bool, error) {
 		// variant): the GPU's failure is not the file's.
 		return "fallback", retried, nil
 	case h.err != nil:
-		if retried || !errors.Is(h.err, ErrEncoder) {
+		if retried || !errors.Is(h.err, failure.Encoder) {
 			return "", retried, h.err // capacity is answered now, with Retry-After
 		}
 		// One failed run is retried: ffmpeg killed from outside (the OOM
@@ -329,7 +329,7 @@ func afterEnd(h *head, n int, retried bool) (string, bool, error) {
 		// failure is the file's fault and is reported.
 		return "retry", true, nil
 	case h.stoppedBy == nil:
-		return "", retried, fmt.Errorf("%w: ffmpeg ended before writing segment %d", ErrEncoder, n)
+		return "", retried, fmt.Errorf("%w: ffmpeg ended before writing segment %d", failure.Encoder, n)
 	}
 	return "restart", retried, nil
 }
@@ -395,7 +395,7 @@ func (v *variant) initSegment(ctx context.Context, hint int, clientID string) (*
 			if errors.As(h.err, new(*HWError)) {
 				attempt-- // a software run follows; it gets the attempts
 				reason = "fallback"
-			} else if h.err != nil && (attempt > 0 || !errors.Is(h.err, ErrEncoder)) {
+			} else if h.err != nil && (attempt > 0 || !errors.Is(h.err, failure.Encoder)) {
 				return nil, h.err
 			}
 		default:
@@ -408,7 +408,7 @@ func (v *variant) initSegment(ctx context.Context, hint int, clientID string) (*
 			return f, nil
 		}
 	}
-	return nil, fmt.Errorf("%w: no init segment was produced", ErrEncoder)
+	return nil, fmt.Errorf("%w: no init segment was produced", failure.Encoder)
 }
 
 // awaitInit waits until the variant has an init segment, h ends or ctx
@@ -487,29 +487,29 @@ func (v *variant) publish(h *head, n int, src string) error {
 func (v *variant) store(n int, src string, initSeen *bool, hw, pin bool) (int, bool, error) {
 	data, err := os.ReadFile(src)
 	if err != nil {
-		return n, false, fmt.Errorf("%w: reading segment %d: %v", ErrEncoder, n, err)
+		return n, false, fmt.Errorf("%w: reading segment %d: %v", failure.Encoder, n, err)
 	}
-	init, body, err := splitFMP4(data)
+	init, body, err := fmp4.Split(data)
 	if err != nil {
 		// A truncated segment is what ffmpeg leaves when the disk fills
 		// up; say so while the partial file still takes the space.
-		err = fmt.Errorf("%w: segment %d: %v%s", ErrEncoder, n, err, diskFullHint(v.dir))
+		err = fmt.Errorf("%w: segment %d: %v%s", failure.Encoder, n, err, atomicfile.DiskFullHint(v.dir))
 	}
 	os.Remove(src)
 	if err != nil {
 		return n, false, err
 	}
 	if v.copies() {
-		start, err := fragmentStart(init, body)
+		start, err := fmp4.Start(init, body)
 		if err != nil {
-			return n, false, fmt.Errorf("%w: segment %d: %v", ErrEncoder, n, err)
+			return n, false, fmt.Errorf("%w: segment %d: %v", failure.Encoder, n, err)
 		}
 		if n = v.identify(start); n < 0 {
 			return n, false, nil // the piece before the run's first boundary
 		}
 	}
 	if n >= len(v.ready) {
-		return n, false, fmt.Errorf("%w: ffmpeg wrote segment %d beyond the plan's %d", ErrEncoder, n, len(v.ready))
+		return n, false, fmt.Errorf("%w: ffmpeg wrote segment %d beyond the plan's %d", failure.Encoder, n, len(v.ready))
 	}
 	if err := v.setInit(init); err != nil {
 		return n, false, err
@@ -522,9 +522,9 @@ func (v *variant) store(n int, src string, initSeen *bool, hw, pin bool) (int, b
 			v.t.keepInit(v.initKey, init)
 		}
 	}
-	numberFragments(body, n)
-	if err := writeFileAtomic(v.segmentPath(n), body); err != nil {
-		return n, false, fmt.Errorf("%w: writing segment %d: %v", ErrEncoder, n, err)
+	fmp4.Number(body, n)
+	if err := atomicfile.Write(v.segmentPath(n), body); err != nil {
+		return n, false, fmt.Errorf("%w: writing segment %d: %v", failure.Encoder, n, err)
 	}
 
 	v.mu.Lock()
@@ -604,15 +604,6 @@ func (v *variant) release(clientID string, keep int) {
 	}
 }
 
-// mediaBox says whether a box of this type belongs to a media segment.
-func mediaBox(typ string) bool {
-	switch typ {
-	case "styp", "sidx", "prft", "emsg", "moof", "mdat":
-		return true
-	}
-	return false
-}
-
 func isClosed(ch chan struct{}) bool {
 	select {
 	case <-ch:
@@ -620,39 +611,4 @@ func isClosed(ch chan struct{}) bool {
 	default:
 		return false
 	}
-}
-
-// splitFMP4 separates the ftyp+moov header of one segment file from its
-// fragments. The trailing mfra index is dropped: it points into this file only.
-func splitFMP4(b []byte) (init, body []byte, err error) {
-	var ib, bb bytes.Buffer
-	for off := 0; off < len(b); {
-		if len(b)-off < 8 {
-			return nil, nil, fmt.Errorf("truncated box at offset %d", off)
-		}
-		size := int(binary.BigEndian.Uint32(b[off:]))
-		typ := string(b[off+4 : off+8])
-		if size == 1 {
-			if len(b)-off < 16 {
-				return nil, nil, fmt.Errorf("truncated box at offset %d", off)
-			}
-			size = int(binary.BigEndian.Uint64(b[off+8:]))
-		} else if size == 0 {
-			size = len(b) - off
-		}
-		if size < 8 || off+size > len(b) {
-			return nil, nil, fmt.Errorf("bad %q box size %d at offset %d", typ, size, off)
-		}
-		switch {
-		case typ == "ftyp" || typ == "moov":
-			ib.Write(b[off : off+size])
-		case mediaBox(typ):
-			bb.Write(b[off : off+size])
-		}
-		off += size
-	}
-	if ib.Len() == 0 || !bytes.Contains(bb.Bytes(), []byte("moof")) {
-		return nil, nil, fmt.Errorf("not a fragmented MP4 segment")
-	}
-	return ib.Bytes(), bb.Bytes(), nil
 }

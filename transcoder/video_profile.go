@@ -3,6 +3,8 @@ package transcoder
 import (
 	"fmt"
 	"strconv"
+
+	"github.com/hlsd/hlsd/transcoder/probe"
 )
 
 // Accelerators hlsd can encode with; also --hwaccel values and metric labels.
@@ -36,7 +38,7 @@ type videoProfile struct {
 // HDR needs tone mapping, which this ffmpeg build offers on the CPU (zscale
 // and tonemap) and on VAAPI (tonemap_vaapi), but not for CUDA or QSV
 // frames: those sources go to the software profile.
-func (p videoProfile) handles(v VideoStream) bool {
+func (p videoProfile) handles(v probe.VideoStream) bool {
 	switch p.accel {
 	case AccelNVIDIA, AccelQSV:
 		return !v.HDR
@@ -48,7 +50,7 @@ func (p videoProfile) handles(v VideoStream) bool {
 // so frames can stay in GPU memory from decoder to encoder. Otherwise the
 // CPU decodes and the chain uploads. Rotated sources are decoded on the CPU
 // too: ffmpeg's automatic rotation filter only works on frames in memory.
-func (p videoProfile) gpuDecodes(v VideoStream) bool {
+func (p videoProfile) gpuDecodes(v probe.VideoStream) bool {
 	if v.Rotation != 0 {
 		return false
 	}
@@ -66,7 +68,7 @@ func (p videoProfile) gpuDecodes(v VideoStream) bool {
 
 // inputArgs come before -i: the device and, when the GPU decodes, the
 // hardware decoder with its frames kept on the GPU.
-func (p videoProfile) inputArgs(v VideoStream) []string {
+func (p videoProfile) inputArgs(v probe.VideoStream) []string {
 	gpu := p.gpuDecodes(v)
 	switch p.accel {
 	case AccelNVIDIA:
@@ -120,7 +122,7 @@ func (p videoProfile) renderNode() string {
 // the source's frame times, which the plan's boundaries and the forced
 // keyframes are, and its frame rate. One frame per field would be smoother
 // motion but twice the frames to encode, which a small box cannot afford.
-func (p videoProfile) filter(v VideoStream, w, h int) string {
+func (p videoProfile) filter(v probe.VideoStream, w, h int) string {
 	size := fmt.Sprintf("w=%d:h=%d", w, h)
 	gpu := p.gpuDecodes(v)
 	deint := func(f string) string {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/hlsd/hlsd/transcoder/probe"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/args")
@@ -18,7 +20,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/ar
 // Sources that take different paths through the profiles: GPU-decodable
 // 8-bit, HDR 10-bit (tone mapping), a codec no GPU decodes, rotated (CPU
 // decode, then upload), and an interlaced TV recording (deinterlacing).
-var argSources = map[string]VideoStream{
+var argSources = map[string]probe.VideoStream{
 	"h264-1080p":     {Codec: "h264", Profile: "High", Level: 40, Width: 1920, Height: 1080, FPS: 24, BitDepth: 8, SAR: 1},
 	"hevc-hdr-2160p": {Codec: "hevc", Profile: "Main 10", Level: 153, Width: 3840, Height: 2160, FPS: 24000.0 / 1001, BitDepth: 10, HDR: true, SAR: 1},
 	"mpeg4-rotated":  {Codec: "mpeg4", Profile: "Simple Profile", Level: 3, Width: 1280, Height: 720, FPS: 25, BitDepth: 8, Rotation: 90, SAR: 1},

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hlsd/hlsd/keyframes"
 	"github.com/hlsd/hlsd/transcoder"
+	"github.com/hlsd/hlsd/transcoder/child"
 )
 
 // bigSize is the size the issue sets for "any file": the index must make
@@ -88,10 +89,10 @@ func coldKeyframes(file string) time.Duration {
 	tmp, err := os.MkdirTemp("", "hlsbench-kf-")
 	check(err)
 	defer os.RemoveAll(tmp)
-	store := keyframes.NewStore(tmp, keyframes.Options{})
+	store := keyframes.NewStore(tmp, keyframes.Options{Runner: child.Runner("ffprobe")})
 	defer store.Close()
 	start := time.Now()
-	kf, err := store.Get(file, 0)
+	kf, err := store.Get(file, "big", 0)
 	check(err)
 	<-kf.Done()
 	if kf.Source() != keyframes.SourceIndex {

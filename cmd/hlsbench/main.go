@@ -15,6 +15,7 @@ import (
 
 	"github.com/hlsd/hlsd/keyframes"
 	"github.com/hlsd/hlsd/transcoder"
+	"github.com/hlsd/hlsd/transcoder/child"
 	"github.com/hlsd/hlsd/transcoder/testmedia"
 	"github.com/hlsd/hlsd/web/e2e"
 )
@@ -88,9 +89,9 @@ func main() {
 	for i := 0; i < *runs; i++ {
 		tmp, err := os.MkdirTemp("", "hlsbench-kf-")
 		check(err)
-		store := keyframes.NewStore(tmp, keyframes.Options{ScanOnly: true})
+		store := keyframes.NewStore(tmp, keyframes.Options{Runner: child.Runner("ffprobe"), ScanOnly: true})
 		start := time.Now()
-		kf, err := store.Get(long, 0)
+		kf, err := store.Get(long, "long", 0)
 		check(err)
 		<-kf.Done()
 		scans = append(scans, time.Since(start))

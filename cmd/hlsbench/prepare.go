@@ -14,6 +14,8 @@ import (
 
 	"github.com/hlsd/hlsd/server"
 	"github.com/hlsd/hlsd/transcoder"
+	"github.com/hlsd/hlsd/transcoder/jobs"
+	"github.com/hlsd/hlsd/transcoder/library"
 	"github.com/hlsd/hlsd/transcoder/testmedia"
 )
 
@@ -90,10 +92,10 @@ func decodeOnceRows(file string, rungs []string) []row {
 		for {
 			j, err := s.jobs.Get(job.ID)
 			check(err)
-			if j.State == transcoder.JobDone {
+			if j.State == jobs.JobDone {
 				break
 			}
-			if j.State != transcoder.JobQueued && j.State != transcoder.JobRunning {
+			if j.State != jobs.JobQueued && j.State != jobs.JobRunning {
 				check(fmt.Errorf("prepare %s: %s", j.State, j.Error))
 			}
 			time.Sleep(100 * time.Millisecond)
@@ -116,19 +118,21 @@ func decodeOnceRows(file string, rungs []string) []row {
 type jobServer struct {
 	video, names []string
 	reg          *prometheus.Registry
-	jobs         *transcoder.Jobs
+	jobs         *jobs.Runner
 	stop         func()
 }
 
 func newJobServer(cfg transcoder.Config, files ...string) *jobServer {
 	media, cache, cleanup := scratchDirs()
 	s := &jobServer{reg: prometheus.NewRegistry()}
-	srv, err := server.New(server.Config{MediaDir: media, Registry: s.reg})
+	lib, err := library.Open(media)
 	check(err)
-	cfg.MediaDir, cfg.CacheDir, cfg.Observer = media, cache, srv.Observer()
+	srv, err := server.New(server.Config{Library: lib, Registry: s.reg})
+	check(err)
+	cfg.Library, cfg.CacheDir, cfg.Observer = lib, cache, srv.Observer()
 	tc := transcoder.New(cfg)
 	check(tc.Initialize())
-	s.jobs = transcoder.NewJobs(transcoder.JobsConfig{MediaDir: media, StateDir: filepath.Join(cache, "jobs"), Preparer: tc, Observer: srv.JobObserver()})
+	s.jobs = jobs.New(jobs.Config{Library: lib, StateDir: filepath.Join(cache, "jobs"), Preparer: tc, Observer: srv.JobObserver()})
 	check(s.jobs.Initialize())
 	srv.Initialize(tc, s.jobs)
 	hs := httptest.NewServer(srv)
@@ -142,7 +146,7 @@ func newJobServer(cfg transcoder.Config, files ...string) *jobServer {
 		hs.Close()
 		s.jobs.Close()
 		tc.Close()
-		srv.Close()
+		lib.Close()
 		cleanup()
 	}
 	return s

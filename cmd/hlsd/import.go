@@ -18,13 +18,14 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/hlsd/hlsd/transcoder"
+	"github.com/hlsd/hlsd/transcoder/jobs"
+	"github.com/hlsd/hlsd/transcoder/library"
 )
 
 // config is the transcoder's JobsConfig from the flags.
-func (j *jobFlags) config(ffmpeg, ffprobe, media, cache string, log *zap.Logger, prep transcoder.Preparer, obs transcoder.JobObserver) transcoder.JobsConfig {
-	return transcoder.JobsConfig{
-		FFmpeg: ffmpeg, FFprobe: ffprobe, MediaDir: media, StateDir: filepath.Join(cache, "jobs"),
+func (j *jobFlags) config(ffmpeg, ffprobe string, lib *library.Library, cache string, log *zap.Logger, prep jobs.Preparer, obs jobs.Observer) jobs.Config {
+	return jobs.Config{
+		FFmpeg: ffmpeg, FFprobe: ffprobe, Library: lib, StateDir: filepath.Join(cache, "jobs"),
 		Workers: j.workers, AllowImport: j.allowImport, ImportHosts: j.hosts(),
 		MaxBytes: j.maxSize, MaxDuration: j.maxDuration, Preparer: prep, Log: log, Observer: obs,
 	}
@@ -77,7 +78,13 @@ func importMain(args []string) int {
 		j = &remoteJobs{base: strings.TrimSuffix(*server, "/"), token: *token}
 	} else {
 		jf.allowImport = true // asked for on the command line
-		local := transcoder.NewJobs(jf.config(*ffmpeg, *ffprobe, *media, *cache, zap.NewNop(), nil, nil))
+		lib, err := library.Open(*media)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "hlsd import:", err)
+			return 1
+		}
+		defer lib.Close()
+		local := jobs.New(jf.config(*ffmpeg, *ffprobe, lib, *cache, zap.NewNop(), nil, nil))
 		if err := local.Initialize(); err != nil {
 			fmt.Fprintln(os.Stderr, "hlsd import:", err)
 			return 1
@@ -105,19 +112,19 @@ func importMain(args []string) int {
 			return 1
 		}
 		fmt.Fprintf(os.Stderr, "\r%s", progressBar(job))
-		if job.State != transcoder.JobQueued && job.State != transcoder.JobRunning {
+		if job.State != jobs.JobQueued && job.State != jobs.JobRunning {
 			break
 		}
 	}
 	fmt.Fprintln(os.Stderr)
 	for _, it := range job.Items {
-		if it.State == transcoder.JobDone {
+		if it.State == jobs.JobDone {
 			fmt.Printf("%s\t%s\n", it.File, it.URL)
 		} else {
 			fmt.Fprintf(os.Stderr, "%s: %s %s\n", it.URL, it.State, it.Error)
 		}
 	}
-	if job.State != transcoder.JobDone {
+	if job.State != jobs.JobDone {
 		return 1
 	}
 	return 0
@@ -125,7 +132,7 @@ func importMain(args []string) int {
 
 // progressBar is one line: a bar of the media seconds done, the bytes, the
 // speed and the items' states.
-func progressBar(j transcoder.Job) string {
+func progressBar(j jobs.Job) string {
 	const width = 30
 	frac := 0.0
 	if j.Total > 0 {
@@ -134,7 +141,7 @@ func progressBar(j transcoder.Job) string {
 	n := int(frac * width)
 	done := 0
 	for _, it := range j.Items {
-		if it.State == transcoder.JobDone {
+		if it.State == jobs.JobDone {
 			done++
 		}
 	}
@@ -145,23 +152,23 @@ func progressBar(j transcoder.Job) string {
 
 // jobClient is a job runner here or on a server.
 type jobClient interface {
-	submit(urls []string, folder, mode string) (transcoder.Job, error)
-	get(id string) (transcoder.Job, error)
-	cancel(id string) (transcoder.Job, error)
+	submit(urls []string, folder, mode string) (jobs.Job, error)
+	get(id string) (jobs.Job, error)
+	cancel(id string) (jobs.Job, error)
 }
 
-type localJobs struct{ j *transcoder.Jobs }
+type localJobs struct{ j *jobs.Runner }
 
-func (l localJobs) submit(urls []string, folder, mode string) (transcoder.Job, error) {
+func (l localJobs) submit(urls []string, folder, mode string) (jobs.Job, error) {
 	return l.j.SubmitImport(urls, folder, mode)
 }
-func (l localJobs) get(id string) (transcoder.Job, error)    { return l.j.Get(id) }
-func (l localJobs) cancel(id string) (transcoder.Job, error) { return l.j.Cancel(id) }
+func (l localJobs) get(id string) (jobs.Job, error)    { return l.j.Get(id) }
+func (l localJobs) cancel(id string) (jobs.Job, error) { return l.j.Cancel(id) }
 
 type remoteJobs struct{ base, token string }
 
-func (r *remoteJobs) do(method, path string, body any) (transcoder.Job, error) {
-	var job transcoder.Job
+func (r *remoteJobs) do(method, path string, body any) (jobs.Job, error) {
+	var job jobs.Job
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -191,12 +198,12 @@ func (r *remoteJobs) do(method, path string, body any) (transcoder.Job, error) {
 	return job, json.Unmarshal(b, &job)
 }
 
-func (r *remoteJobs) submit(urls []string, folder, mode string) (transcoder.Job, error) {
+func (r *remoteJobs) submit(urls []string, folder, mode string) (jobs.Job, error) {
 	return r.do(http.MethodPost, "/api/jobs", map[string]any{"type": "import", "urls": urls, "folder": folder, "mode": mode})
 }
-func (r *remoteJobs) get(id string) (transcoder.Job, error) {
+func (r *remoteJobs) get(id string) (jobs.Job, error) {
 	return r.do(http.MethodGet, "/api/jobs/"+id, nil)
 }
-func (r *remoteJobs) cancel(id string) (transcoder.Job, error) {
+func (r *remoteJobs) cancel(id string) (jobs.Job, error) {
 	return r.do(http.MethodDelete, "/api/jobs/"+id, nil)
 }

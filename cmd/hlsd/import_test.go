@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hlsd/hlsd/transcoder"
+	"github.com/hlsd/hlsd/transcoder/jobs"
 	"github.com/hlsd/hlsd/transcoder/testmedia"
 )
 
@@ -117,8 +117,8 @@ func TestImportSurvivesSIGKILL(t *testing.T) {
 		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 		return cmd, listenURL(t, stderr)
 	}
-	getJob := func(url, id string) transcoder.Job {
-		var j transcoder.Job
+	getJob := func(url, id string) jobs.Job {
+		var j jobs.Job
 		resp, err := http.Get(url + "api/jobs/" + id)
 		if err != nil {
 			t.Fatal(err)
@@ -133,7 +133,7 @@ func TestImportSurvivesSIGKILL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var job transcoder.Job
+	var job jobs.Job
 	json.NewDecoder(resp.Body).Decode(&job)
 	resp.Body.Close()
 	deadline := time.Now().Add(time.Minute)
@@ -154,11 +154,11 @@ func TestImportSurvivesSIGKILL(t *testing.T) {
 	}
 
 	_, url = start()
-	var j transcoder.Job
+	var j jobs.Job
 	deadline = time.Now().Add(time.Minute)
 	for {
 		j = getJob(url, job.ID)
-		if j.State != transcoder.JobQueued && j.State != transcoder.JobRunning {
+		if j.State != jobs.JobQueued && j.State != jobs.JobRunning {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -167,7 +167,7 @@ func TestImportSurvivesSIGKILL(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("after the restart: %s, note %q", j.State, j.Note)
-	if j.State != transcoder.JobDone || !strings.Contains(j.Note, "restarted") {
+	if j.State != jobs.JobDone || !strings.Contains(j.Note, "restarted") {
 		t.Errorf("resumed job %s, note %q, error %q", j.State, j.Note, j.Error)
 	}
 	entries, _ := os.ReadDir(filepath.Join(media, "Rec"))

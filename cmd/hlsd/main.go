@@ -25,6 +25,8 @@ import (
 
 	"github.com/hlsd/hlsd/server"
 	"github.com/hlsd/hlsd/transcoder"
+	"github.com/hlsd/hlsd/transcoder/jobs"
+	"github.com/hlsd/hlsd/transcoder/library"
 )
 
 type config struct {
@@ -251,13 +253,17 @@ func run(c config, log *zap.Logger) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	srv, err := server.New(server.Config{MediaDir: c.media, AllowOrigin: c.origin, AuthToken: c.token, NodeName: c.node, Log: log, Registry: reg})
+	lib, err := library.Open(c.media)
 	if err != nil {
-		return fmt.Errorf("media directory: %w", err)
+		return err
 	}
-	defer srv.Close()
+	defer lib.Close()
+	srv, err := server.New(server.Config{Library: lib, AllowOrigin: c.origin, AuthToken: c.token, NodeName: c.node, Log: log, Registry: reg})
+	if err != nil {
+		return err
+	}
 	tc := transcoder.New(transcoder.Config{
-		FFmpeg: c.ffmpeg, FFprobe: c.ffprobe, MediaDir: c.media, CacheDir: c.cache, MaxEncoders: c.maxEncoders,
+		FFmpeg: c.ffmpeg, FFprobe: c.ffprobe, Library: lib, CacheDir: c.cache, MaxEncoders: c.maxEncoders,
 		CacheBytes: c.cacheSize, IdleTimeout: c.idle, Preset: c.preset, KeyframeScanOnly: c.keyframes == "scan",
 		HWAccel: c.hwaccel, HWDevice: c.hwDevice, HWSessions: c.hwSessions, TrickplayInterval: trickplayInterval(c.trickplay),
 		PrepareBytes: c.jobs.prepareBudget, PrepareChunks: c.jobs.prepareChunks,
@@ -267,7 +273,7 @@ func run(c config, log *zap.Logger) error {
 		return err
 	}
 	defer tc.Close()
-	jobs := transcoder.NewJobs(c.jobs.config(c.ffmpeg, c.ffprobe, c.media, c.cache, log, tc, srv.JobObserver()))
+	jobs := jobs.New(c.jobs.config(c.ffmpeg, c.ffprobe, lib, c.cache, log, tc, srv.JobObserver()))
 	if err := jobs.Initialize(); err != nil {
 		return err
 	}

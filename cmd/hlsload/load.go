@@ -31,6 +31,7 @@ import (
 
 	"github.com/hlsd/hlsd/server"
 	"github.com/hlsd/hlsd/transcoder"
+	"github.com/hlsd/hlsd/transcoder/library"
 	"github.com/hlsd/hlsd/web/e2e"
 )
 
@@ -490,13 +491,18 @@ func startServer(ctx context.Context, cfg Config) (*inProcess, error) {
 		return p, nil
 	}
 	reg := prometheus.NewRegistry()
-	srv, err := server.New(server.Config{MediaDir: media, AllowOrigin: "*", Log: log, Registry: reg})
+	lib, err := library.Open(media)
 	if err != nil {
 		return fail(err)
 	}
-	tc := transcoder.New(transcoder.Config{MediaDir: media, CacheDir: cache, MaxEncoders: cfg.MaxEncoders, CacheBytes: cfg.CacheBytes, Log: log, Observer: srv.Observer()})
+	srv, err := server.New(server.Config{Library: lib, AllowOrigin: "*", Log: log, Registry: reg})
+	if err != nil {
+		lib.Close()
+		return fail(err)
+	}
+	tc := transcoder.New(transcoder.Config{Library: lib, CacheDir: cache, MaxEncoders: cfg.MaxEncoders, CacheBytes: cfg.CacheBytes, Log: log, Observer: srv.Observer()})
 	if err := tc.Initialize(); err != nil {
-		srv.Close()
+		lib.Close()
 		return fail(fmt.Errorf("transcoder: %w", err))
 	}
 	srv.Initialize(tc, nil)
@@ -505,7 +511,7 @@ func startServer(ctx context.Context, cfg Config) (*inProcess, error) {
 	p.close = func() {
 		hs.Close()
 		tc.Close()
-		srv.Close()
+		lib.Close()
 	}
 	return p, nil
 }

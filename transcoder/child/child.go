@@ -7,6 +7,7 @@ package child
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -56,6 +57,17 @@ func Command(ctx context.Context, media *os.File, bin string, args ...string) *e
 		cmd.ExtraFiles = []*os.File{media}
 	}
 	return cmd
+}
+
+// Runner is a keyframes.Runner: ffprobe (bin) reading media as Input, the
+// end of its stderr kept.
+func Runner(bin string) func(ctx context.Context, media *os.File, args ...string) (*exec.Cmd, fmt.Stringer) {
+	return func(ctx context.Context, media *os.File, args ...string) (*exec.Cmd, fmt.Stringer) {
+		cmd := Command(ctx, media, bin, append(args, Input)...)
+		tail := &Tail{Max: 4096}
+		cmd.Stderr = tail
+		return cmd, tail
+	}
 }
 
 // Tail keeps the last Max bytes written to it: a chatty child cannot grow

@@ -13,7 +13,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/hlsd/hlsd/transcoder"
+	"github.com/hlsd/hlsd/transcoder/jobs"
 	"github.com/hlsd/hlsd/transcoder/testmedia"
 	"github.com/hlsd/hlsd/web/e2e"
 )
@@ -55,7 +55,7 @@ func TestActivity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var job transcoder.Job
+	var job jobs.Job
 	json.NewDecoder(resp.Body).Decode(&job)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusAccepted {

@@ -13,6 +13,8 @@ import (
 
 	"github.com/hlsd/hlsd/server"
 	"github.com/hlsd/hlsd/transcoder"
+	"github.com/hlsd/hlsd/transcoder/jobs"
+	"github.com/hlsd/hlsd/transcoder/library"
 	"github.com/hlsd/hlsd/transcoder/testmedia"
 )
 
@@ -101,8 +103,9 @@ type Server struct {
 	Registry *prometheus.Registry
 	hs       *httptest.Server
 	tc       *transcoder.Transcoder
-	jobs     *transcoder.Jobs
+	jobs     *jobs.Runner
 	srv      *server.Server
+	lib      *library.Library
 }
 
 // Start serves media with a fresh transcoder caching in cache, configured
@@ -115,27 +118,32 @@ func Start(media, cache string, log *zap.Logger, token string) (*Server, error) 
 // cache, log and observer set here).
 func StartWith(cfg transcoder.Config, media, cache string, log *zap.Logger, token string) (*Server, error) {
 	reg := prometheus.NewRegistry()
-	srv, err := server.New(server.Config{MediaDir: media, AllowOrigin: "*", AuthToken: token, Log: log, Registry: reg})
+	lib, err := library.Open(media)
 	if err != nil {
 		return nil, err
 	}
-	cfg.MediaDir, cfg.CacheDir, cfg.Log, cfg.Observer = media, cache, log, srv.Observer()
+	srv, err := server.New(server.Config{Library: lib, AllowOrigin: "*", AuthToken: token, Log: log, Registry: reg})
+	if err != nil {
+		lib.Close()
+		return nil, err
+	}
+	cfg.Library, cfg.CacheDir, cfg.Log, cfg.Observer = lib, cache, log, srv.Observer()
 	tc := transcoder.New(cfg)
 	if err := tc.Initialize(); err != nil {
-		srv.Close()
+		lib.Close()
 		return nil, fmt.Errorf("transcoder: %w", err)
 	}
 	// Imports allowed: the browser suite watches one in the Activity view.
-	jobs := transcoder.NewJobs(transcoder.JobsConfig{MediaDir: media, StateDir: filepath.Join(cache, "jobs"),
+	jobs := jobs.New(jobs.Config{Library: lib, StateDir: filepath.Join(cache, "jobs"),
 		AllowImport: true, Preparer: tc, Log: log, Observer: srv.JobObserver()})
 	if err := jobs.Initialize(); err != nil {
 		tc.Close()
-		srv.Close()
+		lib.Close()
 		return nil, fmt.Errorf("jobs: %w", err)
 	}
 	srv.Initialize(tc, jobs)
 	hs := httptest.NewServer(srv)
-	return &Server{URL: hs.URL, Registry: reg, hs: hs, tc: tc, jobs: jobs, srv: srv}, nil
+	return &Server{URL: hs.URL, Registry: reg, hs: hs, tc: tc, jobs: jobs, srv: srv, lib: lib}, nil
 }
 
 // Close stops serving, then stops every job and encoder.
@@ -143,7 +151,7 @@ func (s *Server) Close() {
 	s.hs.Close()
 	s.jobs.Close()
 	s.tc.Close()
-	s.srv.Close()
+	s.lib.Close()
 }
 
 // LibraryOf fills dir with the named clips only, for figures per file.

@@ -1,20 +1,20 @@
-package transcoder
+// Package probe says what a media file holds: ffprobe's streams and format
+// as Info, kept on disk and in memory by a Prober, the language names of
+// its tracks, and the Identity every cache of hlsd files a file version
+// under.
+//
+// It imports keyframes (whether a container has an index), transcoder/child
+// (to run ffprobe), transcoder/failure and transcoder/internal.
+package probe
 
 import (
-	"bytes"
-	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/hlsd/hlsd/keyframes"
-	"github.com/hlsd/hlsd/transcoder/child"
+	"github.com/hlsd/hlsd/transcoder/failure"
 )
 
 // Info is what hlsd knows about a media file; it is served as /info.
@@ -171,89 +171,11 @@ type ffprobeOutput struct {
 	} `json:"format"`
 }
 
-// probeDir holds probe results under the cache directory. Its name changes
-// with the fields Info gains, so results written without them are not read.
-const probeDir = "probe-v2"
-
-// probe runs ffprobe on path. The result depends only on the file's bytes,
-// so it is cached on disk under the (path, size, mtime) key.
-func (t *Transcoder) probe(ctx context.Context, name string, st os.FileInfo, f *os.File) (*Info, error) {
-	key := fileKey(name, st)
-	if v, ok := t.infos.Get(key); ok {
-		return v.(*Info), nil
-	}
-	diskPath := filepath.Join(t.cfg.CacheDir, probeDir, key+".json")
-	if b, err := os.ReadFile(diskPath); err == nil {
-		var info Info
-		if json.Unmarshal(b, &info) == nil {
-			info.ModTime = st.ModTime()
-			t.infos.SetDefault(key, &info)
-			return &info, nil
-		}
-	}
-
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	args := []string{"-v", "error"}
-	if keyframes.IndexedContainer(f, st.Size()) {
-		// MP4 and Matroska declare every stream in their header, so ffprobe
-		// need not read its default 5 s of packets (20 MB and more at remux
-		// rates, from a cold disk) to find them: this is most of a first
-		// request's time once keyframes come from the index.
-		args = append(args, "-analyzeduration", "500000", "-probesize", "2000000")
-	}
-	args = append(args, "-print_format", "json", "-show_format", "-show_streams", child.Input)
-	cmd := child.Command(ctx, f, t.cfg.FFprobe, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		if ctx.Err() != nil && stdout.Len() == 0 && t.ctx.Err() == nil && ctx.Err() == context.DeadlineExceeded {
-			return nil, fmt.Errorf("%w: ffprobe timed out reading the file", ErrNotMedia)
-		}
-		msg := strings.TrimSpace(lastLines(stderr.String(), 3))
-		if msg == "" {
-			msg = err.Error()
-		}
-		return nil, fmt.Errorf("%w: ffprobe cannot read it: %s", ErrNotMedia, msg)
-	}
-	info, err := parseProbe(stdout.Bytes())
-	if err != nil {
-		return nil, err
-	}
-	info.Size = st.Size()
-	info.ModTime = st.ModTime()
-	if b, err := json.Marshal(info); err == nil {
-		_ = writeFileAtomic(diskPath, b)
-	}
-	t.infos.SetDefault(key, info)
-	return info, nil
-}
-
-// KnownDuration is the duration of a file probed before (in memory or in
-// the disk cache), without running ffprobe: a directory listing shows what
-// is known and never waits for a probe.
-func (t *Transcoder) KnownDuration(name string, st os.FileInfo) (float64, bool) {
-	key := fileKey(name, st)
-	if v, ok := t.infos.Get(key); ok {
-		return v.(*Info).Duration, true
-	}
-	b, err := os.ReadFile(filepath.Join(t.cfg.CacheDir, probeDir, key+".json"))
-	if err != nil {
-		return 0, false
-	}
-	var d struct {
-		Duration float64 `json:"duration"`
-	}
-	if json.Unmarshal(b, &d) != nil || d.Duration <= 0 {
-		return 0, false
-	}
-	return d.Duration, true
-}
-
-func parseProbe(b []byte) (*Info, error) {
+// Parse reads the JSON of ffprobe -show_format -show_streams.
+func Parse(b []byte) (*Info, error) {
 	var out ffprobeOutput
 	if err := json.Unmarshal(b, &out); err != nil {
-		return nil, fmt.Errorf("%w: unreadable ffprobe output: %v", ErrNotMedia, err)
+		return nil, fmt.Errorf("%w: unreadable ffprobe output: %v", failure.NotMedia, err)
 	}
 	info := &Info{
 		Container: out.Format.FormatName,
@@ -303,15 +225,15 @@ func parseProbe(b []byte) (*Info, error) {
 			info.Subtitles = append(info.Subtitles, SubtitleStream{
 				Index: s.Index, Codec: s.CodecName, Language: s.Tags["language"],
 				Title: s.Tags["title"], Forced: s.Disposition["forced"] == 1,
-				Default: s.Disposition["default"] == 1, Streamable: textSubtitles[s.CodecName],
+				Default: s.Disposition["default"] == 1, Streamable: TextSubtitles[s.CodecName],
 			})
 		}
 	}
 	if len(info.Video) == 0 {
-		return nil, fmt.Errorf("%w: the file has no video stream", ErrNotMedia)
+		return nil, fmt.Errorf("%w: the file has no video stream", failure.NotMedia)
 	}
 	if info.Duration <= 0 {
-		return nil, fmt.Errorf("%w: the file has no duration", ErrNotMedia)
+		return nil, fmt.Errorf("%w: the file has no duration", failure.NotMedia)
 	}
 	return info, nil
 }
@@ -387,12 +309,8 @@ func rotation(tags map[string]string, side []map[string]any) int {
 	return (d + 45) / 90 * 90 % 360
 }
 
-func fileKey(path string, st os.FileInfo) string {
-	h := sha256.Sum256([]byte(fmt.Sprintf("%s\x00%d\x00%d", path, st.Size(), st.ModTime().UnixNano())))
-	return hex.EncodeToString(h[:12])
-}
-
-func lastLines(s string, n int) string {
+// LastLines is the last n lines of s, for messages quoting a child's stderr.
+func LastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
@@ -400,26 +318,8 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-func writeFileAtomic(path string, b []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return nil
+// TextSubtitles are the codecs ffmpeg converts to WebVTT. Bitmap ones
+// (hdmv_pgs_subtitle, dvd_subtitle, dvb_subtitle) would need burning in.
+var TextSubtitles = map[string]bool{
+	"subrip": true, "srt": true, "ass": true, "ssa": true, "webvtt": true, "mov_text": true, "text": true,
 }

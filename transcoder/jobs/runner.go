@@ -1,4 +1,4 @@
-package transcoder
+package jobs
 
 import (
 	"context"
@@ -16,6 +16,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hlsd/hlsd/transcoder/failure"
+	"github.com/hlsd/hlsd/transcoder/internal/atomicfile"
+	"github.com/hlsd/hlsd/transcoder/library"
 	"go.uber.org/zap"
 )
 
@@ -72,16 +75,16 @@ type Item struct {
 	Error string  `json:"error,omitempty"`
 }
 
-// JobObserver is the metrics sink of the jobs.
-type JobObserver interface {
+// Observer is the metrics sink of the jobs.
+type Observer interface {
 	JobStates(counts map[string]int) // jobs per state, after every change
 	JobBytes(n int64)                // bytes written by imports
 }
 
-type nopJobObserver struct{}
+type nopObserver struct{}
 
-func (nopJobObserver) JobStates(map[string]int) {}
-func (nopJobObserver) JobBytes(int64)           {}
+func (nopObserver) JobStates(map[string]int) {}
+func (nopObserver) JobBytes(int64)           {}
 
 // Preparer makes a file's rungs ahead of time (the Transcoder).
 type Preparer interface {
@@ -97,30 +100,30 @@ type Preparer interface {
 	Pin(ctx context.Context, path string, qualities []string) error
 }
 
-// JobsConfig configures Jobs.
-type JobsConfig struct {
+// Config configures Runner.
+type Config struct {
 	FFmpeg, FFprobe string
-	MediaDir        string
-	StateDir        string // one JSON file per job
-	Workers         int    // ffmpeg processes at once, all jobs together
+	Library         *library.Library // the caller owns it
+	StateDir        string           // one JSON file per job
+	Workers         int              // ffmpeg processes at once, all jobs together
 	AllowImport     bool
 	ImportHosts     []string // hosts imports may read from; empty: any
 	MaxBytes        int64    // per imported URL
 	MaxDuration     time.Duration
 	Preparer        Preparer // nil: prepare jobs are refused
 	Log             *zap.Logger
-	Observer        JobObserver
+	Observer        Observer
 }
 
-// Jobs runs background jobs: a bounded pool of ffmpeg processes shared by
+// Runner runs background jobs: a bounded pool of ffmpeg processes shared by
 // every job, each job's state kept on disk so that a restart resumes it.
 //
 // Locks: mu guards jobs and every Job and Item they hold; it is a leaf,
 // never held across a call out (ffmpeg, the disk, the observer).
-type Jobs struct {
-	cfg  JobsConfig
+type Runner struct {
+	cfg  Config
 	log  *zap.Logger
-	root *os.Root
+	lib  *library.Library
 	pool chan struct{}
 
 	ctx    context.Context
@@ -142,8 +145,8 @@ type running struct {
 // maxKept is how many finished jobs are remembered.
 const maxKept = 200
 
-// NewJobs builds the job runner; Initialize loads and resumes saved jobs.
-func NewJobs(cfg JobsConfig) *Jobs {
+// New builds the job runner; Initialize loads and resumes saved jobs.
+func New(cfg Config) *Runner {
 	if cfg.Workers < 1 {
 		cfg.Workers = 2
 	}
@@ -151,7 +154,7 @@ func NewJobs(cfg JobsConfig) *Jobs {
 		cfg.Log = zap.NewNop()
 	}
 	if cfg.Observer == nil {
-		cfg.Observer = nopJobObserver{}
+		cfg.Observer = nopObserver{}
 	}
 	if cfg.FFmpeg == "" {
 		cfg.FFmpeg = "ffmpeg"
@@ -160,18 +163,17 @@ func NewJobs(cfg JobsConfig) *Jobs {
 		cfg.FFprobe = "ffprobe"
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Jobs{cfg: cfg, log: cfg.Log, pool: make(chan struct{}, cfg.Workers), ctx: ctx, cancel: cancel,
+	return &Runner{cfg: cfg, log: cfg.Log, pool: make(chan struct{}, cfg.Workers), ctx: ctx, cancel: cancel,
 		jobs: map[string]*Job{}, running: map[string]running{}}
 }
 
 // Initialize opens the media root and the state directory, and resumes the
 // jobs a previous run left queued or running.
-func (j *Jobs) Initialize() error {
-	root, err := os.OpenRoot(j.cfg.MediaDir)
-	if err != nil {
-		return fmt.Errorf("media directory: %w", err)
+func (j *Runner) Initialize() error {
+	if j.cfg.Library == nil {
+		return errors.New("jobs: no media library")
 	}
-	j.root = root
+	j.lib = j.cfg.Library
 	if err := os.MkdirAll(j.cfg.StateDir, 0o755); err != nil {
 		return fmt.Errorf("jobs directory: %w", err)
 	}
@@ -221,13 +223,13 @@ func (j *Jobs) Initialize() error {
 // resume restarts a job an earlier run did not finish. An import item is
 // made again from the start (the earlier ffmpeg's output cannot be
 // trusted); a prepare finds the segments made before and goes on.
-func (j *Jobs) resume(job *Job) {
+func (j *Runner) resume(job *Job) {
 	j.mu.Lock()
 	resumed := 0
 	for i, it := range job.Items {
 		if it.State == JobQueued || it.State == JobRunning {
 			if job.Type == JobImport {
-				_ = j.root.Remove(path.Join(job.Folder, tempName(job.ID, i)))
+				_ = j.lib.Remove(path.Join(job.Folder, tempName(job.ID, i)))
 			}
 			it.State, it.Done, it.Bytes, it.Error = JobQueued, 0, 0, ""
 			resumed++
@@ -248,16 +250,13 @@ func (j *Jobs) resume(job *Job) {
 
 // Close cancels what runs, waits for every ffmpeg to be gone and every
 // partial file removed, and keeps unfinished jobs queued for the next start.
-func (j *Jobs) Close() {
+func (j *Runner) Close() {
 	j.cancel()
 	j.wg.Wait()
-	if j.root != nil {
-		j.root.Close()
-	}
 }
 
 // List returns every job, newest first.
-func (j *Jobs) List() []Job {
+func (j *Runner) List() []Job {
 	jobs := j.list()
 	out := make([]Job, len(jobs))
 	j.mu.Lock()
@@ -268,7 +267,7 @@ func (j *Jobs) List() []Job {
 	return out
 }
 
-func (j *Jobs) list() []*Job {
+func (j *Runner) list() []*Job {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	out := make([]*Job, 0, len(j.jobs))
@@ -285,12 +284,12 @@ func (j *Jobs) list() []*Job {
 }
 
 // Get returns one job.
-func (j *Jobs) Get(id string) (Job, error) {
+func (j *Runner) Get(id string) (Job, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	job, ok := j.jobs[id]
 	if !ok {
-		return Job{}, fmt.Errorf("%w: no job %q", ErrNotFound, id)
+		return Job{}, fmt.Errorf("%w: no job %q", failure.NotFound, id)
 	}
 	return snapshot(job), nil
 }
@@ -309,13 +308,13 @@ func snapshot(job *Job) Job {
 
 // Cancel stops a job: its ffmpeg processes end and the partial files of
 // its imports are removed before it says cancelled.
-func (j *Jobs) Cancel(id string) (Job, error) {
+func (j *Runner) Cancel(id string) (Job, error) {
 	j.mu.Lock()
 	_, ok := j.jobs[id]
 	r, live := j.running[id]
 	j.mu.Unlock()
 	if !ok {
-		return Job{}, fmt.Errorf("%w: no job %q", ErrNotFound, id)
+		return Job{}, fmt.Errorf("%w: no job %q", failure.NotFound, id)
 	}
 	if live {
 		// Its goroutine marks it cancelled once everything is cleaned up.
@@ -327,19 +326,19 @@ func (j *Jobs) Cancel(id string) (Job, error) {
 
 // SubmitImport queues an import of urls into folder (relative to the media
 // root) with mode copy or transcode.
-func (j *Jobs) SubmitImport(urls []string, folder, mode string) (Job, error) {
+func (j *Runner) SubmitImport(urls []string, folder, mode string) (Job, error) {
 	if !j.cfg.AllowImport {
 		return Job{}, fmt.Errorf("%w: import is turned off on this server (start it with --allow-import)", ErrNotAllowed)
 	}
 	if len(urls) == 0 || len(urls) > 100 {
-		return Job{}, fmt.Errorf("%w: an import takes 1 to 100 URLs, got %d", ErrBadRequest, len(urls))
+		return Job{}, fmt.Errorf("%w: an import takes 1 to 100 URLs, got %d", failure.BadRequest, len(urls))
 	}
 	switch mode {
 	case "":
 		mode = "copy"
 	case "copy", "transcode":
 	default:
-		return Job{}, fmt.Errorf("%w: unknown mode %q: expected copy or transcode", ErrBadRequest, mode)
+		return Job{}, fmt.Errorf("%w: unknown mode %q: expected copy or transcode", failure.BadRequest, mode)
 	}
 	for _, u := range urls {
 		if err := j.checkURL(u); err != nil {
@@ -348,10 +347,10 @@ func (j *Jobs) SubmitImport(urls []string, folder, mode string) (Job, error) {
 	}
 	if folder != "" {
 		if !filepath.IsLocal(folder) {
-			return Job{}, fmt.Errorf("%w: folder %q", ErrForbidden, folder)
+			return Job{}, fmt.Errorf("%w: folder %q", failure.Forbidden, folder)
 		}
-		if err := j.root.MkdirAll(folder, 0o755); err != nil {
-			return Job{}, fmt.Errorf("%w: cannot create folder %q: %v", ErrForbidden, folder, err)
+		if err := j.lib.MkdirAll(folder); err != nil {
+			return Job{}, fmt.Errorf("%w: cannot create folder %q: %v", failure.Forbidden, folder, err)
 		}
 	}
 	job := &Job{Type: JobImport, Folder: filepath.ToSlash(filepath.Clean("/" + folder))[1:], Mode: mode}
@@ -363,16 +362,16 @@ func (j *Jobs) SubmitImport(urls []string, folder, mode string) (Job, error) {
 
 // SubmitPrepare queues the preparation of qualities of files (paths
 // relative to the media root), one after the other.
-func (j *Jobs) SubmitPrepare(files, qualities []string) (Job, error) {
+func (j *Runner) SubmitPrepare(files, qualities []string) (Job, error) {
 	if j.cfg.Preparer == nil {
 		return Job{}, fmt.Errorf("%w: prepare needs a running server", ErrNotAllowed)
 	}
 	if len(files) == 0 || len(qualities) == 0 {
-		return Job{}, fmt.Errorf("%w: prepare needs a file (id) or a folder with media, and qualities", ErrBadRequest)
+		return Job{}, fmt.Errorf("%w: prepare needs a file (id) or a folder with media, and qualities", failure.BadRequest)
 	}
 	for _, q := range qualities {
 		if _, ok := rungByName(q); !ok {
-			return Job{}, fmt.Errorf("%w: quality %q: prepare makes re-encoded rungs, 240p to 2160p", ErrBadRequest, q)
+			return Job{}, fmt.Errorf("%w: quality %q: prepare makes re-encoded rungs, 240p to 2160p", failure.BadRequest, q)
 		}
 	}
 	job := &Job{Type: JobPrepare, Qualities: slices.Clone(qualities)}
@@ -382,7 +381,7 @@ func (j *Jobs) SubmitPrepare(files, qualities []string) (Job, error) {
 	return j.submit(job), nil
 }
 
-func (j *Jobs) submit(job *Job) Job {
+func (j *Runner) submit(job *Job) Job {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	job.ID = hex.EncodeToString(b[:])
@@ -403,7 +402,7 @@ func (j *Jobs) submit(job *Job) Job {
 }
 
 // start runs job in a goroutine of its own, owned by j.
-func (j *Jobs) start(job *Job) {
+func (j *Runner) start(job *Job) {
 	ctx, cancel := context.WithCancel(j.ctx)
 	r := running{cancel: cancel, done: make(chan struct{})}
 	j.mu.Lock()
@@ -423,7 +422,7 @@ func (j *Jobs) start(job *Job) {
 
 // run works through a job's items, each as soon as the pool has room, and
 // settles the job's state from theirs.
-func (j *Jobs) run(ctx context.Context, job *Job) {
+func (j *Runner) run(ctx context.Context, job *Job) {
 	var wg sync.WaitGroup
 	for i := range job.Items {
 		j.mu.Lock()
@@ -508,7 +507,7 @@ func (j *Jobs) run(ctx context.Context, job *Job) {
 }
 
 // finishItem records how an item ended.
-func (j *Jobs) finishItem(ctx context.Context, job *Job, i int, err error) {
+func (j *Runner) finishItem(ctx context.Context, job *Job, i int, err error) {
 	j.update(job, func() {
 		it := job.Items[i]
 		switch {
@@ -529,7 +528,7 @@ func (j *Jobs) finishItem(ctx context.Context, job *Job, i int, err error) {
 }
 
 // progress records an item's progress, saving it now and then.
-func (j *Jobs) progress(job *Job, i int, done, total float64, bytes int64, speed float64) {
+func (j *Runner) progress(job *Job, i int, done, total float64, bytes int64, speed float64) {
 	j.mu.Lock()
 	it := job.Items[i]
 	// Progress only grows: a second pass or a coarse report never takes
@@ -556,7 +555,7 @@ func (j *Jobs) progress(job *Job, i int, done, total float64, bytes int64, speed
 }
 
 // sum adds the items' progress into the job's. Caller holds mu.
-func (j *Jobs) sum(job *Job) {
+func (j *Runner) sum(job *Job) {
 	job.Done, job.Total, job.Bytes = 0, 0, 0
 	for _, it := range job.Items {
 		job.Done += it.Done
@@ -566,7 +565,7 @@ func (j *Jobs) sum(job *Job) {
 }
 
 // update changes a job under mu, then saves it and reports the states.
-func (j *Jobs) update(job *Job, change func()) {
+func (j *Runner) update(job *Job, change func()) {
 	j.mu.Lock()
 	change()
 	j.sum(job)
@@ -577,12 +576,12 @@ func (j *Jobs) update(job *Job, change func()) {
 }
 
 // save writes a job's state, atomically.
-func (j *Jobs) save(job *Job) {
+func (j *Runner) save(job *Job) {
 	j.mu.Lock()
 	b, err := json.MarshalIndent(snapshot(job), "", " ")
 	j.mu.Unlock()
 	if err == nil {
-		err = writeFileAtomic(filepath.Join(j.cfg.StateDir, job.ID+".json"), b)
+		err = atomicfile.Write(filepath.Join(j.cfg.StateDir, job.ID+".json"), b)
 	}
 	if err != nil {
 		j.log.Warn("cannot save job state", zap.String("job", job.ID), zap.Error(err))
@@ -590,7 +589,7 @@ func (j *Jobs) save(job *Job) {
 }
 
 // forget drops the oldest finished jobs beyond maxKept.
-func (j *Jobs) forget() {
+func (j *Runner) forget() {
 	var drop []string
 	kept := 0
 	for _, job := range j.list() {
@@ -612,7 +611,7 @@ func (j *Jobs) forget() {
 	}
 }
 
-func (j *Jobs) observe() {
+func (j *Runner) observe() {
 	counts := map[string]int{JobQueued: 0, JobRunning: 0, JobDone: 0, JobFailed: 0, JobCancelled: 0}
 	j.mu.Lock()
 	for _, job := range j.jobs {
@@ -623,7 +622,7 @@ func (j *Jobs) observe() {
 }
 
 // tryAcquire takes a slot of the pool if one is free now.
-func (j *Jobs) tryAcquire() bool {
+func (j *Runner) tryAcquire() bool {
 	select {
 	case j.pool <- struct{}{}:
 		return true
@@ -633,7 +632,7 @@ func (j *Jobs) tryAcquire() bool {
 }
 
 // prepareItem prepares one file with the Preparer.
-func (j *Jobs) prepareItem(ctx context.Context, job *Job, i int) error {
+func (j *Runner) prepareItem(ctx context.Context, job *Job, i int) error {
 	j.mu.Lock()
 	file, qualities := job.Items[i].File, slices.Clone(job.Qualities)
 	j.mu.Unlock()

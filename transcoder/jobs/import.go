@@ -1,4 +1,4 @@
-package transcoder
+package jobs
 
 import (
 	"bufio"
@@ -20,6 +20,8 @@ import (
 	"github.com/grafov/m3u8"
 
 	"github.com/hlsd/hlsd/transcoder/child"
+	"github.com/hlsd/hlsd/transcoder/failure"
+	"github.com/hlsd/hlsd/transcoder/internal/atomicfile"
 )
 
 // importProtocols are all ffmpeg may open for an import: a playlist whose
@@ -32,10 +34,10 @@ const importProtocols = "http,https,tcp,tls,crypto"
 const importTimeout = 30 * time.Second
 
 // checkURL accepts http and https URLs of the allowed hosts.
-func (j *Jobs) checkURL(raw string) error {
+func (j *Runner) checkURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return fmt.Errorf("%w: %q: only http and https URLs can be imported", ErrBadRequest, raw)
+		return fmt.Errorf("%w: %q: only http and https URLs can be imported", failure.BadRequest, raw)
 	}
 	if len(j.cfg.ImportHosts) == 0 {
 		return nil
@@ -64,7 +66,7 @@ var httpClient = &http.Client{Timeout: importTimeout}
 // to its highest-bandwidth variant (and that variant's audio rendition),
 // and every URI the media playlists name must be http(s) on an allowed
 // host, so that a playlist cannot lead ffmpeg to a local file.
-func (j *Jobs) resolvePlaylist(ctx context.Context, raw string) (importSource, error) {
+func (j *Runner) resolvePlaylist(ctx context.Context, raw string) (importSource, error) {
 	var src importSource
 	pl, kind, err := fetchPlaylist(ctx, raw)
 	if err != nil {
@@ -121,7 +123,7 @@ func (j *Jobs) resolvePlaylist(ctx context.Context, raw string) (importSource, e
 
 // checkMedia sums a media playlist's durations and refuses a URI that is
 // not http(s) on an allowed host.
-func (j *Jobs) checkMedia(base string, media *m3u8.MediaPlaylist) (float64, error) {
+func (j *Runner) checkMedia(base string, media *m3u8.MediaPlaylist) (float64, error) {
 	var total float64
 	check := func(what, ref string) error {
 		abs, err := resolveRef(base, ref)
@@ -206,7 +208,7 @@ func fetchPlaylist(ctx context.Context, raw string) (m3u8.Playlist, m3u8.ListTyp
 // importItem copies (or re-encodes) one URL into the library: written to a
 // hidden temporary name in the destination folder, checked, then renamed,
 // so that the library never lists half a file.
-func (j *Jobs) importItem(ctx context.Context, job *Job, i int) error {
+func (j *Runner) importItem(ctx context.Context, job *Job, i int) error {
 	j.mu.Lock()
 	raw, folder, mode := job.Items[i].URL, job.Folder, job.Mode
 	j.mu.Unlock()
@@ -220,7 +222,7 @@ func (j *Jobs) importItem(ctx context.Context, job *Job, i int) error {
 	j.progress(job, i, 0, src.total, 0, 0)
 
 	tmpRel := path.Join(folder, tempName(job.ID, i))
-	tmp, err := j.root.OpenFile(tmpRel, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	tmp, err := j.lib.Create(tmpRel)
 	if err != nil {
 		return fmt.Errorf("cannot write in %q: %v", folder, err)
 	}
@@ -228,7 +230,7 @@ func (j *Jobs) importItem(ctx context.Context, job *Job, i int) error {
 	defer func() {
 		tmp.Close()
 		if !keep {
-			_ = j.root.Remove(tmpRel)
+			_ = j.lib.Remove(tmpRel)
 		}
 	}()
 
@@ -298,7 +300,7 @@ func (j *Jobs) importItem(ctx context.Context, job *Job, i int) error {
 		return ctx.Err()
 	}
 	if waitErr != nil {
-		return fmt.Errorf("ffmpeg failed: %s%s", lastLine(stderr.tail.String()), diskFullHint(j.cfg.MediaDir))
+		return fmt.Errorf("ffmpeg failed: %s%s", lastLine(stderr.tail.String()), atomicfile.DiskFullHint(j.lib.Dir()))
 	}
 	if msg := stderr.first(); msg != "" {
 		return fmt.Errorf("the stream is incomplete: %s", msg)
@@ -330,7 +332,7 @@ func (j *Jobs) importItem(ctx context.Context, job *Job, i int) error {
 }
 
 // probeDuration reads the duration of the file made.
-func (j *Jobs) probeDuration(ctx context.Context, f *os.File) (float64, error) {
+func (j *Runner) probeDuration(ctx context.Context, f *os.File) (float64, error) {
 	cmd := child.Command(ctx, f, j.cfg.FFprobe, "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", child.Input)
 	out, err := cmd.Output()
 	if err != nil {
@@ -346,16 +348,16 @@ func (j *Jobs) probeDuration(ctx context.Context, f *os.File) (float64, error) {
 // place gives the finished file its name in the folder: name.mp4, or
 // name (2).mp4 and so on when taken. A hard link never replaces a file,
 // so two imports of one name cannot overwrite each other.
-func (j *Jobs) place(tmpRel, folder, name string) (string, error) {
+func (j *Runner) place(tmpRel, folder, name string) (string, error) {
 	for k := 1; k < 1000; k++ {
 		n := name + ".mp4"
 		if k > 1 {
 			n = fmt.Sprintf("%s (%d).mp4", name, k)
 		}
 		rel := path.Join(folder, n)
-		err := j.root.Link(tmpRel, rel)
+		err := j.lib.Link(tmpRel, rel)
 		if err == nil {
-			_ = j.root.Remove(tmpRel)
+			_ = j.lib.Remove(tmpRel)
 			return rel, nil
 		}
 		if !errors.Is(err, fs.ErrExist) {

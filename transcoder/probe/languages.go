@@ -1,4 +1,4 @@
-package transcoder
+package probe
 
 import "strings"
 
@@ -57,9 +57,9 @@ var languageNames = map[string]string{
 	"la": "Latin", "lat": "Latin",
 }
 
-// languageName names a language tag such as "fr", "fre", "fra" or "pt-BR";
+// LanguageName names a language tag such as "fr", "fre", "fra" or "pt-BR";
 // "" for none or "und".
-func languageName(tag string) string {
+func LanguageName(tag string) string {
 	if tag == "" || tag == "und" {
 		return ""
 	}

@@ -3,33 +3,14 @@ package server
 import (
 	"encoding/base64"
 	"net/http"
-	"os"
 	"path"
 	"path/filepath"
 	"strings"
 	"unicode/utf8"
-
-	"github.com/hlsd/hlsd/transcoder"
 )
 
 // maxIDLength bounds ids: base64 of the longest path Linux allows, with room.
 const maxIDLength = 8192
-
-// mediaRoot confines the listing to the media directory. os.Root checks
-// every step of every path, symlinks included, at the moment it is used, so
-// a symlink swapped in after a check cannot lead out of the root. (The
-// transcoder opens media files through its own os.Root the same way.)
-type mediaRoot struct {
-	root *os.Root
-}
-
-func newMediaRoot(dir string) (*mediaRoot, error) {
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return nil, err
-	}
-	return &mediaRoot{root: root}, nil
-}
 
 // decodeID turns an id into the relative path it names.
 func decodeID(id string) (string, error) {
@@ -61,37 +42,6 @@ func clean(rel string) (string, error) {
 	}
 	return path.Clean(rel), nil
 }
-
-// stat follows rel's symlinks, refusing any that lead out of the root.
-func (m *mediaRoot) stat(rel string) (os.FileInfo, error) {
-	if rel == "" {
-		rel = "."
-	}
-	st, err := m.root.Stat(rel)
-	if err != nil {
-		return nil, transcoder.RootError(rel, err)
-	}
-	return st, nil
-}
-
-// readDir lists the directory rel.
-func (m *mediaRoot) readDir(rel string) ([]os.DirEntry, error) {
-	if rel == "" {
-		rel = "."
-	}
-	f, err := m.root.Open(rel)
-	if err != nil {
-		return nil, transcoder.RootError(rel, err)
-	}
-	defer f.Close()
-	entries, err := f.ReadDir(-1)
-	if err != nil {
-		return nil, errorf(http.StatusNotFound, "not a directory: "+rel)
-	}
-	return entries, nil
-}
-
-func (m *mediaRoot) Close() error { return m.root.Close() }
 
 // mediaExtensions are the containers listed as media; others are left out.
 var mediaExtensions = map[string]bool{
