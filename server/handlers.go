@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/hlsd/hlsd/transcoder/encode"
 	"github.com/hlsd/hlsd/transcoder/failure"
 )
 
@@ -177,7 +178,6 @@ func tsContainer(r *http.Request) (bool, error) {
 }
 
 var (
-	trackRe   = regexp.MustCompile(`^[0-9]{1,3}$`)
 	segmentRe = regexp.MustCompile(`^segment-([0-9]{1,9})\.m4s$`)
 	iframeRe  = regexp.MustCompile(`^iframe-([0-9]{1,9})\.m4s$`)
 	tsRe      = regexp.MustCompile(`^segment-([0-9]{1,9})\.ts$`)
@@ -187,14 +187,12 @@ var (
 // variantFile serves index.m3u8, init.mp4 and segment-N.m4s of one variant,
 // and iframes.m3u8, iframes-init.mp4 and iframe-N.m4s of a rung's I-frames.
 func (s *Server) variantFile(w http.ResponseWriter, r *http.Request) error {
-	kind, quality, file := chi.URLParam(r, "kind"), chi.URLParam(r, "quality"), chi.URLParam(r, "file")
-	if kind != "video" && kind != "audio" {
-		return errorf(http.StatusNotFound, "no such route: track kind must be video or audio")
+	file := chi.URLParam(r, "file")
+	rend, err := encode.ParseRendition(chi.URLParam(r, "kind"), chi.URLParam(r, "track"), chi.URLParam(r, "quality"))
+	if err != nil {
+		return err
 	}
-	if !trackRe.MatchString(chi.URLParam(r, "track")) {
-		return errorf(http.StatusBadRequest, "malformed track index: "+chi.URLParam(r, "track"))
-	}
-	track, _ := strconv.Atoi(chi.URLParam(r, "track"))
+	kind := rend.Kind
 	var n int
 	iframe, tsSegment := false, false
 	switch {
@@ -226,19 +224,19 @@ func (s *Server) variantFile(w http.ResponseWriter, r *http.Request) error {
 	}
 	switch {
 	case iframe:
-		f, err := s.tc.IFrame(r.Context(), path, track, quality, n)
+		f, err := s.tc.IFrame(r.Context(), path, rend, n)
 		if err != nil {
 			return err
 		}
 		return serveOpen(w, r, f, "video/iso.segment")
 	case tsSegment:
-		f, err := s.tc.TSSegment(r.Context(), path, track, quality, n, clientID)
+		f, err := s.tc.TSSegment(r.Context(), path, rend, n, clientID)
 		if err != nil {
 			return err
 		}
 		return serveOpen(w, r, f, "video/mp2t")
 	case ts && kind == "video" && file == "index.m3u8":
-		b, err := s.tc.TSPlaylist(r.Context(), path, track, quality, r.URL.RawQuery)
+		b, err := s.tc.TSPlaylist(r.Context(), path, rend, r.URL.RawQuery)
 		if err != nil {
 			return err
 		}
@@ -247,27 +245,27 @@ func (s *Server) variantFile(w http.ResponseWriter, r *http.Request) error {
 	}
 	switch file {
 	case "iframes.m3u8":
-		b, err := s.tc.IFramePlaylist(r.Context(), path, track, quality, r.URL.RawQuery)
+		b, err := s.tc.IFramePlaylist(r.Context(), path, rend, r.URL.RawQuery)
 		if err != nil {
 			return err
 		}
 		writePlaylist(w, r, b)
 		return nil
 	case "iframes-init.mp4":
-		f, err := s.tc.IFrameInit(r.Context(), path, track, quality)
+		f, err := s.tc.IFrameInit(r.Context(), path, rend)
 		if err != nil {
 			return err
 		}
 		return serveOpen(w, r, f, "video/mp4")
 	case "index.m3u8":
-		b, err := s.tc.MediaPlaylist(r.Context(), path, kind, track, quality, r.URL.RawQuery)
+		b, err := s.tc.MediaPlaylist(r.Context(), path, rend, r.URL.RawQuery)
 		if err != nil {
 			return err
 		}
 		writePlaylist(w, r, b)
 		return nil
 	case "init.mp4":
-		f, err := s.tc.Init(r.Context(), path, kind, track, quality, clientID)
+		f, err := s.tc.Init(r.Context(), path, rend, clientID)
 		if err != nil {
 			return err
 		}
@@ -282,7 +280,7 @@ func (s *Server) variantFile(w http.ResponseWriter, r *http.Request) error {
 	// unseen. Players that read progressively ask for the pieces with
 	// progressive=1, which the master carries onto every URI it lists.
 	progressive := r.URL.Query().Get("progressive") == "1"
-	rc, err := s.tc.Segment(r.Context(), path, kind, track, quality, n, clientID, progressive)
+	rc, err := s.tc.Segment(r.Context(), path, rend, n, clientID, progressive)
 	if err != nil {
 		return err
 	}

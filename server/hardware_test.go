@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hlsd/hlsd/transcoder"
+	"github.com/hlsd/hlsd/transcoder/encode"
 	"github.com/hlsd/hlsd/transcoder/probe"
 )
 
@@ -60,7 +61,7 @@ func checkRung(t *testing.T, e *testEnv, rung string) {
 // so later runs go straight to software.
 func TestHWFallback(t *testing.T) {
 	noGPU(t)
-	e := newEnv(t, transcoder.Config{HWAccel: transcoder.AccelNVIDIA}, "h264-1080.mp4")
+	e := newEnv(t, transcoder.Config{HWAccel: encode.AccelNVIDIA}, "h264-1080.mp4")
 	base := e.videoURL("h264-1080.mp4")
 	e.mustGet(base + "/master.m3u8")
 	if v := e.metricValue("hlsd_hw_enabled", map[string]string{"accel": "nvidia"}); v != 1 {
@@ -113,7 +114,7 @@ func TestHWStall(t *testing.T) {
 	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	e := newEnv(t, transcoder.Config{FFmpeg: wrapper, HWAccel: transcoder.AccelNVIDIA, HWStallTimeout: time.Second}, "h264.mp4")
+	e := newEnv(t, transcoder.Config{FFmpeg: wrapper, HWAccel: encode.AccelNVIDIA, HWStallTimeout: time.Second}, "h264.mp4")
 	rung := e.videoURL("h264.mp4") + "/video/0/240p/"
 	e.mustGet(rung + "index.m3u8")
 	began := time.Now()

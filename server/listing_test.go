@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/hlsd/hlsd/transcoder"
+	"github.com/hlsd/hlsd/transcoder/encode"
 )
 
 // listing is the media root's /api/media entries by name.
@@ -77,7 +78,7 @@ func TestMasterLeavesOutRungsDearerThanOriginal(t *testing.T) {
 		t.Fatalf("h264.mp4: no original in the master: %v", h264)
 	}
 	dropped := 0
-	for _, r := range transcoder.Ladder[:2] { // 240p and 360p: the rungs at or below 360p
+	for _, r := range encode.Ladder[:2] { // 240p and 360p: the rungs at or below 360p
 		_, listed := h264[r.Name]
 		if want := r.Bitrate < orig-audio; listed != want {
 			t.Errorf("h264.mp4: %s (%d b/s) listed=%v, original averages %d b/s", r.Name, r.Bitrate, listed, orig-audio)
@@ -94,7 +95,7 @@ func TestMasterLeavesOutRungsDearerThanOriginal(t *testing.T) {
 	}
 
 	hevc := variants("hevc.mkv")
-	for _, r := range transcoder.Ladder[:2] {
+	for _, r := range encode.Ladder[:2] {
 		if _, ok := hevc[r.Name]; !ok {
 			t.Errorf("hevc.mkv: %s missing; variants %v", r.Name, hevc)
 		}

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hlsd/hlsd/transcoder"
+	"github.com/hlsd/hlsd/transcoder/encode"
 	"github.com/hlsd/hlsd/transcoder/jobs"
 	"github.com/hlsd/hlsd/transcoder/library"
 	"github.com/hlsd/hlsd/transcoder/probe"
@@ -38,24 +39,24 @@ type Streamer interface {
 	Info(ctx context.Context, path string) (*probe.Info, error)
 	// Master with ts lists MPEG-TS variants (master.m3u8?container=ts).
 	Master(ctx context.Context, path, query string, ts bool) ([]byte, error)
-	MediaPlaylist(ctx context.Context, path, kind string, track int, quality, query string) ([]byte, error)
+	MediaPlaylist(ctx context.Context, path string, r encode.Rendition, query string) ([]byte, error)
 	// Init and Segment return the file open, so that the cache may evict it
 	// while it is being sent; the server closes it.
-	Init(ctx context.Context, path, kind string, track int, quality, clientID string) (*os.File, error)
+	Init(ctx context.Context, path string, r encode.Rendition, clientID string) (*os.File, error)
 	// Segment is an *os.File when complete, else a stream of it as it is made.
-	Segment(ctx context.Context, path, kind string, track int, quality string, n int, clientID string, progressive bool) (io.ReadCloser, error)
+	Segment(ctx context.Context, path string, r encode.Rendition, n int, clientID string, progressive bool) (io.ReadCloser, error)
 	KnownDuration(path string, st os.FileInfo) (float64, bool)
 	SubtitlePlaylist(ctx context.Context, path string, s int, query string) ([]byte, error)
 	Subtitle(ctx context.Context, path string, s int) (string, error)
 	Trickplay(ctx context.Context, path, query string) ([]byte, error)
 	TrickplaySheet(ctx context.Context, path string, n int) (string, error)
 	// IFramePlaylist, IFrameInit and IFrame serve a rung's I-frame rendition.
-	IFramePlaylist(ctx context.Context, path string, track int, quality, query string) ([]byte, error)
-	IFrameInit(ctx context.Context, path string, track int, quality string) (*os.File, error)
-	IFrame(ctx context.Context, path string, track int, quality string, n int) (*os.File, error)
+	IFramePlaylist(ctx context.Context, path string, r encode.Rendition, query string) ([]byte, error)
+	IFrameInit(ctx context.Context, path string, r encode.Rendition) (*os.File, error)
+	IFrame(ctx context.Context, path string, r encode.Rendition, n int) (*os.File, error)
 	// TSPlaylist and TSSegment serve a video variant as MPEG-TS.
-	TSPlaylist(ctx context.Context, path string, track int, quality, query string) ([]byte, error)
-	TSSegment(ctx context.Context, path string, track int, quality string, n int, clientID string) (*os.File, error)
+	TSPlaylist(ctx context.Context, path string, r encode.Rendition, query string) ([]byte, error)
+	TSSegment(ctx context.Context, path string, r encode.Rendition, n int, clientID string) (*os.File, error)
 	// Activity lists the encoder heads running now.
 	Activity() []transcoder.HeadActivity
 }

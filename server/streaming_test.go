@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/hlsd/hlsd/transcoder"
+	"github.com/hlsd/hlsd/transcoder/encode"
 	"github.com/hlsd/hlsd/transcoder/probe"
 )
 
@@ -67,17 +68,17 @@ func TestCorpus(t *testing.T) {
 			}
 			var adaptive []variantRef
 			for _, q := range info.Qualities.Video {
-				if q == transcoder.QualityOriginal && c.longGOP {
+				if q == encode.QualityOriginal && c.longGOP {
 					continue
 				}
 				adaptive = append(adaptive, variantRef{"video", q, 0})
 			}
 			for a := range info.Audio {
 				for _, q := range info.Qualities.Audio {
-					if q == transcoder.QualityStereo && info.Audio[a].Channels <= 2 {
+					if q == encode.QualityStereo && info.Audio[a].Channels <= 2 {
 						continue // a stereo track has no separate downmix
 					}
-					if c := info.Audio[a].Codec; q == transcoder.QualityOriginal && c != "ac3" && c != "eac3" {
+					if c := info.Audio[a].Codec; q == encode.QualityOriginal && c != "ac3" && c != "eac3" {
 						continue // only AC-3 and E-AC-3 are passed through
 					}
 					adaptive = append(adaptive, variantRef{"audio", q, a})
@@ -127,7 +128,7 @@ func TestCorpus(t *testing.T) {
 				t.Errorf("/info keyframes = %+v (%v), want complete from the index", info.Keyframes, err)
 			}
 			if c.longGOP {
-				orig := parseMediaPlaylist(t, e.mustGet(url(variantRef{"video", transcoder.QualityOriginal, 0}, "index.m3u8")))
+				orig := parseMediaPlaylist(t, e.mustGet(url(variantRef{"video", encode.QualityOriginal, 0}, "index.m3u8")))
 				if orig.target <= 8 {
 					t.Errorf("long-GOP original has TARGETDURATION %d, want its long GOPs", orig.target)
 				}
@@ -145,7 +146,7 @@ func TestCorpus(t *testing.T) {
 			}
 			sampled := []variantRef{{"video", info.Qualities.Video[0], 0}, {"video", info.Qualities.Video[len(info.Qualities.Video)-1], 0}}
 			for a := range info.Audio {
-				sampled = append(sampled, variantRef{"audio", transcoder.QualityAAC, a})
+				sampled = append(sampled, variantRef{"audio", encode.QualityAAC, a})
 			}
 			for _, v := range sampled {
 				p, ok := playlists[v]
@@ -174,7 +175,7 @@ func TestCorpus(t *testing.T) {
 						if !near(dts, p.starts[i], frameDur) || !near(f.start(), p.starts[i], frameDur) {
 							t.Errorf("%v segment %d starts at pts %.4f (dts %.4f), playlist says %.4f", v, i, f.start(), dts, p.starts[i])
 						}
-						if slack := frameDur + map[bool]float64{true: leading}[v.quality == transcoder.QualityOriginal]; !near(f.end()-f.decodeStart(), p.durs[i], slack) {
+						if slack := frameDur + map[bool]float64{true: leading}[v.quality == encode.QualityOriginal]; !near(f.end()-f.decodeStart(), p.durs[i], slack) {
 							t.Errorf("%v segment %d lasts %.4f, EXTINF %.4f", v, i, f.end()-f.decodeStart(), p.durs[i])
 						}
 					} else {
@@ -194,7 +195,7 @@ func TestCorpus(t *testing.T) {
 				}
 				// Matroska timestamps are whole milliseconds.
 				tol := 1e-3
-				if v.quality == transcoder.QualityOriginal && v.kind == "video" {
+				if v.quality == encode.QualityOriginal && v.kind == "video" {
 					tol += leading
 				}
 				if got, want := frags[mid-1].end(), frags[mid].decodeStart(); !near(got, want, tol) {

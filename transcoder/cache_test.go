@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/hlsd/hlsd/transcoder/encode"
 	"github.com/hlsd/hlsd/transcoder/failure"
 	"github.com/hlsd/hlsd/transcoder/library"
 	"github.com/hlsd/hlsd/transcoder/testmedia"
@@ -56,7 +57,7 @@ func newTestTranscoder(t *testing.T, cfg Config, clips ...string) *Transcoder {
 // CI run that hangs.
 func TestHammerCacheAndSegments(t *testing.T) {
 	tc := newTestTranscoder(t, Config{CacheBytes: 400 << 10, MaxEncoders: 2, IdleTimeout: 2 * time.Second,
-		TrickplayInterval: -1, HWAccel: AccelNone}, "h264.mp4", "vp9.webm")
+		TrickplayInterval: -1, HWAccel: encode.AccelNone}, "h264.mp4", "vp9.webm")
 	type target struct{ file, kind, quality string }
 	targets := []target{
 		{"h264.mp4", "video", "original"}, {"h264.mp4", "audio", "aac"}, {"h264.mp4", "video", "240p"},
@@ -78,7 +79,7 @@ func TestHammerCacheAndSegments(t *testing.T) {
 			for ctx.Err() == nil {
 				tg := targets[rng.IntN(len(targets))]
 				rctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-				f, err := tc.Segment(rctx, tg.file, tg.kind, 0, tg.quality, rng.IntN(5), client, rng.IntN(2) == 0)
+				f, err := tc.Segment(rctx, tg.file, encode.Rendition{Kind: tg.kind, Quality: tg.quality}, rng.IntN(5), client, rng.IntN(2) == 0)
 				var ce *failure.CapacityError
 				switch {
 				case err == nil:

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hlsd/hlsd/transcoder/encode"
 	"github.com/hlsd/hlsd/transcoder/failure"
 	"go.uber.org/zap"
 )
@@ -25,7 +26,7 @@ type head struct {
 	heavy  bool // re-encodes video: counts against the CPU-bound cap
 	reason string
 	dir    string
-	// hw: holds a hardware session and encodes on the GPU. running: holds
+	// hw: holds a encode.Hardware session and encodes on the GPU. running: holds
 	// its encoder slot. Atomics, so the scheduler reads them without v.mu.
 	hw, running atomic.Bool
 
@@ -105,11 +106,11 @@ func (h *head) leave() {
 	}
 }
 
-// class labels the head in metrics: "hardware" for GPU encodes, else the
+// class labels the head in metrics: "encode.Hardware" for GPU encodes, else the
 // variant's cost class. Only the head's own goroutine may call it.
 func (h *head) class() string {
 	if h.hw.Load() {
-		return "hardware"
+		return "encode.Hardware"
 	}
 	return h.v.costClass()
 }
@@ -166,12 +167,12 @@ func (h *head) run() {
 		t.log.Debug("encoder finished", h.fields()...)
 	case errors.As(err, new(*failure.CapacityError)):
 		t.log.Warn("no free encoder", append(h.fields(), zap.Error(err))...)
-	case errors.As(err, new(*HWError)):
+	case errors.As(err, new(*encode.HWError)):
 		// The variant's next runs are in software; the request that waits
 		// on this head starts one at once.
-		t.log.Warn("hardware encoder failed, falling back to software", append(h.fields(), zap.Error(err))...)
+		t.log.Warn("encode.Hardware encoder failed, falling back to software", append(h.fields(), zap.Error(err))...)
 		h.v.setSoftwareOnly()
-		t.sched.hw.failed(err)
+		t.sched.hw.Failed(err)
 	default:
 		t.log.Error("encoder failed", append(h.fields(), zap.Error(err))...)
 	}
@@ -205,17 +206,17 @@ func (h *head) runInner() error {
 	if err := os.MkdirAll(h.dir, 0o755); err != nil {
 		return fmt.Errorf("%w: cannot create work directory: %v", failure.Encoder, err)
 	}
-	profile := videoProfile{accel: AccelNone, preset: t.cfg.Preset}
+	profile := encode.Profile{Accel: encode.AccelNone, Preset: t.cfg.Preset}
 	if h.hw.Load() {
-		profile = t.sched.hw.profile
+		profile = t.sched.hw.Profile()
 	}
 	return h.encode(profile)
 }
 
 // encode runs ffmpeg with the given video profile until it ends.
-func (h *head) encode(profile videoProfile) error {
+func (h *head) encode(profile encode.Profile) error {
 	t := h.v.t
-	args := ffmpegArgs(h.v.runSpec(h.start, h.dir, profile))
+	args := encode.Args(h.v.spec(h.start, h.dir, profile))
 	t.log.Debug("ffmpeg command", append(h.fields(), zap.Strings("args", args))...)
 	cmd, stdout, stderr, err := t.startFFmpeg(h.ctx, h.v.m, args)
 	if err != nil {
@@ -236,20 +237,20 @@ func (h *head) encode(profile videoProfile) error {
 	var stall *time.Timer
 	if hw {
 		// A GPU that hangs rather than fails would hold its viewers forever.
-		stall = time.AfterFunc(t.cfg.HWStallTimeout, func() { h.stop(errHWStalled) })
+		stall = time.AfterFunc(t.cfg.HWStallTimeout, func() { h.stop(encode.ErrHWStalled) })
 		defer stall.Stop()
 	}
 
 	// Speeds are learnt from re-encodes, over the time the head had the
 	// cores to itself.
-	var meter *meter
+	var meter *encode.Meter
 	speedKey := ""
 	if h.heavy {
-		meter = newMeter(func() bool { return !h.paused.Load() && t.sched.encoders(h) == 0 })
+		meter = encode.NewMeter(func() bool { return !h.paused.Load() && t.sched.encoders(h) == 0 })
 		speedKey = h.v.speedKey(profile)
 		defer func() {
-			if fps, ok := meter.take(2 * time.Second); ok {
-				t.speeds.observe(speedKey, fps)
+			if fps, ok := meter.Take(2 * time.Second); ok {
+				t.speeds.Observe(speedKey, fps)
 			}
 		}()
 	}
@@ -261,7 +262,7 @@ func (h *head) encode(profile videoProfile) error {
 		n, ok := parseSegmentName(name)
 		if !ok {
 			if meter != nil {
-				meter.line(name)
+				meter.Line(name)
 			}
 			continue
 		}
@@ -271,14 +272,14 @@ func (h *head) encode(profile videoProfile) error {
 			break
 		}
 		if meter != nil {
-			if fps, ok := meter.take(4 * time.Second); ok {
-				t.speeds.observe(speedKey, fps)
+			if fps, ok := meter.Take(4 * time.Second); ok {
+				t.speeds.Observe(speedKey, fps)
 			}
 		}
 		if hw && !published {
 			published = true
 			stall.Stop()
-			t.sched.hw.succeeded()
+			t.sched.hw.Succeeded()
 		}
 	}
 	// Drain so ffmpeg never blocks on a full pipe while it is being killed.
@@ -290,14 +291,14 @@ func (h *head) encode(profile videoProfile) error {
 	}
 	err = nil
 	switch {
-	case hw && !published && errors.Is(context.Cause(h.ctx), errHWStalled):
+	case hw && !published && errors.Is(context.Cause(h.ctx), encode.ErrHWStalled):
 		err = fmt.Errorf("%w: no segment after %s", failure.Encoder, t.cfg.HWStallTimeout)
 	case waitErr != nil && h.ctx.Err() == nil:
 		err = fmt.Errorf("%w: ffmpeg exited with %v: %s", failure.Encoder, waitErr, strings.TrimSpace(stderr.String()))
 	}
 	if err != nil && hw {
 		// Only the encoder's own failures: a full disk is not the GPU's fault.
-		err = &HWError{Accel: profile.accel, Err: err}
+		err = &encode.HWError{Accel: profile.Accel, Err: err}
 	}
 	return err
 }

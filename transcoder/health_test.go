@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
+	"github.com/hlsd/hlsd/transcoder/encode"
 	"github.com/hlsd/hlsd/transcoder/testmedia"
 )
 
@@ -55,7 +56,7 @@ func TestLiveWhenWedged(t *testing.T) {
 		t.Fatalf("Live on an idle transcoder: %v", err)
 	}
 	// A variant, so that the probe has a variant lock to take too.
-	v, release, err := tc.variant(context.Background(), "h264.mp4", "video", 0, "360p")
+	v, release, err := tc.variant(context.Background(), "h264.mp4", encode.Rendition{Kind: "video", Quality: "360p"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hlsd/hlsd/playlist"
 	"github.com/hlsd/hlsd/transcoder/child"
+	"github.com/hlsd/hlsd/transcoder/encode"
 	"github.com/hlsd/hlsd/transcoder/failure"
 	"github.com/hlsd/hlsd/transcoder/fmp4"
 	"github.com/hlsd/hlsd/transcoder/internal/atomicfile"
@@ -33,14 +34,14 @@ const iframeChunk = 10
 type iframes struct {
 	m     *media
 	track int
-	rung  Rung
+	rung  encode.Rung
 	times []float64 // source times of the entries, ascending
 	dir   string
 }
 
 // IFramePlaylist is the I-frame playlist of a re-encoded rung.
-func (t *Transcoder) IFramePlaylist(ctx context.Context, path string, track int, quality, query string) ([]byte, error) {
-	f, release, err := t.iframes(ctx, path, track, quality)
+func (t *Transcoder) IFramePlaylist(ctx context.Context, path string, r encode.Rendition, query string) ([]byte, error) {
+	f, release, err := t.iframes(ctx, path, r)
 	if err != nil {
 		return nil, err
 	}
@@ -52,8 +53,8 @@ func (t *Transcoder) IFramePlaylist(ctx context.Context, path string, track int,
 }
 
 // IFrame returns I-frame entry n of a rung, open, making it if needed.
-func (t *Transcoder) IFrame(ctx context.Context, path string, track int, quality string, n int) (*os.File, error) {
-	f, release, err := t.iframes(ctx, path, track, quality)
+func (t *Transcoder) IFrame(ctx context.Context, path string, r encode.Rendition, n int) (*os.File, error) {
+	f, release, err := t.iframes(ctx, path, r)
 	if err != nil {
 		return nil, err
 	}
@@ -66,8 +67,8 @@ func (t *Transcoder) IFrame(ctx context.Context, path string, track int, quality
 
 // IFrameInit returns the initialization section the I-frames of a rung
 // share, open, making the first chunk if needed.
-func (t *Transcoder) IFrameInit(ctx context.Context, path string, track int, quality string) (*os.File, error) {
-	f, release, err := t.iframes(ctx, path, track, quality)
+func (t *Transcoder) IFrameInit(ctx context.Context, path string, r encode.Rendition) (*os.File, error) {
+	f, release, err := t.iframes(ctx, path, r)
 	if err != nil {
 		return nil, err
 	}
@@ -77,11 +78,12 @@ func (t *Transcoder) IFrameInit(ctx context.Context, path string, track int, qua
 
 // iframes validates the rung and lists its entries, with the media pinned
 // until release is called.
-func (t *Transcoder) iframes(ctx context.Context, path string, track int, quality string) (*iframes, func(), error) {
-	rung, ok := rungByName(quality)
+func (t *Transcoder) iframes(ctx context.Context, path string, r encode.Rendition) (*iframes, func(), error) {
+	rung, ok := r.Rung()
 	if !ok {
-		return nil, nil, fmt.Errorf("%w: I-frame playlists are offered for re-encoded rungs (240p ... 2160p), not %q", failure.BadRequest, quality)
+		return nil, nil, fmt.Errorf("%w: I-frame playlists are offered for re-encoded rungs (240p ... 2160p), not %q", failure.BadRequest, r.Quality)
 	}
+	track, quality := r.Track, r.Quality
 	m, err := t.open(ctx, path)
 	if err != nil {
 		return nil, nil, err
@@ -93,7 +95,7 @@ func (t *Transcoder) iframes(ctx context.Context, path string, track int, qualit
 	if track < 0 || track >= len(m.info.Video) {
 		return fail(fmt.Errorf("%w: the file has no video track %d", failure.NotFound, track))
 	}
-	if !contains(videoQualities(m.info.Video[track]), quality) {
+	if !contains(encode.VideoQualities(m.info.Video[track]), quality) {
 		return fail(fmt.Errorf("%w: quality %q is not offered for this file", failure.NotFound, quality))
 	}
 	p, err := m.getPlans(ctx)
@@ -206,7 +208,7 @@ func (t *Transcoder) makeIFrames(ctx context.Context, f *iframes, c int) error {
 // do, so an entry sits exactly where the rung's segment starts.
 func (t *Transcoder) runIFrames(ctx context.Context, f *iframes, first int, want []float64, work string) error {
 	v := f.m.info.Video[f.track]
-	w, h := rungSize(v, f.rung)
+	w, h := encode.RungSize(v, f.rung)
 	tol := min(max(0.25/v.FPS, 0.001), 0.02)
 	cuts := make([]float64, 0, len(want)-1)
 	for _, x := range want[1:] {
@@ -214,23 +216,23 @@ func (t *Transcoder) runIFrames(ctx context.Context, f *iframes, first int, want
 	}
 	args := []string{"-hide_banner", "-nostdin", "-loglevel", "error", "-y",
 		"-skip_frame", "nokey", "-skip_loop_filter", "all"}
-	if tsDiscont(f.m.info.Container) {
+	if encode.TSDiscont(f.m.info.Container) {
 		args = append(args, "-itsoffset", "0.000001")
 	}
 	args = append(args, "-copyts", "-start_at_zero", "-noaccurate_seek",
-		"-ss", ts(max(0, want[0]-tol)), "-t", ts(want[len(want)-1]-want[0]+60), "-i", child.Input,
+		"-ss", encode.Seconds(max(0, want[0]-tol)), "-t", encode.Seconds(want[len(want)-1]-want[0]+60), "-i", child.Input,
 		"-map", fmt.Sprintf("0:V:%d", f.track),
-		"-vf", selectTimes(want, tol)+","+videoProfile{accel: AccelNone}.filter(v, w, h),
+		"-vf", selectTimes(want, tol)+","+encode.Profile{Accel: encode.AccelNone}.Filter(v, w, h),
 		"-fps_mode", "passthrough", "-enc_time_base:v", "-1", "-frames:v", strconv.Itoa(len(want)),
 		"-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high",
-		"-level:v", fmt.Sprintf("%d.%d", rungLevel(v, f.rung)/10, rungLevel(v, f.rung)%10),
+		"-level:v", fmt.Sprintf("%d.%d", encode.RungLevel(v, f.rung)/10, encode.RungLevel(v, f.rung)%10),
 		"-g", "1", "-keyint_min", "1", "-bf", "0", "-crf", "23", "-maxrate", strconv.Itoa(f.rung.Maxrate*2),
 		"-bufsize", strconv.Itoa(f.rung.Maxrate*2), "-bsf:v", "dump_extra=freq=keyframe",
 		"-map_metadata", "-1", "-map_chapters", "-1", "-avoid_negative_ts", "disabled",
-		"-f", "segment", "-segment_format", "mp4", "-segment_format_options", fmp4Options,
+		"-f", "segment", "-segment_format", "mp4", "-segment_format_options", encode.FMP4Options,
 		"-segment_start_number", strconv.Itoa(first), "-segment_list", "pipe:1", "-segment_list_type", "flat")
 	if len(cuts) > 0 {
-		args = append(args, "-segment_times", joinTimes(cuts))
+		args = append(args, "-segment_times", encode.JoinSeconds(cuts))
 	} else {
 		args = append(args, "-segment_time", "1000000000")
 	}
@@ -253,4 +255,4 @@ func (t *Transcoder) runIFrames(ctx context.Context, f *iframes, first int, want
 // iframeBandwidth is the declared peak of a rung's I-frame playlist: an
 // IDR of the rung every segment (about 4 s), at the size x264 gives one
 // at CRF 23, which is a fraction of a second of the rung's cap.
-func iframeBandwidth(r Rung) int { return r.Maxrate / 8 }
+func iframeBandwidth(r encode.Rung) int { return r.Maxrate / 8 }

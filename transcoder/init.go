@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/hlsd/hlsd/transcoder/encode"
 	"github.com/hlsd/hlsd/transcoder/failure"
 	"github.com/hlsd/hlsd/transcoder/fmp4"
 	"github.com/hlsd/hlsd/transcoder/internal/atomicfile"
@@ -35,27 +36,27 @@ func (v *variant) configKey() string {
 	if v.copies() {
 		return ""
 	}
-	r := runSpec{kind: v.kind, track: v.track, qual: v.quality, bounds: []float64{0, 1},
-		profile: videoProfile{accel: AccelNone, preset: v.t.cfg.Preset}, container: v.m.info.Container}
+	r := encode.Spec{Kind: v.kind, Track: v.track, Quality: v.quality, Bounds: []float64{0, 1},
+		Profile: encode.Profile{Accel: encode.AccelNone, Preset: v.t.cfg.Preset}, Container: v.m.info.Container}
 	var stream string
 	if v.kind == "video" {
-		r.video = v.m.info.Video[v.track]
-		r.video.Index, r.video.Bitrate, r.video.Level = 0, 0, 0
-		stream = fmt.Sprintf("%+v", r.video)
-		if r.video.Format == "" {
+		r.Video = v.m.info.Video[v.track]
+		r.Video.Index, r.Video.Bitrate, r.Video.Level = 0, 0, 0
+		stream = fmt.Sprintf("%+v", r.Video)
+		if r.Video.Format == "" {
 			return ""
 		}
 	} else {
-		r.audio = v.m.info.Audio[v.track]
-		r.audio.Index, r.audio.Bitrate = 0, 0
-		r.audio.Language, r.audio.Title, r.audio.Default, r.audio.Comment, r.audio.Start = "", "", false, false, 0
-		stream = fmt.Sprintf("%+v", r.audio)
-		if r.audio.Format == "" {
+		r.Audio = v.m.info.Audio[v.track]
+		r.Audio.Index, r.Audio.Bitrate = 0, 0
+		r.Audio.Language, r.Audio.Title, r.Audio.Default, r.Audio.Comment, r.Audio.Start = "", "", false, false, 0
+		stream = fmt.Sprintf("%+v", r.Audio)
+		if r.Audio.Format == "" {
 			return ""
 		}
 	}
 	h := sha256.New()
-	h.Write([]byte(strings.Join(ffmpegArgs(r), "\x00")))
+	h.Write([]byte(strings.Join(encode.Args(r), "\x00")))
 	h.Write([]byte{0})
 	h.Write([]byte(stream))
 	return hex.EncodeToString(h.Sum(nil)[:16])

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hlsd/hlsd/transcoder/encode"
 	"github.com/hlsd/hlsd/transcoder/probe"
 )
 
@@ -28,13 +29,13 @@ func readAll(t *testing.T, rc io.ReadCloser, err error) []byte {
 
 func initBytes(t *testing.T, tc *Transcoder, file, kind, quality, client string) []byte {
 	t.Helper()
-	f, err := tc.Init(context.Background(), file, kind, 0, quality, client)
+	f, err := tc.Init(context.Background(), file, encode.Rendition{Kind: kind, Quality: quality}, client)
 	return readAll(t, f, err)
 }
 
 func segmentBytes(t *testing.T, tc *Transcoder, file, kind, quality string, n int, client string) []byte {
 	t.Helper()
-	rc, err := tc.Segment(context.Background(), file, kind, 0, quality, n, client, true)
+	rc, err := tc.Segment(context.Background(), file, encode.Rendition{Kind: kind, Quality: quality}, n, client, true)
 	return readAll(t, rc, err)
 }
 
@@ -103,7 +104,7 @@ func TestInitWithoutHead(t *testing.T) {
 
 func variantKey(t *testing.T, tc *Transcoder, file, quality string) string {
 	t.Helper()
-	v, release, err := tc.variant(context.Background(), file, "video", 0, quality)
+	v, release, err := tc.variant(context.Background(), file, encode.Rendition{Kind: "video", Quality: quality})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +123,7 @@ func TestInitFromHeadHeader(t *testing.T) {
 	start := time.Now()
 	init := initBytes(t, tc, "long.mp4", "video", "1080p", "a")
 	took := time.Since(start)
-	v, release, err := tc.variant(ctx, "long.mp4", "video", 0, "1080p")
+	v, release, err := tc.variant(ctx, "long.mp4", encode.Rendition{Kind: "video", Quality: "1080p"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,12 +11,6 @@ import (
 	"github.com/hlsd/hlsd/transcoder/fmp4"
 )
 
-// fragmentDuration is how much media each moof/mdat pair of a re-encoded
-// segment holds. ffmpeg flushes every fragment to disk as it completes, and
-// a live segment sends it on, so a player that reads progressively has
-// its first frames about this long after the encoder gets there.
-const fragmentDuration = 500 * time.Millisecond
-
 // livePoll is how often a live segment looks for new fragments.
 const livePoll = 20 * time.Millisecond
 

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/hlsd/hlsd/playlist"
+	"github.com/hlsd/hlsd/transcoder/encode"
 	"github.com/hlsd/hlsd/transcoder/probe"
 )
 
@@ -52,13 +53,13 @@ func (t *Transcoder) Master(ctx context.Context, path, query string, ts bool) ([
 	// An interlaced original is not offered: players would show it combed
 	// (Apple's Authoring Specification 1.14 requires deinterlacing). It
 	// stays requestable.
-	if p.originalAdaptive && copyableVideo(v) && !v.Interlaced {
-		codec, _ := videoCodecString(v)
+	if p.originalAdaptive && encode.CopyableVideo(v) && !v.Interlaced {
+		codec, _ := encode.VideoCodecString(v)
 		avg, peak := p.originalBitrates()
 		originalAvg = avg
 		w, h := v.DisplaySize()
 		original = &playlist.Variant{
-			URI: "video/0/original/index.m3u8", Name: QualityOriginal,
+			URI: "video/0/original/index.m3u8", Name: encode.QualityOriginal,
 			Bandwidth: peak, AverageBandwidth: avg,
 			Codecs: codec, Width: w, Height: h, FrameRate: v.FPS,
 			VideoRange: v.Range,
@@ -70,7 +71,7 @@ func (t *Transcoder) Master(ctx context.Context, path, query string, ts bool) ([
 	busy := t.sched.encoders(nil)
 	var fast, slow []playlist.Variant
 	start := -1 // in fast: the rung players start on
-	rungs := rungsFor(v)
+	rungs := encode.RungsFor(v)
 	for i := len(rungs) - 1; i >= 0; i-- {
 		r := rungs[i]
 		if originalAvg > 0 && plainH264(v) && r.Bitrate >= originalAvg {
@@ -80,11 +81,11 @@ func (t *Transcoder) Master(ctx context.Context, path, query string, ts bool) ([
 			// with. The rung stays requestable; it is only not advertised.
 			continue
 		}
-		w, h := rungSize(v, r)
+		w, h := encode.RungSize(v, r)
 		variant := playlist.Variant{
 			URI: fmt.Sprintf("video/0/%s/index.m3u8", r.Name), Name: r.Name,
 			Bandwidth: r.Maxrate, AverageBandwidth: r.Bitrate,
-			Codecs: playlist.H264Codec("High", rungLevel(v, r)),
+			Codecs: playlist.H264Codec("High", encode.RungLevel(v, r)),
 			Width:  w, Height: h, FrameRate: v.FPS,
 			VideoRange: "SDR", // tone-mapped from HDR sources
 		}
@@ -92,7 +93,7 @@ func (t *Transcoder) Master(ctx context.Context, path, query string, ts bool) ([
 		// rung is made by the next head while `busy` others run. Nothing
 		// known yet (a first file of its kind) means every rung up to
 		// unmeasuredMax.
-		speed, known := t.speeds.rungSpeed(v, r, profile)
+		speed, known := t.speeds.RungSpeed(v, r, profile)
 		speed /= float64(1 + busy)
 		switch {
 		case gpu || (!known && r.Height <= unmeasuredMax) || speed >= minSpeed:
@@ -138,10 +139,10 @@ func (t *Transcoder) Master(ctx context.Context, path, query string, ts bool) ([
 	// An I-frame playlist per rung listed, for native players' scrubbing
 	// and fast-forward (Apple's Authoring Specification 6.1).
 	for _, v := range out.Variants {
-		if v.Name == QualityOriginal {
+		if v.Name == encode.QualityOriginal {
 			continue
 		}
-		r, _ := rungByName(v.Name)
+		r, _ := encode.RungByName(v.Name)
 		out.IFrames = append(out.IFrames, playlist.IFrames{
 			URI: fmt.Sprintf("video/0/%s/iframes.m3u8", r.Name), Bandwidth: iframeBandwidth(r),
 			Codecs: v.Codecs, Width: v.Width, Height: v.Height, VideoRange: v.VideoRange,
@@ -211,14 +212,14 @@ func tsMaster(m playlist.Master, info *probe.Info) playlist.Master {
 	m.Audio, m.IFrames, m.Version = nil, nil, playlist.TSVersion
 	var kept []playlist.Variant
 	for _, v := range m.Variants {
-		if v.Name == QualityOriginal && !tsQuality(info.Video[0], QualityOriginal) {
+		if v.Name == encode.QualityOriginal && !tsQuality(info.Video[0], encode.QualityOriginal) {
 			continue
 		}
 		if len(info.Audio) > 0 {
 			v.Codecs += ",mp4a.40.2"
 			stereo := probe.AudioStream{Channels: 2}
-			v.Bandwidth += aacBitrate(stereo, QualityStereo) * 11 / 10
-			v.AverageBandwidth += aacBitrate(stereo, QualityStereo)
+			v.Bandwidth += encode.AACBitrate(stereo, encode.QualityStereo) * 11 / 10
+			v.AverageBandwidth += encode.AACBitrate(stereo, encode.QualityStereo)
 		}
 		kept = append(kept, v)
 	}
@@ -255,29 +256,29 @@ func audioGroups(tracks []probe.AudioStream) []audioGroup {
 	}
 	surround, passthrough := false, false
 	for _, a := range tracks {
-		surround = surround || aacChannels(a, QualityAAC) > 2
-		passthrough = passthrough || audioCodec(a) != ""
+		surround = surround || encode.AACChannels(a, encode.QualityAAC) > 2
+		passthrough = passthrough || encode.AudioCodec(a) != ""
 	}
 	type layout struct {
 		id      string
 		quality func(a probe.AudioStream) string
 	}
-	aac := func(probe.AudioStream) string { return QualityAAC }
+	aac := func(probe.AudioStream) string { return encode.QualityAAC }
 	layouts := []layout{{"audio", aac}}
 	if surround {
 		layouts = []layout{{"stereo", func(a probe.AudioStream) string {
-			if contains(audioQualities(a), QualityStereo) {
-				return QualityStereo
+			if contains(encode.AudioQualities(a), encode.QualityStereo) {
+				return encode.QualityStereo
 			}
-			return QualityAAC // a stereo track is its own downmix
+			return encode.QualityAAC // a stereo track is its own downmix
 		}}, {"surround", aac}}
 	}
 	if passthrough {
 		layouts = append(layouts, layout{"original", func(a probe.AudioStream) string {
-			if audioCodec(a) != "" {
-				return QualityOriginal
+			if encode.AudioCodec(a) != "" {
+				return encode.QualityOriginal
 			}
-			return QualityAAC
+			return encode.QualityAAC
 		}})
 	}
 	def := defaultAudio(tracks)
@@ -287,9 +288,9 @@ func audioGroups(tracks []probe.AudioStream) []audioGroup {
 		g := audioGroup{id: l.id}
 		for i, a := range tracks {
 			q := l.quality(a)
-			codec, channels, bw := "mp4a.40.2", aacChannels(a, q), audioBitrate(a, q)
-			if q == QualityOriginal {
-				codec, channels = audioCodec(a), a.Channels
+			codec, channels, bw := "mp4a.40.2", encode.AACChannels(a, q), encode.AudioBitrate(a, q)
+			if q == encode.QualityOriginal {
+				codec, channels = encode.AudioCodec(a), a.Channels
 			}
 			if !contains(g.codecs, codec) {
 				g.codecs = append(g.codecs, codec)

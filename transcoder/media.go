@@ -9,6 +9,7 @@ import (
 
 	"github.com/hlsd/hlsd/keyframes"
 	"github.com/hlsd/hlsd/playlist"
+	"github.com/hlsd/hlsd/transcoder/encode"
 	"github.com/hlsd/hlsd/transcoder/failure"
 	"github.com/hlsd/hlsd/transcoder/probe"
 )
@@ -96,7 +97,7 @@ func (m *media) getPlans(ctx context.Context) (*plans, error) {
 }
 
 func (p *plans) forVariant(kind, quality string) playlist.Plan {
-	if kind == "video" && quality == QualityOriginal {
+	if kind == "video" && quality == encode.QualityOriginal {
 		return p.original
 	}
 	return p.adaptive

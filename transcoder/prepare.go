@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hlsd/hlsd/transcoder/encode"
 	"github.com/hlsd/hlsd/transcoder/failure"
 	"go.uber.org/zap"
 )
@@ -24,7 +25,7 @@ import (
 // segment muxer on the file's plan with the very arguments a head uses, so
 // that prepared and on-demand segments mix in one player. The file is cut
 // into chunks on segment boundaries, one process each, as many as there
-// are free hardware sessions (or PrepareChunks in software). Segments
+// are free encode.Hardware sessions (or PrepareChunks in software). Segments
 // already made are skipped, so a prepare interrupted by a restart goes on
 // where it was. Prepared segments are pinned in the cache within
 // PrepareBytes.
@@ -40,7 +41,7 @@ func (t *Transcoder) Prepare(ctx context.Context, path string, qualities []strin
 		}
 	}()
 	add := func(kind string, track int, q string) error {
-		v, release, err := t.variant(ctx, path, kind, track, q)
+		v, release, err := t.variant(ctx, path, encode.Rendition{Kind: kind, Track: track, Quality: q})
 		if err != nil {
 			return err
 		}
@@ -49,7 +50,7 @@ func (t *Transcoder) Prepare(ctx context.Context, path string, qualities []strin
 		return nil
 	}
 	for _, q := range qualities {
-		if q == QualityOriginal {
+		if q == encode.QualityOriginal {
 			return fmt.Errorf("%w: prepare makes re-encoded rungs; original is a copy", failure.BadRequest)
 		}
 		if err := add("video", 0, q); err != nil {
@@ -60,8 +61,8 @@ func (t *Transcoder) Prepare(ctx context.Context, path string, qualities []strin
 	// at all: audio is cheap beside video, and made in the same process.
 	m := vs[0].m
 	for a, as := range m.info.Audio {
-		for _, q := range audioQualities(as) {
-			if !copiedAudio(as, q) { // a copy needs no encoder for any seek
+		for _, q := range encode.AudioQualities(as) {
+			if !encode.CopiedAudio(as, q) { // a copy needs no encoder for any seek
 				if err := add("audio", a, q); err != nil {
 					return err
 				}
@@ -152,7 +153,7 @@ func (t *Transcoder) Prepare(ctx context.Context, path string, qualities []strin
 // again, after a restart: the cache found them as ordinary segments.
 func (t *Transcoder) Pin(ctx context.Context, path string, qualities []string) error {
 	for _, q := range qualities {
-		v, release, err := t.variant(ctx, path, "video", 0, q)
+		v, release, err := t.variant(ctx, path, encode.Rendition{Kind: "video", Quality: q})
 		if err != nil {
 			return err
 		}
@@ -174,8 +175,8 @@ func (t *Transcoder) Pin(ctx context.Context, path string, qualities []string) e
 
 // PrepareChunks is how many processes a prepare would run at once.
 func (t *Transcoder) PrepareChunks() int {
-	if hw := t.sched.hw; hw != nil && !hw.disabled.Load() {
-		return max(1, cap(hw.sessions)-len(hw.sessions))
+	if hw := t.sched.hw; hw.Usable() {
+		return max(1, hw.FreeSessions())
 	}
 	return t.cfg.PrepareChunks
 }
@@ -207,12 +208,12 @@ func (t *Transcoder) prepareChunk(ctx context.Context, vs []*variant, a, b int, 
 func (t *Transcoder) prepareRun(ctx context.Context, vs []*variant, start, end int, missing func(int) []*variant, report func(int)) (int, error) {
 	m := vs[0].m
 	video := m.info.Video[0]
-	profile := videoProfile{accel: AccelNone, preset: t.cfg.Preset}
+	profile := encode.Profile{Accel: encode.AccelNone, Preset: t.cfg.Preset}
 	hw := false
 	if vs[0].kind == "video" {
-		if release, ok := t.sched.hw.acquire(video); ok {
+		if release, ok := t.sched.hw.Acquire(video); ok {
 			defer release()
-			profile, hw = t.sched.hw.profile, true
+			profile, hw = t.sched.hw.Profile(), true
 		}
 	}
 	work, err := os.MkdirTemp(t.layout.root(), ".prepare-")
@@ -232,14 +233,14 @@ func (t *Transcoder) prepareRun(ctx context.Context, vs []*variant, start, end i
 		if err := os.Mkdir(dirs[i], 0o755); err != nil {
 			return start, err
 		}
-		one := ffmpegArgs(v.runSpec(start, dirs[i], profile))
+		one := encode.Args(v.spec(start, dirs[i], profile))
 		in := slices.Index(one, "-i") + 2
 		switch {
 		case i == 0:
 			args = append(args, one[:in]...)
 			inputs = 1
 		case v.kind == "audio":
-			args = append(args, one[len(globalArgs):in]...)
+			args = append(args, one[len(encode.GlobalArgs):in]...)
 			one = remapInput(one, inputs)
 			inputs++
 		}
@@ -438,7 +439,7 @@ type HeadActivity struct {
 	Speed    float64  `json:"speed"` // media seconds made per second since it started
 	CPU      float64  `json:"cpu"`   // CPU seconds its ffmpeg used so far
 	Waited   bool     `json:"waited"`
-	Hardware bool     `json:"hardware"`
+	Hardware bool     `json:"encode.Hardware"`
 	Paused   bool     `json:"paused"`
 }
 

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hlsd/hlsd/transcoder/encode"
 	"github.com/hlsd/hlsd/transcoder/failure"
 	"github.com/hlsd/hlsd/transcoder/probe"
 	"go.uber.org/zap"
@@ -18,13 +19,13 @@ import (
 var errNoSlotForPrefetch = errors.New("no free encoder for a prefetch")
 
 // scheduler owns the encoder slots: a cap on CPU-bound re-encodes (heavy),
-// one on stream copies and audio encodes (light), and the hardware
+// one on stream copies and audio encodes (light), and the encode.Hardware
 // sessions. It knows every live head, so that a request that finds no free
 // slot can take one from a head nobody waits for, and the janitor can stop
 // idle ones.
 type scheduler struct {
 	heavy, light chan struct{}
-	hw           *hardware // nil: software only
+	hw           *encode.Hardware // nil: software only
 	capacityWait time.Duration
 	log          *zap.Logger
 	prioKick     chan struct{} // wakes prioritize (priority.go)
@@ -34,7 +35,7 @@ type scheduler struct {
 	heads map[*head]struct{}
 }
 
-func newScheduler(maxEncoders, maxCopies int, hw *hardware, capacityWait time.Duration, log *zap.Logger) *scheduler {
+func newScheduler(maxEncoders, maxCopies int, hw *encode.Hardware, capacityWait time.Duration, log *zap.Logger) *scheduler {
 	s := &scheduler{heavy: make(chan struct{}, maxEncoders), light: make(chan struct{}, maxCopies),
 		hw: hw, capacityWait: capacityWait, log: log, prioKick: make(chan struct{}, 1), heads: map[*head]struct{}{}}
 	s.niceOK.Store(true)
@@ -69,7 +70,7 @@ func (s *scheduler) live() []*head {
 // a head nobody is waiting on gives its slot up: a waiting request goes first.
 func (s *scheduler) acquire(ctx context.Context, h *head) (func(), error) {
 	if h.heavy && !h.v.softwareOnly() {
-		if release, ok := s.hw.acquire(h.v.m.info.Video[h.v.track]); ok {
+		if release, ok := s.hw.Acquire(h.v.m.info.Video[h.v.track]); ok {
 			h.hw.Store(true)
 			return release, nil
 		}
@@ -108,11 +109,11 @@ func (s *scheduler) acquire(ctx context.Context, h *head) (func(), error) {
 }
 
 // canPrefetch leaves the last re-encode slot to requests that wait; a free
-// hardware session may always prefetch. It takes no lock, so a variant may
+// encode.Hardware session may always prefetch. It takes no lock, so a variant may
 // ask under its own.
 func (s *scheduler) canPrefetch(v *variant) bool {
 	if v.costClass() == "encode" {
-		return len(s.heavy) < cap(s.heavy) || (!v.noHW && s.hw.free(v.m.info.Video[v.track]))
+		return len(s.heavy) < cap(s.heavy) || (!v.noHW && s.hw.Free(v.m.info.Video[v.track]))
 	}
 	return len(s.light) < cap(s.light)
 }
@@ -127,7 +128,7 @@ func (s *scheduler) preempt(for_ *head) {
 	var most int
 	var oldest time.Time
 	for _, h := range s.live() {
-		// A hardware head holds a GPU session, not the CPU slot for_ waits for.
+		// A encode.Hardware head holds a GPU session, not the CPU slot for_ waits for.
 		if h == for_ || h.heavy != for_.heavy || h.hw.Load() {
 			continue
 		}
@@ -179,9 +180,9 @@ func (s *scheduler) encoders(except *head) int {
 
 // profileFor is the profile the next head of a rung of v gets, as far as
 // the master can tell: the accelerator's when it is on and takes v.
-func (s *scheduler) profileFor(v probe.VideoStream, preset string) (videoProfile, bool) {
-	if s.hw != nil && !s.hw.disabled.Load() && s.hw.profile.handles(v) {
-		return s.hw.profile, true
+func (s *scheduler) profileFor(v probe.VideoStream, preset string) (encode.Profile, bool) {
+	if s.hw.Usable() && s.hw.Profile().Handles(v) {
+		return s.hw.Profile(), true
 	}
-	return videoProfile{accel: AccelNone, preset: preset}, false
+	return encode.Profile{Accel: encode.AccelNone, Preset: preset}, false
 }

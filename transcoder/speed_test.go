@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hlsd/hlsd/transcoder/encode"
 	"github.com/hlsd/hlsd/transcoder/probe"
 )
 
@@ -29,9 +30,7 @@ func variantNames(master []byte) []string {
 
 // setSpeed makes the estimate of rung for v exactly speed times real time.
 func (t *Transcoder) setSpeed(v probe.VideoStream, rung string, speed float64) {
-	t.speeds.mu.Lock()
-	defer t.speeds.mu.Unlock()
-	t.speeds.fps[speedKey(v, rung, videoProfile{accel: AccelNone, preset: t.cfg.Preset})] = speed * v.FPS
+	t.speeds.Set(encode.SpeedKey(v, rung, encode.Profile{Accel: encode.AccelNone, Preset: t.cfg.Preset}), speed*v.FPS)
 }
 
 // The master advertises only the rungs made fast enough under the current
@@ -62,7 +61,7 @@ func TestMasterLeavesOutSlowRungs(t *testing.T) {
 	if got, want := master(), []string{"240p", "original"}; !slices.Equal(got, want) {
 		t.Errorf("360p made at 0.9x: variants %v, want %v", got, want)
 	}
-	if _, err := tc.MediaPlaylist(ctx, "hevc.mkv", "video", 0, "360p", ""); err != nil {
+	if _, err := tc.MediaPlaylist(ctx, "hevc.mkv", encode.Rendition{Kind: "video", Quality: "360p"}, ""); err != nil {
 		t.Errorf("a rung left out of the master must stay requestable: %v", err)
 	}
 
@@ -75,7 +74,7 @@ func TestMasterLeavesOutSlowRungs(t *testing.T) {
 	// Another re-encode running halves what the next head gets: 240p at
 	// 2x alone is 1x beside it, too slow; 360p (2x) still plays.
 	go func() {
-		if f, err := tc.Segment(ctx, "long.mp4", "video", 0, "720p", 0, "other", true); err == nil {
+		if f, err := tc.Segment(ctx, "long.mp4", encode.Rendition{Kind: "video", Quality: "720p"}, 0, "other", true); err == nil {
 			f.Close()
 		}
 	}()
@@ -97,7 +96,7 @@ func TestHeadMeasuresItsSpeed(t *testing.T) {
 	tc := newTestTranscoder(t, Config{}, "long.mp4")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	f, err := tc.Segment(ctx, "long.mp4", "video", 0, "720p", 0, "viewer", true)
+	f, err := tc.Segment(ctx, "long.mp4", encode.Rendition{Kind: "video", Quality: "720p"}, 0, "viewer", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,11 +107,11 @@ func TestHeadMeasuresItsSpeed(t *testing.T) {
 	}
 	v := m.info.Video[0]
 	m.release()
-	rung, _ := rungByName("720p")
+	rung, _ := encode.RungByName("720p")
 	var speed float64
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		var ok bool
-		if speed, ok = tc.speeds.rungSpeed(v, rung, videoProfile{accel: AccelNone, preset: tc.cfg.Preset}); ok {
+		if speed, ok = tc.speeds.RungSpeed(v, rung, encode.Profile{Accel: encode.AccelNone, Preset: tc.cfg.Preset}); ok {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -132,7 +131,7 @@ func TestHeadMeasuresItsSpeed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer again.Close()
-	if got, ok := again.speeds.rungSpeed(v, rung, videoProfile{accel: AccelNone, preset: again.cfg.Preset}); !ok || got != speed {
+	if got, ok := again.speeds.RungSpeed(v, rung, encode.Profile{Accel: encode.AccelNone, Preset: again.cfg.Preset}); !ok || got != speed {
 		t.Errorf("after a restart: %.2fx (known %v), want %.2fx", got, ok, speed)
 	}
 }
@@ -159,10 +158,10 @@ func TestCalibration(t *testing.T) {
 	}
 	v := m.info.Video[0]
 	m.release()
-	p := videoProfile{accel: AccelNone, preset: tc.cfg.Preset}
-	for _, r := range rungsFor(v) {
+	p := encode.Profile{Accel: encode.AccelNone, Preset: tc.cfg.Preset}
+	for _, r := range encode.RungsFor(v) {
 		for deadline := time.Now().Add(45 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-			if fps, ok := tc.speeds.get(speedKey(v, r.Name, p)); ok {
+			if fps, ok := tc.speeds.Get(encode.SpeedKey(v, r.Name, p)); ok {
 				t.Logf("%s: %.1fx real time", r.Name, fps/v.FPS)
 				if fps/v.FPS < 0.5 {
 					t.Errorf("%s calibrated at %.2fx real time from a 360p source", r.Name, fps/v.FPS)

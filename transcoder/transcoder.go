@@ -20,6 +20,7 @@ import (
 	"github.com/hlsd/hlsd/keyframes"
 	"github.com/hlsd/hlsd/playlist"
 	"github.com/hlsd/hlsd/transcoder/child"
+	"github.com/hlsd/hlsd/transcoder/encode"
 	"github.com/hlsd/hlsd/transcoder/failure"
 	"github.com/hlsd/hlsd/transcoder/internal/flight"
 	"github.com/hlsd/hlsd/transcoder/library"
@@ -52,9 +53,9 @@ type Config struct {
 	HWAccel string
 	// HWDevice is the render node for VAAPI and QSV, the GPU index for NVIDIA.
 	HWDevice string
-	// HWSessions caps concurrent hardware encodes; more go to software.
+	// HWSessions caps concurrent encode.Hardware encodes; more go to software.
 	HWSessions int
-	// HWStallTimeout fails a hardware run that wrote no segment by then.
+	// HWStallTimeout fails a encode.Hardware run that wrote no segment by then.
 	HWStallTimeout time.Duration
 	// KeyframeScanOnly ignores container indexes and always runs the packet
 	// scan: the escape hatch should an index ever mislead.
@@ -112,7 +113,7 @@ func (nopObserver) Observe(float64)                   {}
 //	sched.mu     the live heads; slots are channels (scheduler.go)
 //	clients.mu   the players' positions (clients.go)
 //	flight.mu    shared work in progress (flight.go)
-//	hardware.mu  the accelerator's failure record (hardware.go)
+//	encode.Hardware.mu  the accelerator's failure record (encode.Hardware.go)
 //	head.sigMu   a head's process group while it may be signalled (head.go)
 //
 // Reference counts that cross owners (media pins) and flags read under
@@ -135,7 +136,7 @@ type Transcoder struct {
 	sched      *scheduler
 	clients    *clients
 	flight     *flight.Group
-	speeds     *speeds
+	speeds     *encode.Speeds
 	thumbSlots chan struct{} // thumbnail children, over every file
 	headSeq    atomic.Int64
 	// initMismatches counts runs whose init differed from the one kept for
@@ -180,7 +181,7 @@ func New(cfg Config) *Transcoder {
 		cfg.Preset = "veryfast"
 	}
 	if cfg.HWAccel == "" {
-		cfg.HWAccel = AccelNone
+		cfg.HWAccel = encode.AccelNone
 	}
 	if cfg.HWSessions <= 0 {
 		cfg.HWSessions = 3
@@ -213,27 +214,27 @@ func (t *Transcoder) Initialize() error {
 	}
 	accel := t.cfg.HWAccel
 	switch accel {
-	case AccelNone, AccelNVIDIA, AccelVAAPI, AccelQSV:
+	case encode.AccelNone, encode.AccelNVIDIA, encode.AccelVAAPI, encode.AccelQSV:
 	case "auto":
 		var why map[string]string
-		accel, why = DetectAccel(context.Background(), t.cfg.FFmpeg, t.cfg.HWDevice)
+		accel, why = encode.DetectAccel(context.Background(), t.cfg.FFmpeg, t.cfg.HWDevice)
 		var fields []zap.Field
-		for _, a := range Accels {
+		for _, a := range encode.Accels {
 			if r, ok := why[a]; ok {
 				fields = append(fields, zap.String(a, r))
 			}
 		}
-		if accel == AccelNone {
-			t.log.Info("hwaccel auto: no hardware encoder works here, encoding in software", fields...)
+		if accel == encode.AccelNone {
+			t.log.Info("hwaccel auto: no encode.Hardware encoder works here, encoding in software", fields...)
 		} else {
 			t.log.Info("hwaccel auto: encoding on "+accel, fields...)
 		}
 	default:
-		return fmt.Errorf("hardware acceleration %q: want none, auto, nvidia, vaapi or qsv", accel)
+		return fmt.Errorf("encode.Hardware acceleration %q: want none, auto, nvidia, vaapi or qsv", accel)
 	}
-	var hw *hardware
-	if accel != AccelNone {
-		hw = newHardware(videoProfile{accel: accel, device: t.cfg.HWDevice, preset: t.cfg.Preset},
+	var hw *encode.Hardware
+	if accel != encode.AccelNone {
+		hw = encode.NewHardware(encode.Profile{Accel: accel, Device: t.cfg.HWDevice, Preset: t.cfg.Preset},
 			t.cfg.HWSessions, t.log, t.obs)
 	}
 	t.ctx, t.cancel = context.WithCancelCause(context.Background())
@@ -245,7 +246,7 @@ func (t *Transcoder) Initialize() error {
 	t.sched = newScheduler(t.cfg.MaxEncoders, t.cfg.MaxCopies, hw, t.cfg.CapacityWait, t.log)
 	t.clients = newClients()
 	t.flight = flight.New(t.ctx, &t.wg)
-	t.speeds = newSpeeds(t.layout.speeds(), t.log)
+	t.speeds = encode.NewSpeeds(t.layout.speeds(), t.log)
 	t.thumbSlots = make(chan struct{}, max(1, min(t.cfg.MaxEncoders, runtime.NumCPU(), 4)))
 	// Generations a crash interrupted left their work directories.
 	leftovers, _ := filepath.Glob(filepath.Join(t.layout.trickplayRoot(), ".tmp-*"))
@@ -344,12 +345,12 @@ func (t *Transcoder) Info(ctx context.Context, path string) (*probe.Info, error)
 	}
 	defer m.release()
 	info := *m.info
-	info.Qualities = probe.Qualities{Video: videoQualities(info.Video[0]), Audio: []string{}}
-	if !copyableVideo(info.Video[0]) {
+	info.Qualities = probe.Qualities{Video: encode.VideoQualities(info.Video[0]), Audio: []string{}}
+	if !encode.CopyableVideo(info.Video[0]) {
 		info.Qualities.Video = info.Qualities.Video[1:]
 	}
 	for _, a := range info.Audio {
-		for _, q := range audioQualities(a) {
+		for _, q := range encode.AudioQualities(a) {
 			if !contains(info.Qualities.Audio, q) {
 				info.Qualities.Audio = append(info.Qualities.Audio, q)
 			}
@@ -364,12 +365,11 @@ func (t *Transcoder) Info(ctx context.Context, path string) (*probe.Info, error)
 	return &info, nil
 }
 
-// variant validates (kind, track, quality) against the file and returns its
-// state, with the media pinned until release is called.
-func (t *Transcoder) variant(ctx context.Context, path, kind string, track int, quality string) (v *variant, release func(), err error) {
-	if !knownQuality(kind, quality) { // before the file is opened: no probe for a typo
-		return nil, nil, fmt.Errorf("%w: unknown %s quality %q", failure.BadRequest, kind, quality)
-	}
+// variant resolves r, a rendition parsed at the edge, against the file: it
+// returns the variant's state, with the media pinned until release is
+// called, or why the file does not offer r.
+func (t *Transcoder) variant(ctx context.Context, path string, r encode.Rendition) (v *variant, release func(), err error) {
+	kind, track, quality := r.Kind, r.Track, r.Quality
 	m, err := t.open(ctx, path)
 	if err != nil {
 		return nil, nil, err
@@ -384,21 +384,19 @@ func (t *Transcoder) variant(ctx context.Context, path, kind string, track int, 
 		if track < 0 || track >= len(m.info.Video) {
 			return nil, nil, fmt.Errorf("%w: the file has no video track %d", failure.NotFound, track)
 		}
-		if !contains(videoQualities(m.info.Video[track]), quality) {
+		if !contains(encode.VideoQualities(m.info.Video[track]), quality) {
 			return nil, nil, fmt.Errorf("%w: quality %q is not offered for this file", failure.NotFound, quality)
 		}
-		if quality == QualityOriginal && !copyableVideo(m.info.Video[track]) {
+		if quality == encode.QualityOriginal && !encode.CopyableVideo(m.info.Video[track]) {
 			return nil, nil, fmt.Errorf("%w: the %s source cannot be served as original", failure.NotFound, m.info.Video[track].Codec)
 		}
 	case "audio":
 		if track < 0 || track >= len(m.info.Audio) {
 			return nil, nil, fmt.Errorf("%w: the file has no audio track %d", failure.NotFound, track)
 		}
-		if !contains(audioQualities(m.info.Audio[track]), quality) {
+		if !contains(encode.AudioQualities(m.info.Audio[track]), quality) {
 			return nil, nil, fmt.Errorf("%w: audio quality %q is not offered for this track", failure.NotFound, quality)
 		}
-	default:
-		return nil, nil, fmt.Errorf("%w: unknown track kind %q", failure.BadRequest, kind)
 	}
 	p, err := m.getPlans(ctx)
 	if err != nil {
@@ -435,8 +433,8 @@ func (t *Transcoder) newVariant(m *media, p *plans, kind string, track int, qual
 }
 
 // MediaPlaylist writes the VOD playlist of one variant.
-func (t *Transcoder) MediaPlaylist(ctx context.Context, path, kind string, track int, quality, query string) ([]byte, error) {
-	v, release, err := t.variant(ctx, path, kind, track, quality)
+func (t *Transcoder) MediaPlaylist(ctx context.Context, path string, r encode.Rendition, query string) ([]byte, error) {
+	v, release, err := t.variant(ctx, path, r)
 	if err != nil {
 		return nil, err
 	}
@@ -451,8 +449,8 @@ func (t *Transcoder) MediaPlaylist(ctx context.Context, path, kind string, track
 // that reads a segment as it comes), a stream of its fragments as they are
 // made (the error of its Read then fails the response). The caller closes
 // it.
-func (t *Transcoder) Segment(ctx context.Context, path, kind string, track int, quality string, n int, clientID string, progressive bool) (io.ReadCloser, error) {
-	v, release, err := t.variant(ctx, path, kind, track, quality)
+func (t *Transcoder) Segment(ctx context.Context, path string, r encode.Rendition, n int, clientID string, progressive bool) (io.ReadCloser, error) {
+	v, release, err := t.variant(ctx, path, r)
 	if err != nil {
 		return nil, err
 	}
@@ -465,30 +463,13 @@ func (t *Transcoder) Segment(ctx context.Context, path, kind string, track int, 
 }
 
 // Init returns the variant's init segment, open. The caller closes it.
-func (t *Transcoder) Init(ctx context.Context, path, kind string, track int, quality, clientID string) (*os.File, error) {
-	v, release, err := t.variant(ctx, path, kind, track, quality)
+func (t *Transcoder) Init(ctx context.Context, path string, r encode.Rendition, clientID string) (*os.File, error) {
+	v, release, err := t.variant(ctx, path, r)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
 	return v.initSegment(ctx, t.clients.position(clientID, v.m), clientID)
-}
-
-// knownQuality says whether q names a quality of the kind at all; whether
-// a file offers it is for its variants to say.
-func knownQuality(kind, q string) bool {
-	switch {
-	case q == QualityOriginal:
-		return true
-	case kind == "audio":
-		return q == QualityAAC || q == QualityStereo
-	}
-	for _, r := range Ladder {
-		if r.Name == q {
-			return true
-		}
-	}
-	return false
 }
 
 func contains(list []string, s string) bool {
@@ -527,7 +508,7 @@ func (t *Transcoder) janitor() {
 }
 
 func (t *Transcoder) saveSpeeds() {
-	if err := t.speeds.save(); err != nil {
+	if err := t.speeds.Save(); err != nil {
 		t.log.Warn("cannot save encoder speeds", zap.Error(err))
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hlsd/hlsd/transcoder/child"
+	"github.com/hlsd/hlsd/transcoder/encode"
 	"github.com/hlsd/hlsd/transcoder/failure"
 	"github.com/hlsd/hlsd/transcoder/internal/atomicfile"
 	"github.com/hlsd/hlsd/transcoder/internal/flight"
@@ -372,8 +373,8 @@ func (t *Transcoder) runChunk(ctx context.Context, m *media, tp *trickplay, c ch
 	// index is sparse; -t counts from there. It only bounds the work when a
 	// frame does not come: -frames:v ends the run otherwise.
 	args = append(args, "-copyts", "-start_at_zero", "-noaccurate_seek",
-		"-ss", ts(max(0, want[0]+tol-lead)), "-t", ts(want[len(want)-1]-want[0]+60+lead), "-i", child.Input,
-		"-map", "0:V:0", "-vf", selectTimes(want, tol)+","+videoProfile{accel: AccelNone}.filter(v, tp.Width, tp.Height)+
+		"-ss", encode.Seconds(max(0, want[0]+tol-lead)), "-t", encode.Seconds(want[len(want)-1]-want[0]+60+lead), "-i", child.Input,
+		"-map", "0:V:0", "-vf", selectTimes(want, tol)+","+encode.Profile{Accel: encode.AccelNone}.Filter(v, tp.Width, tp.Height)+
 			// JPEG's YCbCr: BT.601, full range.
 			",scale=out_color_matrix=bt601:out_range=full,format=yuvj420p",
 		"-fps_mode", "passthrough", "-frames:v", strconv.Itoa(len(want)), "-f", "rawvideo", "pipe:1")
@@ -416,7 +417,7 @@ func selectTimes(times []float64, tol float64) string {
 	for i := 0; i < len(times); i += 10 {
 		var terms []string
 		for _, x := range times[i:min(i+10, len(times))] {
-			terms = append(terms, fmt.Sprintf("between(t,%s,%s)", ts(x-tol), ts(x+tol)))
+			terms = append(terms, fmt.Sprintf("between(t,%s,%s)", encode.Seconds(x-tol), encode.Seconds(x+tol)))
 		}
 		groups = append(groups, "("+strings.Join(terms, "+")+")")
 	}

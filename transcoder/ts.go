@@ -10,6 +10,7 @@ import (
 
 	"github.com/hlsd/hlsd/playlist"
 	"github.com/hlsd/hlsd/transcoder/child"
+	"github.com/hlsd/hlsd/transcoder/encode"
 	"github.com/hlsd/hlsd/transcoder/failure"
 	"github.com/hlsd/hlsd/transcoder/fmp4"
 	"github.com/hlsd/hlsd/transcoder/internal/atomicfile"
@@ -31,7 +32,7 @@ const tsOffset = 1.4
 // tsQuality reports whether video quality q of the file can be offered as
 // MPEG-TS: the rungs, and an H.264 original (Apple requires fMP4 for HEVC).
 func tsQuality(v probe.VideoStream, q string) bool {
-	return q != QualityOriginal || v.Codec == "h264"
+	return q != encode.QualityOriginal || v.Codec == "h264"
 }
 
 // tsAudio is the track and quality muxed into MPEG-TS segments: the default
@@ -41,15 +42,15 @@ func tsAudio(info *probe.Info) (track int, quality string, ok bool) {
 		return 0, "", false
 	}
 	track = defaultAudio(info.Audio)
-	if contains(audioQualities(info.Audio[track]), QualityStereo) {
-		return track, QualityStereo, true
+	if contains(encode.AudioQualities(info.Audio[track]), encode.QualityStereo) {
+		return track, encode.QualityStereo, true
 	}
-	return track, QualityAAC, true
+	return track, encode.QualityAAC, true
 }
 
 // TSPlaylist is the media playlist of a video variant with MPEG-TS segments.
-func (t *Transcoder) TSPlaylist(ctx context.Context, path string, track int, quality, query string) ([]byte, error) {
-	v, release, err := t.tsVariant(ctx, path, track, quality)
+func (t *Transcoder) TSPlaylist(ctx context.Context, path string, r encode.Rendition, query string) ([]byte, error) {
+	v, release, err := t.tsVariant(ctx, path, r)
 	if err != nil {
 		return nil, err
 	}
@@ -59,8 +60,12 @@ func (t *Transcoder) TSPlaylist(ctx context.Context, path string, track int, qua
 	}, query), nil
 }
 
-func (t *Transcoder) tsVariant(ctx context.Context, path string, track int, quality string) (*variant, func(), error) {
-	v, release, err := t.variant(ctx, path, "video", track, quality)
+func (t *Transcoder) tsVariant(ctx context.Context, path string, r encode.Rendition) (*variant, func(), error) {
+	if r.Kind != "video" {
+		return nil, nil, fmt.Errorf("%w: MPEG-TS segments are served for video renditions", failure.BadRequest)
+	}
+	track, quality := r.Track, r.Quality
+	v, release, err := t.variant(ctx, path, r)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -70,7 +75,7 @@ func (t *Transcoder) tsVariant(ctx context.Context, path string, track int, qual
 	}
 	// Segment n of audio is cut where the rungs' segment n is; so is the
 	// original's, unless its keyframes are too far apart for that.
-	if p, err := v.m.getPlans(ctx); err != nil || (quality == QualityOriginal && !p.originalAdaptive) {
+	if p, err := v.m.getPlans(ctx); err != nil || (quality == encode.QualityOriginal && !p.originalAdaptive) {
 		release()
 		if err != nil {
 			return nil, nil, err
@@ -82,8 +87,8 @@ func (t *Transcoder) tsVariant(ctx context.Context, path string, track int, qual
 
 // TSSegment returns segment n of a video variant as MPEG-TS, open, making
 // it if needed.
-func (t *Transcoder) TSSegment(ctx context.Context, path string, track int, quality string, n int, clientID string) (*os.File, error) {
-	v, release, err := t.tsVariant(ctx, path, track, quality)
+func (t *Transcoder) TSSegment(ctx context.Context, path string, r encode.Rendition, n int, clientID string) (*os.File, error) {
+	v, release, err := t.tsVariant(ctx, path, r)
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +109,7 @@ func (t *Transcoder) TSSegment(ctx context.Context, path string, track int, qual
 	}
 	var audio []byte
 	if a, q, ok := tsAudio(v.m.info); ok {
-		av, releaseA, err := t.variant(ctx, path, "audio", a, q)
+		av, releaseA, err := t.variant(ctx, path, encode.Rendition{Kind: "audio", Track: a, Quality: q})
 		if err != nil {
 			return nil, err
 		}
@@ -171,11 +176,11 @@ func (t *Transcoder) remuxTS(ctx context.Context, m *media, video, audio []byte,
 	// fMP4 do not: taken off again, so video stays on the audio's time.
 	shift := fmp4.NegativeCTS(video)
 	args := []string{"-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-copyts",
-		"-itsoffset", ts(tsOffset - shift), "-i", filepath.Join(work, "v.mp4")}
+		"-itsoffset", encode.Seconds(tsOffset - shift), "-i", filepath.Join(work, "v.mp4")}
 	inputs := map[string][]byte{"v.mp4": video}
 	maps := []string{"-map", "0:v"}
 	if audio != nil {
-		args = append(args, "-itsoffset", ts(tsOffset), "-i", filepath.Join(work, "a.mp4"))
+		args = append(args, "-itsoffset", encode.Seconds(tsOffset), "-i", filepath.Join(work, "a.mp4"))
 		inputs["a.mp4"] = audio
 		maps = append(maps, "-map", "1:a")
 	}

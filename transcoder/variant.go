@@ -15,6 +15,7 @@ import (
 	"github.com/hlsd/hlsd/playlist"
 
 	"github.com/hlsd/hlsd/transcoder/child"
+	"github.com/hlsd/hlsd/transcoder/encode"
 	"github.com/hlsd/hlsd/transcoder/failure"
 	"github.com/hlsd/hlsd/transcoder/fmp4"
 	"github.com/hlsd/hlsd/transcoder/internal/atomicfile"
@@ -39,7 +40,7 @@ type variant struct {
 	waiters map[int]chan struct{}
 	initCh  chan struct{} // closed when init.mp4 exists
 	heads   []*head
-	// noHW: a hardware run of this variant failed, so its later runs use
+	// noHW: a encode.Hardware run of this variant failed, so its later runs use
 	// software even while the accelerator stays enabled for others.
 	noHW bool
 	// initKey names the encoder configuration whose init segment is shared
@@ -65,22 +66,22 @@ func (v *variant) name() string { return fmt.Sprintf("%s/%d/%s", v.kind, v.track
 // where the source has a packet, so a segment is known by its timestamps.
 func (v *variant) copies() bool {
 	if v.kind == "video" {
-		return v.quality == QualityOriginal
+		return v.quality == encode.QualityOriginal
 	}
-	return copiedAudio(v.m.info.Audio[v.track], v.quality)
+	return encode.CopiedAudio(v.m.info.Audio[v.track], v.quality)
 }
 
 // costClass says which encoder cap a head of this variant counts against.
 func (v *variant) costClass() string {
-	if v.kind == "video" && v.quality != QualityOriginal {
+	if v.kind == "video" && v.quality != encode.QualityOriginal {
 		return "encode"
 	}
 	return "copy"
 }
 
 // speedKey is the class of v's runs with profile, for speed estimates.
-func (v *variant) speedKey(p videoProfile) string {
-	return speedKey(v.m.info.Video[v.track], v.quality, p)
+func (v *variant) speedKey(p encode.Profile) string {
+	return encode.SpeedKey(v.m.info.Video[v.track], v.quality, p)
 }
 
 // lookahead is how many segments a request waits for a running head to reach
@@ -155,15 +156,15 @@ func (v *variant) forget(n int, path string) string {
 	return trash
 }
 
-func (v *variant) runSpec(start int, dir string, profile videoProfile) runSpec {
-	r := runSpec{
-		input: child.Input, kind: v.kind, track: v.track, qual: v.quality, first: start,
-		bounds: v.plan.Bounds[start:], profile: profile, outDir: dir, container: v.m.info.Container,
+func (v *variant) spec(start int, dir string, profile encode.Profile) encode.Spec {
+	r := encode.Spec{
+		Input: child.Input, Kind: v.kind, Track: v.track, Quality: v.quality, First: start,
+		Bounds: v.plan.Bounds[start:], Profile: profile, OutDir: dir, Container: v.m.info.Container,
 	}
 	if v.kind == "video" {
-		r.video = v.m.info.Video[v.track]
+		r.Video = v.m.info.Video[v.track]
 	} else {
-		r.audio = v.m.info.Audio[v.track]
+		r.Audio = v.m.info.Audio[v.track]
 	}
 	return r
 }
@@ -316,7 +317,7 @@ func (v *variant) segment(ctx context.Context, n int, clientID string, live bool
 // without segment n: the reason for its next run, or the error to answer.
 func afterEnd(h *head, n int, retried bool) (string, bool, error) {
 	switch {
-	case errors.As(h.err, new(*HWError)):
+	case errors.As(h.err, new(*encode.HWError)):
 		// The same segments again, in software (the head marked the
 		// variant): the GPU's failure is not the file's.
 		return "fallback", retried, nil
@@ -392,7 +393,7 @@ func (v *variant) initSegment(ctx context.Context, hint int, clientID string) (*
 		}
 		select {
 		case <-h.done:
-			if errors.As(h.err, new(*HWError)) {
+			if errors.As(h.err, new(*encode.HWError)) {
 				attempt-- // a software run follows; it gets the attempts
 				reason = "fallback"
 			} else if h.err != nil && (attempt > 0 || !errors.Is(h.err, failure.Encoder)) {
@@ -549,7 +550,7 @@ func (v *variant) identify(start float64) int {
 	if v.kind == "audio" {
 		a := v.m.info.Audio[v.track]
 		tol = 1024.0 / float64(max(a.SampleRate, 8000))
-		if audioCodec(a) != "" {
+		if encode.AudioCodec(a) != "" {
 			tol = 1536.0 / float64(max(a.SampleRate, 8000)) // an AC-3 frame
 		}
 		if i == 0 {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hlsd/hlsd/transcoder"
+	"github.com/hlsd/hlsd/transcoder/encode"
 	"github.com/hlsd/hlsd/transcoder/testmedia"
 )
 
@@ -107,11 +108,11 @@ func firstDuration(playlist string) float64 {
 // and cap with hlsd's default preset.
 func bareFFmpeg(ctx context.Context, path, q string, d float64) time.Duration {
 	args := []string{"-hide_banner", "-nostdin", "-loglevel", "error", "-i", path, "-t", strconv.FormatFloat(d, 'f', 3, 64), "-map", "0:V:0"}
-	if q == transcoder.QualityOriginal {
+	if q == encode.QualityOriginal {
 		args = append(args, "-c:v", "copy")
 	} else {
-		var r transcoder.Rung
-		for _, x := range transcoder.Ladder {
+		var r encode.Rung
+		for _, x := range encode.Ladder {
 			if x.Name == q {
 				r = x
 			}

@@ -25,6 +25,7 @@ import (
 
 	"github.com/hlsd/hlsd/server"
 	"github.com/hlsd/hlsd/transcoder"
+	"github.com/hlsd/hlsd/transcoder/encode"
 	"github.com/hlsd/hlsd/transcoder/jobs"
 	"github.com/hlsd/hlsd/transcoder/library"
 )
@@ -112,7 +113,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.maxEncoders, "max-encoders", envInt("HLSD_MAX_ENCODERS", runtime.NumCPU()), "concurrent video re-encodes; stream copies may use 8x as many (env HLSD_MAX_ENCODERS)")
 	fs.StringVar(&c.preset, "encoder-preset", env("HLSD_ENCODER_PRESET", "veryfast"), "x264 preset for re-encoded qualities, ultrafast to veryslow; hardware encoders use their nearest equivalent (env HLSD_ENCODER_PRESET)")
 	fs.StringVar(&c.hwaccel, "hwaccel", env("HLSD_HWACCEL", "auto"), "hardware encoder: none, auto (try nvidia, vaapi, qsv at startup and keep the first that encodes), nvidia, vaapi or qsv; failures fall back to software (env HLSD_HWACCEL)")
-	fs.StringVar(&c.hwDevice, "hwaccel-device", env("HLSD_HWACCEL_DEVICE", ""), "render node for vaapi and qsv (default "+transcoder.DefaultRenderNode+"), or GPU index for nvidia (default 0) (env HLSD_HWACCEL_DEVICE)")
+	fs.StringVar(&c.hwDevice, "hwaccel-device", env("HLSD_HWACCEL_DEVICE", ""), "render node for vaapi and qsv (default "+encode.DefaultRenderNode+"), or GPU index for nvidia (default 0) (env HLSD_HWACCEL_DEVICE)")
 	fs.IntVar(&c.hwSessions, "hw-sessions", envInt("HLSD_HW_SESSIONS", 3), "concurrent hardware encodes; more run in software (consumer NVIDIA cards allow 3 to 5) (env HLSD_HW_SESSIONS)")
 	fs.DurationVar(&c.trickplay, "trickplay-interval", envDuration("HLSD_TRICKPLAY_INTERVAL", 10*time.Second), "time between the seek bar's preview thumbnails; 0 turns them off (env HLSD_TRICKPLAY_INTERVAL)")
 	fs.DurationVar(&c.idle, "idle-timeout", envDuration("HLSD_IDLE_TIMEOUT", 30*time.Second), "stop an encoder nobody has read from for this long (env HLSD_IDLE_TIMEOUT)")

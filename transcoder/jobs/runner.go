@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hlsd/hlsd/transcoder/encode"
 	"github.com/hlsd/hlsd/transcoder/failure"
 	"github.com/hlsd/hlsd/transcoder/internal/atomicfile"
 	"github.com/hlsd/hlsd/transcoder/library"
@@ -370,7 +371,7 @@ func (j *Runner) SubmitPrepare(files, qualities []string) (Job, error) {
 		return Job{}, fmt.Errorf("%w: prepare needs a file (id) or a folder with media, and qualities", failure.BadRequest)
 	}
 	for _, q := range qualities {
-		if _, ok := rungByName(q); !ok {
+		if _, ok := encode.RungByName(q); !ok {
 			return Job{}, fmt.Errorf("%w: quality %q: prepare makes re-encoded rungs, 240p to 2160p", failure.BadRequest, q)
 		}
 	}

@@ -1,4 +1,4 @@
-package transcoder
+package encode
 
 import (
 	"fmt"
@@ -15,31 +15,31 @@ const (
 	AccelQSV    = "qsv"
 )
 
-// Accels lists the hardware accelerators in the order --hwaccel auto tries them.
+// Accels lists the Hardware accelerators in the order --hwaccel auto tries them.
 var Accels = []string{AccelNVIDIA, AccelVAAPI, AccelQSV}
 
 // DefaultRenderNode is the DRM render node VAAPI and QSV open when
 // --hwaccel-device is not given: the first GPU.
 const DefaultRenderNode = "/dev/dri/renderD128"
 
-// videoProfile is how one encoder family turns the source into a rung: the
+// Profile is how one encoder family turns the source into a rung: the
 // flags before -i (decoder and device), the filter chain from decoded frame
 // to encoder input, and the encoder flags. Every profile makes the same
 // output: 8-bit 4:2:0 H.264 High at the rung's level and bitrate caps, SDR,
 // with an IDR exactly at each forced keyframe and nowhere else, so segments
 // of different profiles share boundaries and codec strings.
-type videoProfile struct {
-	accel  string // AccelNone for software
-	device string // render node (VAAPI, QSV) or GPU index (NVIDIA); "" for the default
-	preset string // the --encoder-preset, in x264's vocabulary
+type Profile struct {
+	Accel  string // AccelNone for software
+	Device string // render node (VAAPI, QSV) or GPU index (NVIDIA); "" for the default
+	Preset string // the --encoder-preset, in x264's vocabulary
 }
 
 // handles says whether the profile can make a browser-safe rung from v.
 // HDR needs tone mapping, which this ffmpeg build offers on the CPU (zscale
 // and tonemap) and on VAAPI (tonemap_vaapi), but not for CUDA or QSV
 // frames: those sources go to the software profile.
-func (p videoProfile) handles(v probe.VideoStream) bool {
-	switch p.accel {
+func (p Profile) Handles(v probe.VideoStream) bool {
+	switch p.Accel {
 	case AccelNVIDIA, AccelQSV:
 		return !v.HDR
 	}
@@ -50,7 +50,7 @@ func (p videoProfile) handles(v probe.VideoStream) bool {
 // so frames can stay in GPU memory from decoder to encoder. Otherwise the
 // CPU decodes and the chain uploads. Rotated sources are decoded on the CPU
 // too: ffmpeg's automatic rotation filter only works on frames in memory.
-func (p videoProfile) gpuDecodes(v probe.VideoStream) bool {
+func (p Profile) GPUDecodes(v probe.VideoStream) bool {
 	if v.Rotation != 0 {
 		return false
 	}
@@ -61,20 +61,20 @@ func (p videoProfile) gpuDecodes(v probe.VideoStream) bool {
 	case "hevc", "vp9", "mpeg2video":
 		return true
 	case "av1":
-		return p.accel != AccelQSV || v.BitDepth <= 10
+		return p.Accel != AccelQSV || v.BitDepth <= 10
 	}
 	return false
 }
 
 // inputArgs come before -i: the device and, when the GPU decodes, the
-// hardware decoder with its frames kept on the GPU.
-func (p videoProfile) inputArgs(v probe.VideoStream) []string {
-	gpu := p.gpuDecodes(v)
-	switch p.accel {
+// Hardware decoder with its frames kept on the GPU.
+func (p Profile) InputArgs(v probe.VideoStream) []string {
+	gpu := p.GPUDecodes(v)
+	switch p.Accel {
 	case AccelNVIDIA:
 		dev := "cu"
-		if p.device != "" {
-			dev += ":" + p.device
+		if p.Device != "" {
+			dev += ":" + p.Device
 		}
 		args := []string{"-init_hw_device", "cuda=" + dev, "-filter_hw_device", "cu"}
 		if gpu {
@@ -82,7 +82,7 @@ func (p videoProfile) inputArgs(v probe.VideoStream) []string {
 		}
 		return args
 	case AccelVAAPI:
-		args := []string{"-init_hw_device", "vaapi=va:" + p.renderNode(), "-filter_hw_device", "va"}
+		args := []string{"-init_hw_device", "vaapi=va:" + p.RenderNode(), "-filter_hw_device", "va"}
 		if gpu {
 			args = append(args, "-hwaccel", "vaapi", "-hwaccel_device", "va", "-hwaccel_output_format", "vaapi")
 		}
@@ -90,7 +90,7 @@ func (p videoProfile) inputArgs(v probe.VideoStream) []string {
 	case AccelQSV:
 		// QSV is reached through a VAAPI device on Linux; deriving from it
 		// is what works with both the old and the new Intel media drivers.
-		args := []string{"-init_hw_device", "vaapi=va:" + p.renderNode(),
+		args := []string{"-init_hw_device", "vaapi=va:" + p.RenderNode(),
 			"-init_hw_device", "qsv=qs@va", "-filter_hw_device", "qs"}
 		if gpu {
 			args = append(args, "-hwaccel", "qsv", "-hwaccel_device", "qs", "-hwaccel_output_format", "qsv",
@@ -107,9 +107,9 @@ var qsvDecoders = map[string]string{
 	"h264": "h264_qsv", "hevc": "hevc_qsv", "vp9": "vp9_qsv", "av1": "av1_qsv", "mpeg2video": "mpeg2_qsv",
 }
 
-func (p videoProfile) renderNode() string {
-	if p.device != "" {
-		return p.device
+func (p Profile) RenderNode() string {
+	if p.Device != "" {
+		return p.Device
 	}
 	return DefaultRenderNode
 }
@@ -122,16 +122,16 @@ func (p videoProfile) renderNode() string {
 // the source's frame times, which the plan's boundaries and the forced
 // keyframes are, and its frame rate. One frame per field would be smoother
 // motion but twice the frames to encode, which a small box cannot afford.
-func (p videoProfile) filter(v probe.VideoStream, w, h int) string {
+func (p Profile) Filter(v probe.VideoStream, w, h int) string {
 	size := fmt.Sprintf("w=%d:h=%d", w, h)
-	gpu := p.gpuDecodes(v)
+	gpu := p.GPUDecodes(v)
 	deint := func(f string) string {
 		if v.Interlaced {
 			return f + ","
 		}
 		return ""
 	}
-	switch p.accel {
+	switch p.Accel {
 	case AccelNVIDIA:
 		chain := deint("yadif_cuda=mode=send_frame:parity=auto:deint=all")
 		if gpu {
@@ -174,19 +174,19 @@ func (p videoProfile) filter(v probe.VideoStream, w, h int) string {
 }
 
 // encoderArgs are the encoder and its rate control. Keyframes come only from
-// -force_key_frames, which ffmpegArgs adds: no periodic or scene-cut ones,
+// -force_key_frames, which Args adds: no periodic or scene-cut ones,
 // and each forced one must be an IDR, or the segment muxer (which cuts at
 // key packets) would not cut and players could not start a segment there.
-func (p videoProfile) encoderArgs(r Rung, level int) []string {
+func (p Profile) EncoderArgs(r Rung, level int) []string {
 	lvl := fmt.Sprintf("%d.%d", level/10, level%10)
 	rate := []string{"-b:v", strconv.Itoa(r.Bitrate), "-maxrate", strconv.Itoa(r.Maxrate),
 		"-bufsize", strconv.Itoa(2 * r.Maxrate)}
 	gop := []string{"-g", "100000"}
 	var args []string
-	switch p.accel {
+	switch p.Accel {
 	case AccelNVIDIA:
 		// NVENC makes forced keyframes I-frames but not IDR unless told.
-		args = []string{"-c:v", "h264_nvenc", "-preset", nvencPreset(p.preset), "-tune", "hq",
+		args = []string{"-c:v", "h264_nvenc", "-preset", nvencPreset(p.Preset), "-tune", "hq",
 			"-profile:v", "high", "-level:v", lvl, "-rc", "vbr"}
 		args = append(args, rate...)
 		args = append(args, gop...)
@@ -199,13 +199,13 @@ func (p videoProfile) encoderArgs(r Rung, level int) []string {
 	case AccelQSV:
 		// Like NVENC, QSV needs to be told that forced means IDR. Its level
 		// is the generic integer option: 41, not 4.1.
-		args = []string{"-c:v", "h264_qsv", "-preset", qsvPreset(p.preset), "-profile:v", "high",
+		args = []string{"-c:v", "h264_qsv", "-preset", qsvPreset(p.Preset), "-profile:v", "high",
 			"-level:v", strconv.Itoa(level)}
 		args = append(args, rate...)
 		args = append(args, gop...)
 		return append(args, "-look_ahead", "0", "-forced_idr", "1")
 	}
-	args = []string{"-c:v", "libx264", "-preset", p.preset, "-profile:v", "high", "-level:v", lvl}
+	args = []string{"-c:v", "libx264", "-preset", p.Preset, "-profile:v", "high", "-level:v", lvl}
 	args = append(args, rate...)
 	return append(args, "-g", "100000", "-keyint_min", "100000", "-sc_threshold", "0",
 		"-x264-params", "open_gop=0")

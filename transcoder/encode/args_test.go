@@ -1,4 +1,4 @@
-package transcoder
+package encode
 
 import (
 	"flag"
@@ -27,11 +27,11 @@ var argSources = map[string]probe.VideoStream{
 	"mpeg2-1080i":    {Codec: "mpeg2video", Profile: "Main", Level: 4, Width: 1920, Height: 1080, FPS: 25, BitDepth: 8, SAR: 1, Interlaced: true},
 }
 
-var argProfiles = []videoProfile{
-	{accel: AccelNone, preset: "veryfast"},
-	{accel: AccelNVIDIA, preset: "veryfast"},
-	{accel: AccelVAAPI, preset: "veryfast"},
-	{accel: AccelQSV, preset: "veryfast", device: "/dev/dri/renderD129"},
+var argProfiles = []Profile{
+	{Accel: AccelNone, Preset: "veryfast"},
+	{Accel: AccelNVIDIA, Preset: "veryfast"},
+	{Accel: AccelVAAPI, Preset: "veryfast"},
+	{Accel: AccelQSV, Preset: "veryfast", Device: "/dev/dri/renderD129"},
 }
 
 // goldenArgs is every (profile, source) command line of a 720p run that
@@ -40,20 +40,20 @@ func goldenArgs() map[string][]string {
 	out := map[string][]string{}
 	for _, p := range argProfiles {
 		for name, src := range argSources {
-			r := runSpec{input: "/proc/self/fd/3", kind: "video", qual: "720p", first: 3,
-				bounds: []float64{12.012, 16.016, 20.02, 24.024, 25.5}, video: src, profile: p, outDir: "/cache/run-1"}
-			label := p.accel
+			r := Spec{Input: "/proc/self/fd/3", Kind: "video", Quality: "720p", First: 3,
+				Bounds: []float64{12.012, 16.016, 20.02, 24.024, 25.5}, Video: src, Profile: p, OutDir: "/cache/run-1"}
+			label := p.Accel
 			if label == AccelNone {
 				label = "software"
 			}
-			out[label+"-"+name] = ffmpegArgs(r)
+			out[label+"-"+name] = Args(r)
 		}
 	}
 	// A rung of at most half an interlaced source's height keeps one field.
-	r := runSpec{input: "/proc/self/fd/3", kind: "video", qual: "360p", first: 3,
-		bounds: []float64{12.012, 16.016, 20.02, 24.024, 25.5}, video: argSources["mpeg2-1080i"],
-		profile: argProfiles[0], outDir: "/cache/run-1"}
-	out["software-mpeg2-1080i-360p"] = ffmpegArgs(r)
+	r := Spec{Input: "/proc/self/fd/3", Kind: "video", Quality: "360p", First: 3,
+		Bounds: []float64{12.012, 16.016, 20.02, 24.024, 25.5}, Video: argSources["mpeg2-1080i"],
+		Profile: argProfiles[0], OutDir: "/cache/run-1"}
+	out["software-mpeg2-1080i-360p"] = Args(r)
 	return out
 }
 

@@ -1,4 +1,4 @@
-package transcoder
+package encode
 
 import (
 	"context"
@@ -15,13 +15,13 @@ import (
 	"github.com/hlsd/hlsd/transcoder/probe"
 )
 
-// hwFailureLimit is how many hardware runs in a row may fail before the
+// hwFailureLimit is how many Hardware runs in a row may fail before the
 // accelerator is switched off for the life of the process: a driver that
 // fails three times will not recover by itself, and each failure costs a
 // viewer a delay.
 const hwFailureLimit = 3
 
-// HWError is a hardware encoder run that failed; its segments are made again
+// HWError is a Hardware encoder run that failed; its segments are made again
 // in software.
 type HWError struct {
 	Accel string
@@ -31,13 +31,19 @@ type HWError struct {
 func (e *HWError) Error() string { return e.Accel + " encoder failed: " + e.Err.Error() }
 func (e *HWError) Unwrap() error { return e.Err }
 
-// errHWStalled stops a hardware run that wrote no segment in time.
-var errHWStalled = errors.New("hardware encoder wrote no segment in time")
+// ErrHWStalled stops a Hardware run that wrote no segment in time.
+var ErrHWStalled = errors.New("Hardware encoder wrote no segment in time")
 
-// hardware is the accelerator in use: its sessions and its failure record.
-// A nil *hardware means software only.
-type hardware struct {
-	profile  videoProfile
+// Observer is told of the accelerator's failures (the server's metrics).
+type Observer interface {
+	HWFallback(accel string)
+	HWEnabled(accel string, on bool)
+}
+
+// Hardware is the accelerator in use: its sessions and its failure record.
+// A nil *Hardware means software only.
+type Hardware struct {
+	profile  Profile
 	sessions chan struct{}
 	log      *zap.Logger
 	obs      Observer
@@ -48,15 +54,16 @@ type hardware struct {
 	disabled atomic.Bool
 }
 
-func newHardware(p videoProfile, sessions int, log *zap.Logger, obs Observer) *hardware {
-	obs.HWEnabled(p.accel, true)
-	return &hardware{profile: p, sessions: make(chan struct{}, sessions), log: log, obs: obs}
+// NewHardware is the accelerator of p, with sessions concurrent encodes.
+func NewHardware(p Profile, sessions int, log *zap.Logger, obs Observer) *Hardware {
+	obs.HWEnabled(p.Accel, true)
+	return &Hardware{profile: p, sessions: make(chan struct{}, sessions), log: log, obs: obs}
 }
 
-// acquire takes a session without waiting: past the limit, the work goes to
+// Acquire takes a session without waiting: past the limit, the work goes to
 // the software encoder at once rather than queue behind the GPU.
-func (hw *hardware) acquire(v probe.VideoStream) (release func(), ok bool) {
-	if hw == nil || !hw.profile.handles(v) {
+func (hw *Hardware) Acquire(v probe.VideoStream) (release func(), ok bool) {
+	if hw == nil || !hw.profile.Handles(v) {
 		return nil, false
 	}
 	if hw.disabled.Load() {
@@ -70,33 +77,43 @@ func (hw *hardware) acquire(v probe.VideoStream) (release func(), ok bool) {
 	}
 }
 
-// free says whether acquire would succeed now.
-func (hw *hardware) free(v probe.VideoStream) bool {
-	if hw == nil || !hw.profile.handles(v) {
+// Free says whether Acquire would succeed now.
+func (hw *Hardware) Free(v probe.VideoStream) bool {
+	if hw == nil || !hw.profile.Handles(v) {
 		return false
 	}
 	return !hw.disabled.Load() && len(hw.sessions) < cap(hw.sessions)
 }
 
-// succeeded records a run that wrote a segment.
-func (hw *hardware) succeeded() {
+// Profile is the accelerator's profile.
+func (hw *Hardware) Profile() Profile { return hw.profile }
+
+// Usable says whether the accelerator is still on (not disabled after
+// failures).
+func (hw *Hardware) Usable() bool { return hw != nil && !hw.disabled.Load() }
+
+// FreeSessions is how many sessions are free now.
+func (hw *Hardware) FreeSessions() int { return cap(hw.sessions) - len(hw.sessions) }
+
+// Succeeded records a run that wrote a segment.
+func (hw *Hardware) Succeeded() {
 	hw.mu.Lock()
 	hw.failures = 0
 	hw.mu.Unlock()
 }
 
-// failed records a failed run, and disables the accelerator after
+// Failed records a failed run, and disables the accelerator after
 // hwFailureLimit of them in a row, saying so once.
-func (hw *hardware) failed(err error) {
-	hw.obs.HWFallback(hw.profile.accel)
+func (hw *Hardware) Failed(err error) {
+	hw.obs.HWFallback(hw.profile.Accel)
 	hw.mu.Lock()
 	hw.failures++
 	disable := hw.failures >= hwFailureLimit && hw.disabled.CompareAndSwap(false, true)
 	hw.mu.Unlock()
 	if disable {
-		hw.obs.HWEnabled(hw.profile.accel, false)
-		hw.log.Error("hardware encoding disabled until restart: every encode now runs in software",
-			zap.String("accel", hw.profile.accel), zap.Int("failures in a row", hwFailureLimit), zap.Error(err))
+		hw.obs.HWEnabled(hw.profile.Accel, false)
+		hw.log.Error("Hardware encoding disabled until restart: every encode now runs in software",
+			zap.String("accel", hw.profile.Accel), zap.Int("failures in a row", hwFailureLimit), zap.Error(err))
 	}
 }
 
@@ -107,7 +124,7 @@ func (hw *hardware) failed(err error) {
 func DetectAccel(ctx context.Context, ffmpeg, device string) (accel string, why map[string]string) {
 	why = map[string]string{}
 	for _, a := range Accels {
-		if err := tryAccel(ctx, ffmpeg, videoProfile{accel: a, device: device, preset: "veryfast"}); err != nil {
+		if err := tryAccel(ctx, ffmpeg, Profile{Accel: a, Device: device, Preset: "veryfast"}); err != nil {
 			why[a] = err.Error()
 			continue
 		}
@@ -118,15 +135,15 @@ func DetectAccel(ctx context.Context, ffmpeg, device string) (accel string, why 
 
 // tryAccel encodes ten frames the way a rung would (software decode, as
 // lavfi frames are in memory) and throws them away.
-func tryAccel(ctx context.Context, ffmpeg string, p videoProfile) error {
+func tryAccel(ctx context.Context, ffmpeg string, p Profile) error {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	src := probe.VideoStream{Codec: "rawvideo", Width: 320, Height: 240, FPS: 25, BitDepth: 8}
 	args := []string{"-hide_banner", "-nostdin", "-loglevel", "error"}
-	args = append(args, p.inputArgs(src)...)
+	args = append(args, p.InputArgs(src)...)
 	args = append(args, "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-frames:v", "10",
-		"-vf", p.filter(src, 320, 240))
-	args = append(args, p.encoderArgs(Ladder[0], 30)...)
+		"-vf", p.Filter(src, 320, 240))
+	args = append(args, p.EncoderArgs(Ladder[0], 30)...)
 	args = append(args, "-f", "null", "-")
 	cmd := child.Command(ctx, nil, ffmpeg, args...)
 	stderr := &child.Tail{Max: 2048}

@@ -1,4 +1,4 @@
-package transcoder
+package encode
 
 import (
 	"fmt"
@@ -38,7 +38,7 @@ const (
 	QualityStereo = "stereo"
 )
 
-func rungByName(name string) (Rung, bool) {
+func RungByName(name string) (Rung, bool) {
 	for _, r := range Ladder {
 		if r.Name == name {
 			return r, true
@@ -47,9 +47,9 @@ func rungByName(name string) (Rung, bool) {
 	return Rung{}, false
 }
 
-// rungsFor lists the rungs no larger than the source; a source smaller than
+// RungsFor lists the rungs no larger than the source; a source smaller than
 // the lowest rung still gets that rung, at its own size.
-func rungsFor(v probe.VideoStream) []Rung {
+func RungsFor(v probe.VideoStream) []Rung {
 	w, h := v.DisplaySize()
 	short := min(w, h)
 	var out []Rung
@@ -64,9 +64,9 @@ func rungsFor(v probe.VideoStream) []Rung {
 	return out
 }
 
-// rungSize scales the display size so its shorter side is the rung height,
+// RungSize scales the display size so its shorter side is the rung height,
 // keeping the aspect ratio and even dimensions (x264 4:2:0 needs them).
-func rungSize(v probe.VideoStream, r Rung) (int, int) {
+func RungSize(v probe.VideoStream, r Rung) (int, int) {
 	w, h := v.DisplaySize()
 	short := min(w, h)
 	target := min(r.Height, short)
@@ -77,35 +77,35 @@ func rungSize(v probe.VideoStream, r Rung) (int, int) {
 	return even(float64(target)), even(float64(h) * float64(target) / float64(w))
 }
 
-// videoQualities is the list of video qualities a stream offers, original first.
-func videoQualities(v probe.VideoStream) []string {
+// VideoQualities is the list of video qualities a stream offers, original first.
+func VideoQualities(v probe.VideoStream) []string {
 	q := []string{QualityOriginal}
-	for _, r := range rungsFor(v) {
+	for _, r := range RungsFor(v) {
 		q = append(q, r.Name)
 	}
 	return q
 }
 
-// audioQualities lists the qualities of a track: AAC in its layout, a
+// AudioQualities lists the qualities of a track: AAC in its layout, a
 // stereo downmix of a multichannel track, and the original (a copy) of an
 // AC-3 or E-AC-3 track, which Apple's players decode. An AAC copy would
 // cost nothing too, but ffmpeg keeps MP4's priming packet (negative pts) on
 // a copy, so segment 0 would carry a tfdt below zero; offering it needs
 // the leading samples cut out of the first fragment.
-func audioQualities(a probe.AudioStream) []string {
+func AudioQualities(a probe.AudioStream) []string {
 	q := []string{QualityAAC}
 	if a.Channels > 2 {
 		q = append(q, QualityStereo)
 	}
-	if audioCodec(a) != "" {
+	if AudioCodec(a) != "" {
 		q = append(q, QualityOriginal)
 	}
 	return q
 }
 
-// audioCodec is the RFC 6381 name of a track's codec when it is passed
+// AudioCodec is the RFC 6381 name of a track's codec when it is passed
 // through (AC-3, E-AC-3), else "".
-func audioCodec(a probe.AudioStream) string {
+func AudioCodec(a probe.AudioStream) string {
 	switch a.Codec {
 	case "ac3":
 		return "ac-3"
@@ -115,51 +115,51 @@ func audioCodec(a probe.AudioStream) string {
 	return ""
 }
 
-// copiedAudio says whether quality q of track a is made of the source's
+// CopiedAudio says whether quality q of track a is made of the source's
 // own packets, with no encoder: the passthrough of AC-3 and E-AC-3, and
 // the AAC rendition of an AAC-LC track already in the layout the
 // rendition declares (a copy is ready at once, where an encoder on a
 // loaded machine made audio slower than the video beside it).
-func copiedAudio(a probe.AudioStream, q string) bool {
+func CopiedAudio(a probe.AudioStream, q string) bool {
 	switch q {
 	case QualityOriginal:
 		return true
 	case QualityAAC:
-		return a.Codec == "aac" && a.Profile == "LC" && a.Channels == aacChannels(a, q)
+		return a.Codec == "aac" && a.Profile == "LC" && a.Channels == AACChannels(a, q)
 	}
 	return false
 }
 
-// audioBitrate is what rendition q of a carries: the source's own rate
+// AudioBitrate is what rendition q of a carries: the source's own rate
 // for a copy, when the container says, else the encoder's target.
-func audioBitrate(a probe.AudioStream, q string) int {
-	if copiedAudio(a, q) && a.Bitrate > 0 {
+func AudioBitrate(a probe.AudioStream, q string) int {
+	if CopiedAudio(a, q) && a.Bitrate > 0 {
 		return int(max(a.Bitrate, 32_000))
 	}
 	if q == QualityOriginal {
 		return 64_000
 	}
-	return aacBitrate(a, q)
+	return AACBitrate(a, q)
 }
 
-// aacChannels is the channel count of an AAC quality of a.
-func aacChannels(a probe.AudioStream, quality string) int {
+// AACChannels is the channel count of an AAC quality of a.
+func AACChannels(a probe.AudioStream, quality string) int {
 	if a.Channels >= 6 && quality != QualityStereo {
 		return 6
 	}
 	return 2
 }
 
-func aacBitrate(a probe.AudioStream, quality string) int {
-	if aacChannels(a, quality) == 6 {
+func AACBitrate(a probe.AudioStream, quality string) int {
+	if AACChannels(a, quality) == 6 {
 		return 384_000
 	}
 	return 128_000
 }
 
-// aacSampleRate keeps the source rate where AAC supports it, so no resampling
+// AACSampleRate keeps the source rate where AAC supports it, so no resampling
 // blurs the sample-exact seek the audio frame grid relies on.
-func aacSampleRate(a probe.AudioStream) int {
+func AACSampleRate(a probe.AudioStream) int {
 	switch a.SampleRate {
 	case 8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000:
 		return a.SampleRate
@@ -167,8 +167,8 @@ func aacSampleRate(a probe.AudioStream) int {
 	return 48000
 }
 
-// videoCodecString is the RFC 6381 string of the source stream, for `original`.
-func videoCodecString(v probe.VideoStream) (string, error) {
+// VideoCodecString is the RFC 6381 string of the source stream, for `original`.
+func VideoCodecString(v probe.VideoStream) (string, error) {
 	switch v.Codec {
 	case "h264":
 		return playlist.H264Codec(v.Profile, v.Level), nil
@@ -182,14 +182,14 @@ func videoCodecString(v probe.VideoStream) (string, error) {
 	return "", fmt.Errorf("%w: %s cannot be stream-copied into fMP4 for HLS", failure.NotFound, v.Codec)
 }
 
-// copyableVideo reports whether fMP4 can carry the source codec unchanged.
-func copyableVideo(v probe.VideoStream) bool {
-	_, err := videoCodecString(v)
+// CopyableVideo reports whether fMP4 can carry the source codec unchanged.
+func CopyableVideo(v probe.VideoStream) bool {
+	_, err := VideoCodecString(v)
 	return err == nil
 }
 
-// rungLevel is the H.264 level the encoder is told to respect and the CODECS string names.
-func rungLevel(v probe.VideoStream, r Rung) int {
-	w, h := rungSize(v, r)
+// RungLevel is the H.264 level the encoder is told to respect and the CODECS string names.
+func RungLevel(v probe.VideoStream, r Rung) int {
+	w, h := RungSize(v, r)
 	return playlist.H264Level(w, h, v.FPS, r.Maxrate)
 }

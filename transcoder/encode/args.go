@@ -1,4 +1,4 @@
-package transcoder
+package encode
 
 import (
 	"fmt"
@@ -6,34 +6,36 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hlsd/hlsd/transcoder/probe"
 )
 
-// A run of one variant: which segments and at which times ffmpeg must cut.
-type runSpec struct {
-	input   string
-	kind    string // "video" or "audio"
-	track   int    // among streams of that kind
-	qual    string
-	first   int       // number of the first segment the run writes
-	bounds  []float64 // plan boundaries from segment `first` to the end of the file
-	video   probe.VideoStream
-	audio   probe.AudioStream
-	profile videoProfile // for video re-encodes
-	outDir  string       // ffmpeg writes s-<n>.mp4 files here
-	// container is ffprobe's format name of the source.
-	container string
+// Spec is a run of one variant: which segments and at which times ffmpeg
+// must cut.
+type Spec struct {
+	Input   string
+	Kind    string // "video" or "audio"
+	Track   int    // among streams of that kind
+	Quality string
+	First   int       // number of the first segment the run writes
+	Bounds  []float64 // plan boundaries from segment First to the end of the file
+	Video   probe.VideoStream
+	Audio   probe.AudioStream
+	Profile Profile // for video re-encodes
+	OutDir  string  // ffmpeg writes s-<n>.mp4 files here
+	// Container is ffprobe's format name of the source.
+	Container string
 }
 
-// tsDiscont says whether ffmpeg treats the container's timestamps as
+// TSDiscont says whether ffmpeg treats the container's timestamps as
 // possibly discontinuous (MPEG-TS, MPEG-PS, FLV). For those, ffmpeg
 // "corrects" -start_at_zero to the first timestamp of the streams a run
 // maps, not the file's: a video-only run of a TV recording whose audio
 // starts 10 ms before its video would be shifted 10 ms earlier than the
 // keyframes the plan is cut at. It does so only while its offset equals
 // minus the file's start, so an input offset of 1 µs turns it off.
-func tsDiscont(container string) bool {
+func TSDiscont(container string) bool {
 	for _, name := range strings.Split(container, ",") {
 		switch name {
 		case "mpegts", "mpeg", "flv":
@@ -43,100 +45,102 @@ func tsDiscont(container string) bool {
 	return false
 }
 
-// fmp4Options make the segment muxer write fragmented MP4 whose tfdt is the
+// FMP4Options make the segment muxer write fragmented MP4 whose tfdt is the
 // absolute decode time of the first sample, equal to its presentation time
 // (negative_cts_offsets lets B-frames sit before it without a negative dts),
 // so segments of different runs join exactly. No edit list: players differ
 // in whether they apply one.
-const fmp4Options = "movflags=+frag_keyframe+empty_moov+default_base_moof+frag_discont+negative_cts_offsets:use_editlist=0"
+const FMP4Options = "movflags=+frag_keyframe+empty_moov+default_base_moof+frag_discont+negative_cts_offsets:use_editlist=0"
 
-func ts(t float64) string { return strconv.FormatFloat(t, 'f', 6, 64) }
+// Seconds writes a time as ffmpeg takes it, to the microsecond.
+func Seconds(t float64) string { return strconv.FormatFloat(t, 'f', 6, 64) }
 
-func joinTimes(ts_ []float64) string {
+// JoinSeconds writes times as a comma list, for -segment_times and the like.
+func JoinSeconds(ts_ []float64) string {
 	parts := make([]string, len(ts_))
 	for i, t := range ts_ {
-		parts[i] = ts(t)
+		parts[i] = Seconds(t)
 	}
 	return strings.Join(parts, ",")
 }
 
-// globalArgs open every run's command line.
-var globalArgs = []string{"-hide_banner", "-nostdin", "-loglevel", "error", "-y"}
+// GlobalArgs open every run's command line.
+var GlobalArgs = []string{"-hide_banner", "-nostdin", "-loglevel", "error", "-y"}
 
-// ffmpegArgs builds the command line of one run.
+// Args builds the command line of one run.
 //
 // Cut times: a stream copy can only cut at source keyframes, which the plan's
 // boundaries are, given exactly as ffprobe printed them. A re-encode forces
 // its keyframes at the boundaries minus a quarter frame, so "first frame at or
 // after the cut" picks the intended frame despite timestamp rounding.
-func ffmpegArgs(r runSpec) []string {
-	start := r.bounds[0]
-	cuts := r.bounds[1 : len(r.bounds)-1]
-	args := slices.Clone(globalArgs)
+func Args(r Spec) []string {
+	start := r.Bounds[0]
+	cuts := r.Bounds[1 : len(r.Bounds)-1]
+	args := slices.Clone(GlobalArgs)
 	var codec []string
 	delta := 0.0
 
 	switch {
-	case r.kind == "video" && r.qual == QualityOriginal:
-		quarter := 0.25 / r.video.FPS
+	case r.Kind == "video" && r.Quality == QualityOriginal:
+		quarter := 0.25 / r.Video.FPS
 		delta = quarter
 		// Seek a little before the boundary and keep what precedes it: the
 		// run then always starts on an earlier keyframe and cuts at the
 		// boundary itself (a run starting exactly on its first cut would
 		// only cut at the following keyframe). publish recognises segments
 		// by their timestamps and drops the leading piece.
-		codec = []string{"-map", fmt.Sprintf("0:V:%d", r.track), "-c:v", "copy"}
-		if r.first > 0 {
-			args = append(args, "-ss", ts(start-quarter))
+		codec = []string{"-map", fmt.Sprintf("0:V:%d", r.Track), "-c:v", "copy"}
+		if r.First > 0 {
+			args = append(args, "-ss", Seconds(start-quarter))
 			codec = append(codec, "-copypriorss", "1")
-			cuts = r.bounds[:len(r.bounds)-1]
+			cuts = r.Bounds[:len(r.Bounds)-1]
 		}
-		if r.video.Codec == "hevc" {
+		if r.Video.Codec == "hevc" {
 			codec = append(codec, "-tag:v", "hvc1")
 		}
-	case r.kind == "video":
-		args = append(args, progressArgs...) // the head measures its speed
-		rung, _ := rungByName(r.qual)
-		w, h := rungSize(r.video, rung)
-		quarter := 0.25 / r.video.FPS
+	case r.Kind == "video":
+		args = append(args, ProgressArgs...) // the head measures its speed
+		rung, _ := RungByName(r.Quality)
+		w, h := RungSize(r.Video, rung)
+		quarter := 0.25 / r.Video.FPS
 		shifted := make([]float64, len(cuts))
 		for i, c := range cuts {
 			shifted[i] = c - quarter
 		}
 		cuts = shifted
 		if start > 0 {
-			args = append(args, "-ss", ts(start-quarter))
+			args = append(args, "-ss", Seconds(start-quarter))
 		}
-		args = append(args, r.profile.inputArgs(r.video)...)
-		codec = []string{"-map", fmt.Sprintf("0:V:%d", r.track), "-vf", r.profile.filter(r.video, w, h),
+		args = append(args, r.Profile.InputArgs(r.Video)...)
+		codec = []string{"-map", fmt.Sprintf("0:V:%d", r.Track), "-vf", r.Profile.Filter(r.Video, w, h),
 			// Keep source timestamps: the segment muxer would otherwise make
 			// ffmpeg re-time frames onto a 1/fps grid, and the encoder time
 			// base would round them to it.
 			"-fps_mode", "passthrough", "-enc_time_base:v", "-1"}
-		codec = append(codec, r.profile.encoderArgs(rung, rungLevel(r.video, rung))...)
+		codec = append(codec, r.Profile.EncoderArgs(rung, RungLevel(r.Video, rung))...)
 		// SPS and PPS before every IDR: runs of one variant may come from
 		// different encoders (a GPU, its software fallback, another
 		// --encoder-preset before a restart) while players keep the first
 		// init.mp4, whose parameter sets would not decode the others.
 		codec = append(codec, "-bsf:v", "dump_extra=freq=keyframe")
 		if len(cuts) > 0 {
-			codec = append(codec, "-force_key_frames", joinTimes(cuts))
+			codec = append(codec, "-force_key_frames", JoinSeconds(cuts))
 		}
-	case copiedAudio(r.audio, r.qual): // audio copy: as video copy
-		codec = []string{"-map", fmt.Sprintf("0:a:%d", r.track), "-c:a", "copy"}
-		if r.first == 0 {
+	case CopiedAudio(r.Audio, r.Quality): // audio copy: as video copy
+		codec = []string{"-map", fmt.Sprintf("0:a:%d", r.Track), "-c:a", "copy"}
+		if r.First == 0 {
 			// Drop a priming packet MP4 places before 0: a negative tfdt
 			// would wrap around. Not with an input -ss 0, which (with the
 			// muxer's delay_moov) also loses the first frame after 0, so that
 			// segment 0 no longer starts where the plan says.
 			codec = append(codec, "-bsf:a", "noise=drop=lt(pts*tb\\,0)")
 		} else {
-			args = append(args, "-ss", ts(start-0.1))
+			args = append(args, "-ss", Seconds(start-0.1))
 			codec = append(codec, "-copypriorss", "1")
-			cuts = r.bounds[:len(r.bounds)-1]
+			cuts = r.Bounds[:len(r.Bounds)-1]
 		}
 	default: // audio AAC, in the source's layout or a stereo downmix (ffmpeg's -ac 2 matrix)
-		sr := aacSampleRate(r.audio)
+		sr := AACSampleRate(r.Audio)
 		// Every run's AAC frames sit on one grid of 1024 samples from 0:
 		// aresample pads or trims the decoded audio to start on it, the run
 		// starts one frame before its first cut (the encoder warms up on that
@@ -144,44 +148,57 @@ func ffmpegArgs(r runSpec) []string {
 		g := int64(math.Ceil(start*float64(sr)/1024 - 1e-6))
 		firstSample := max(0, g-1) * 1024
 		if g > 0 {
-			args = append(args, "-ss", ts(float64(firstSample)/float64(sr)))
+			args = append(args, "-ss", Seconds(float64(firstSample)/float64(sr)))
 		}
-		codec = []string{"-map", fmt.Sprintf("0:a:%d", r.track),
+		codec = []string{"-map", fmt.Sprintf("0:a:%d", r.Track),
 			"-af", fmt.Sprintf("aresample=%d:first_pts=%d", sr, firstSample),
-			"-c:a", "aac", "-ac", strconv.Itoa(aacChannels(r.audio, r.qual)), "-ar", strconv.Itoa(sr),
-			"-b:a", strconv.Itoa(aacBitrate(r.audio, r.qual)),
-			"-bsf:a", fmt.Sprintf("noise=drop=lt(pts*tb\\,%s)", ts((float64(g*1024)-512)/float64(sr)))}
+			"-c:a", "aac", "-ac", strconv.Itoa(AACChannels(r.Audio, r.Quality)), "-ar", strconv.Itoa(sr),
+			"-b:a", strconv.Itoa(AACBitrate(r.Audio, r.Quality)),
+			"-bsf:a", fmt.Sprintf("noise=drop=lt(pts*tb\\,%s)", Seconds((float64(g*1024)-512)/float64(sr)))}
 	}
 
-	if tsDiscont(r.container) {
+	if TSDiscont(r.Container) {
 		args = append(args, "-itsoffset", "0.000001")
 	}
-	args = append(args, "-copyts", "-start_at_zero", "-i", r.input)
+	args = append(args, "-copyts", "-start_at_zero", "-i", r.Input)
 	args = append(args, codec...)
-	format := fmp4Options
-	if r.kind == "audio" && r.qual == QualityOriginal && audioCodec(r.audio) != "" {
+	format := FMP4Options
+	if r.Kind == "audio" && r.Quality == QualityOriginal && AudioCodec(r.Audio) != "" {
 		// The dac3/dec3 box of the init describes the stream as its first
 		// frame does: the muxer must see one before it writes the moov.
 		format = strings.Replace(format, "+empty_moov", "+empty_moov+delay_moov", 1)
 	}
-	if r.kind == "video" && r.qual != QualityOriginal {
+	if r.Kind == "video" && r.Quality != QualityOriginal {
 		// Fragments written and flushed as they are made: a live segment
 		// sends each on (see liveSegment).
-		format += fmt.Sprintf(":frag_duration=%d:flush_packets=1", fragmentDuration.Microseconds())
+		format += fmt.Sprintf(":frag_duration=%d:flush_packets=1", FragmentDuration.Microseconds())
 	}
 	args = append(args, "-map_metadata", "-1", "-map_chapters", "-1",
 		"-avoid_negative_ts", "disabled", "-max_muxing_queue_size", "4096",
 		"-f", "segment", "-segment_format", "mp4", "-segment_format_options", format,
-		"-segment_start_number", strconv.Itoa(r.first),
+		"-segment_start_number", strconv.Itoa(r.First),
 		"-segment_list", "pipe:1", "-segment_list_type", "flat")
 	if len(cuts) > 0 {
-		args = append(args, "-segment_times", joinTimes(cuts))
+		args = append(args, "-segment_times", JoinSeconds(cuts))
 		if delta > 0 {
-			args = append(args, "-segment_time_delta", ts(delta))
+			args = append(args, "-segment_time_delta", Seconds(delta))
 		}
 	} else {
 		// Without a list the muxer would cut every 2 s by default.
 		args = append(args, "-segment_time", "1000000000")
 	}
-	return append(args, r.outDir+"/s-%d.mp4")
+	return append(args, r.OutDir+"/s-%d.mp4")
 }
+
+// FragmentDuration is how much media each moof/mdat pair of a re-encoded
+// segment holds. ffmpeg flushes every fragment to disk as it completes, and
+// a live segment sends it on, so a player that reads progressively has
+// its first frames about this long after the encoder gets there.
+const FragmentDuration = 500 * time.Millisecond
+
+// ProgressArgs make ffmpeg report its frame count on stdout twice a second,
+// beside the segment list.
+var ProgressArgs = []string{"-progress", "pipe:1", "-stats_period", strconv.FormatFloat(StatsPeriod.Seconds(), 'f', -1, 64)}
+
+// StatsPeriod is how often a run reports its progress.
+const StatsPeriod = 500 * time.Millisecond
