@@ -26,7 +26,7 @@ type head struct {
 	heavy  bool // re-encodes video: counts against the CPU-bound cap
 	reason string
 	dir    string
-	// hw: holds a encode.Hardware session and encodes on the GPU. running: holds
+	// hw: holds a hardware session and encodes on the GPU. running: holds
 	// its encoder slot. Atomics, so the scheduler reads them without v.mu.
 	hw, running atomic.Bool
 
@@ -106,11 +106,11 @@ func (h *head) leave() {
 	}
 }
 
-// class labels the head in metrics: "encode.Hardware" for GPU encodes, else the
+// class labels the head in metrics: "hardware" for GPU encodes, else the
 // variant's cost class. Only the head's own goroutine may call it.
 func (h *head) class() string {
 	if h.hw.Load() {
-		return "encode.Hardware"
+		return "hardware"
 	}
 	return h.v.costClass()
 }
@@ -170,7 +170,7 @@ func (h *head) run() {
 	case errors.As(err, new(*encode.HWError)):
 		// The variant's next runs are in software; the request that waits
 		// on this head starts one at once.
-		t.log.Warn("encode.Hardware encoder failed, falling back to software", append(h.fields(), zap.Error(err))...)
+		t.log.Warn("hardware encoder failed, falling back to software", append(h.fields(), zap.Error(err))...)
 		h.v.setSoftwareOnly()
 		t.sched.hw.Failed(err)
 	default:

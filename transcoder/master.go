@@ -259,14 +259,14 @@ func audioGroups(tracks []probe.AudioStream) []audioGroup {
 		surround = surround || encode.AACChannels(a, encode.QualityAAC) > 2
 		passthrough = passthrough || encode.AudioCodec(a) != ""
 	}
-	type layout struct {
+	type group struct {
 		id      string
 		quality func(a probe.AudioStream) string
 	}
 	aac := func(probe.AudioStream) string { return encode.QualityAAC }
-	layouts := []layout{{"audio", aac}}
+	layouts := []group{{"audio", aac}}
 	if surround {
-		layouts = []layout{{"stereo", func(a probe.AudioStream) string {
+		layouts = []group{{"stereo", func(a probe.AudioStream) string {
 			if contains(encode.AudioQualities(a), encode.QualityStereo) {
 				return encode.QualityStereo
 			}
@@ -274,7 +274,7 @@ func audioGroups(tracks []probe.AudioStream) []audioGroup {
 		}}, {"surround", aac}}
 	}
 	if passthrough {
-		layouts = append(layouts, layout{"original", func(a probe.AudioStream) string {
+		layouts = append(layouts, group{"original", func(a probe.AudioStream) string {
 			if encode.AudioCodec(a) != "" {
 				return encode.QualityOriginal
 			}

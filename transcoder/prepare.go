@@ -25,7 +25,7 @@ import (
 // segment muxer on the file's plan with the very arguments a head uses, so
 // that prepared and on-demand segments mix in one player. The file is cut
 // into chunks on segment boundaries, one process each, as many as there
-// are free encode.Hardware sessions (or PrepareChunks in software). Segments
+// are free hardware sessions (or PrepareChunks in software). Segments
 // already made are skipped, so a prepare interrupted by a restart goes on
 // where it was. Prepared segments are pinned in the cache within
 // PrepareBytes.
@@ -439,7 +439,7 @@ type HeadActivity struct {
 	Speed    float64  `json:"speed"` // media seconds made per second since it started
 	CPU      float64  `json:"cpu"`   // CPU seconds its ffmpeg used so far
 	Waited   bool     `json:"waited"`
-	Hardware bool     `json:"encode.Hardware"`
+	Hardware bool     `json:"hardware"`
 	Paused   bool     `json:"paused"`
 }
 

@@ -19,7 +19,7 @@ import (
 var errNoSlotForPrefetch = errors.New("no free encoder for a prefetch")
 
 // scheduler owns the encoder slots: a cap on CPU-bound re-encodes (heavy),
-// one on stream copies and audio encodes (light), and the encode.Hardware
+// one on stream copies and audio encodes (light), and the hardware
 // sessions. It knows every live head, so that a request that finds no free
 // slot can take one from a head nobody waits for, and the janitor can stop
 // idle ones.
@@ -109,7 +109,7 @@ func (s *scheduler) acquire(ctx context.Context, h *head) (func(), error) {
 }
 
 // canPrefetch leaves the last re-encode slot to requests that wait; a free
-// encode.Hardware session may always prefetch. It takes no lock, so a variant may
+// hardware session may always prefetch. It takes no lock, so a variant may
 // ask under its own.
 func (s *scheduler) canPrefetch(v *variant) bool {
 	if v.costClass() == "encode" {
@@ -128,7 +128,7 @@ func (s *scheduler) preempt(for_ *head) {
 	var most int
 	var oldest time.Time
 	for _, h := range s.live() {
-		// A encode.Hardware head holds a GPU session, not the CPU slot for_ waits for.
+		// A hardware head holds a GPU session, not the CPU slot for_ waits for.
 		if h == for_ || h.heavy != for_.heavy || h.hw.Load() {
 			continue
 		}

@@ -53,9 +53,9 @@ type Config struct {
 	HWAccel string
 	// HWDevice is the render node for VAAPI and QSV, the GPU index for NVIDIA.
 	HWDevice string
-	// HWSessions caps concurrent encode.Hardware encodes; more go to software.
+	// HWSessions caps concurrent hardware encodes; more go to software.
 	HWSessions int
-	// HWStallTimeout fails a encode.Hardware run that wrote no segment by then.
+	// HWStallTimeout fails a hardware run that wrote no segment by then.
 	HWStallTimeout time.Duration
 	// KeyframeScanOnly ignores container indexes and always runs the packet
 	// scan: the escape hatch should an index ever mislead.
@@ -113,7 +113,7 @@ func (nopObserver) Observe(float64)                   {}
 //	sched.mu     the live heads; slots are channels (scheduler.go)
 //	clients.mu   the players' positions (clients.go)
 //	flight.mu    shared work in progress (flight.go)
-//	encode.Hardware.mu  the accelerator's failure record (encode.Hardware.go)
+//	encode.Hardware.mu  the accelerator's failure record (encode/hardware.go)
 //	head.sigMu   a head's process group while it may be signalled (head.go)
 //
 // Reference counts that cross owners (media pins) and flags read under
@@ -225,12 +225,12 @@ func (t *Transcoder) Initialize() error {
 			}
 		}
 		if accel == encode.AccelNone {
-			t.log.Info("hwaccel auto: no encode.Hardware encoder works here, encoding in software", fields...)
+			t.log.Info("hwaccel auto: no hardware encoder works here, encoding in software", fields...)
 		} else {
 			t.log.Info("hwaccel auto: encoding on "+accel, fields...)
 		}
 	default:
-		return fmt.Errorf("encode.Hardware acceleration %q: want none, auto, nvidia, vaapi or qsv", accel)
+		return fmt.Errorf("hardware acceleration %q: want none, auto, nvidia, vaapi or qsv", accel)
 	}
 	var hw *encode.Hardware
 	if accel != encode.AccelNone {

@@ -40,7 +40,7 @@ type variant struct {
 	waiters map[int]chan struct{}
 	initCh  chan struct{} // closed when init.mp4 exists
 	heads   []*head
-	// noHW: a encode.Hardware run of this variant failed, so its later runs use
+	// noHW: a hardware run of this variant failed, so its later runs use
 	// software even while the accelerator stays enabled for others.
 	noHW bool
 	// initKey names the encoder configuration whose init segment is shared

@@ -15,13 +15,13 @@ import (
 	"github.com/hlsd/hlsd/transcoder/probe"
 )
 
-// hwFailureLimit is how many Hardware runs in a row may fail before the
+// hwFailureLimit is how many hardware runs in a row may fail before the
 // accelerator is switched off for the life of the process: a driver that
 // fails three times will not recover by itself, and each failure costs a
 // viewer a delay.
 const hwFailureLimit = 3
 
-// HWError is a Hardware encoder run that failed; its segments are made again
+// HWError is a hardware encoder run that failed; its segments are made again
 // in software.
 type HWError struct {
 	Accel string
@@ -31,8 +31,8 @@ type HWError struct {
 func (e *HWError) Error() string { return e.Accel + " encoder failed: " + e.Err.Error() }
 func (e *HWError) Unwrap() error { return e.Err }
 
-// ErrHWStalled stops a Hardware run that wrote no segment in time.
-var ErrHWStalled = errors.New("Hardware encoder wrote no segment in time")
+// ErrHWStalled stops a hardware run that wrote no segment in time.
+var ErrHWStalled = errors.New("hardware encoder wrote no segment in time")
 
 // Observer is told of the accelerator's failures (the server's metrics).
 type Observer interface {
@@ -112,7 +112,7 @@ func (hw *Hardware) Failed(err error) {
 	hw.mu.Unlock()
 	if disable {
 		hw.obs.HWEnabled(hw.profile.Accel, false)
-		hw.log.Error("Hardware encoding disabled until restart: every encode now runs in software",
+		hw.log.Error("hardware encoding disabled until restart: every encode now runs in software",
 			zap.String("accel", hw.profile.Accel), zap.Int("failures in a row", hwFailureLimit), zap.Error(err))
 	}
 }

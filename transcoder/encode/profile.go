@@ -15,7 +15,7 @@ const (
 	AccelQSV    = "qsv"
 )
 
-// Accels lists the Hardware accelerators in the order --hwaccel auto tries them.
+// Accels lists the hardware accelerators in the order --hwaccel auto tries them.
 var Accels = []string{AccelNVIDIA, AccelVAAPI, AccelQSV}
 
 // DefaultRenderNode is the DRM render node VAAPI and QSV open when
@@ -67,7 +67,7 @@ func (p Profile) GPUDecodes(v probe.VideoStream) bool {
 }
 
 // inputArgs come before -i: the device and, when the GPU decodes, the
-// Hardware decoder with its frames kept on the GPU.
+// hardware decoder with its frames kept on the GPU.
 func (p Profile) InputArgs(v probe.VideoStream) []string {
 	gpu := p.GPUDecodes(v)
 	switch p.Accel {
