@@ -19,12 +19,20 @@ import (
 	"github.com/hlsd/hlsd/transcoder/failure"
 )
 
-// mediaPath decodes the {id} of the route and confines it to the media root.
-// mediaPath is the file an id names, relative to the media root. Whether it
-// exists, and where its symlinks lead, is for the transcoder to find out
-// when it opens the file.
+// mediaPath is the file the route's {id} names, relative to the media
+// root, as the version middleware decoded it. Whether it exists, and where
+// its symlinks lead, is for the transcoder to find out when it opens the
+// file.
 func (s *Server) mediaPath(r *http.Request) (string, error) {
-	rel, err := decodeID(chi.URLParam(r, "id"))
+	if d, ok := r.Context().Value(pathKey{}).(decoded); ok {
+		return d.path, d.err
+	}
+	return decodePath(chi.URLParam(r, "id"))
+}
+
+// decodePath turns a file's id into its path under the media root.
+func decodePath(id string) (string, error) {
+	rel, err := decodeID(id)
 	if err != nil {
 		return "", err
 	}
@@ -138,11 +146,11 @@ func (s *Server) subtitleFile(w http.ResponseWriter, r *http.Request) error {
 		writePlaylist(w, r, b)
 		return nil
 	}
-	file, err := s.tc.Subtitle(r.Context(), path, track)
+	f, err := s.tc.Subtitle(r.Context(), path, track)
 	if err != nil {
 		return err
 	}
-	return serveFile(w, r, file, "text/vtt; charset=utf-8")
+	return serveOpen(w, r, f, "text/vtt; charset=utf-8")
 }
 
 func (s *Server) master(w http.ResponseWriter, r *http.Request) error {

@@ -47,7 +47,7 @@ type Streamer interface {
 	Segment(ctx context.Context, path string, r encode.Rendition, n int, clientID string, progressive bool) (io.ReadCloser, error)
 	KnownDuration(path string, st os.FileInfo) (float64, bool)
 	SubtitlePlaylist(ctx context.Context, path string, s int, query string) ([]byte, error)
-	Subtitle(ctx context.Context, path string, s int) (string, error)
+	Subtitle(ctx context.Context, path string, s int) (*os.File, error)
 	Trickplay(ctx context.Context, path, query string) ([]byte, error)
 	TrickplaySheet(ctx context.Context, path string, n int) (string, error)
 	// IFramePlaylist, IFrameInit and IFrame serve a rung's I-frame rendition.

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/hlsd/hlsd/transcoder/probe"
 )
 
@@ -23,6 +24,14 @@ import (
 
 type versionKey struct{}
 
+// pathKey holds the decoded id of a request, a decoded.
+type pathKey struct{}
+
+type decoded struct {
+	path string
+	err  error
+}
+
 // versioned tells whether the request named the file's current version,
 // so that its answer may be cached as immutable.
 func versioned(r *http.Request) bool {
@@ -30,12 +39,14 @@ func versioned(r *http.Request) bool {
 	return v
 }
 
-// version checks a request's v against the file and puts the current
+// version decodes the file's id, once for the request (mediaPath reads
+// it back), checks the request's v against the file and puts the current
 // version in the query the playlists pass on. Requests for a file that
-// cannot be found go on unchanged: their handler says why.
+// cannot be found go on: their handler says why.
 func (s *Server) version(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rel, err := s.mediaPath(r)
+		rel, err := decodePath(chi.URLParam(r, "id"))
+		r = r.WithContext(context.WithValue(r.Context(), pathKey{}, decoded{rel, err}))
 		if err != nil {
 			next.ServeHTTP(w, r)
 			return

@@ -48,12 +48,19 @@ type segmentCache struct {
 // made, every time, and its request never served.
 const evictGrace = time.Second
 
+// holder is what the cache needs of a segment's owner (a variant): to be
+// told that segment n is evicted, before its file goes. It returns the
+// path to remove, the file moved aside, or "" when it was already gone.
+type holder interface {
+	forget(n int, path string) string
+}
+
 // cacheItem is one segment file on disk.
 type cacheItem struct {
 	path  string
 	size  int64
 	used  time.Time
-	owner *variant // nil for a segment an earlier run left, until a variant claims it
+	owner holder // nil for a segment an earlier run left, until a variant claims it
 	n     int
 }
 
@@ -66,7 +73,7 @@ func newSegmentCache(budget, pinBudget int64, log *zap.Logger, obs Observer) *se
 // the same path is replaced (a segment made again, or claimed by its
 // variant). With pin, it is kept from eviction while the pinned segments
 // fit the pin budget; beyond it, it is an ordinary segment.
-func (c *segmentCache) add(path string, size int64, owner *variant, n int, pin bool) {
+func (c *segmentCache) add(path string, size int64, owner holder, n int, pin bool) {
 	c.mu.Lock()
 	if it, ok := c.pins[path]; ok {
 		c.bytes += size - it.size
@@ -103,7 +110,7 @@ func (c *segmentCache) add(path string, size int64, owner *variant, n int, pin b
 
 // claim gives a segment found on disk its variant, leaving its place in
 // the LRU order as it was.
-func (c *segmentCache) claim(path string, owner *variant, n int) {
+func (c *segmentCache) claim(path string, owner holder, n int) {
 	c.mu.Lock()
 	if it, ok := c.pins[path]; ok {
 		it.owner, it.n = owner, n

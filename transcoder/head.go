@@ -82,7 +82,7 @@ func (h *head) setPID(pid int) {
 	}
 	h.pid = pid
 	h.sigMu.Unlock()
-	h.v.t.sched.reprioritize()
+	h.v.env.sched.reprioritize()
 }
 
 // Reasons a head stops; logged and counted, so the set is fixed.
@@ -146,13 +146,13 @@ func (h *head) idle(d time.Duration) bool {
 
 // run owns the ffmpeg process; it ends when ffmpeg does.
 func (h *head) run() {
-	t := h.v.t
-	defer t.wg.Done()
+	e := h.v.env
+	defer e.wg.Done()
 	defer h.v.m.release()
-	t.sched.register(h)
+	e.sched.register(h)
 	defer func() {
-		t.sched.unregister(h)
-		t.sched.reprioritize() // a waited-for head that ends may free paused ones
+		e.sched.unregister(h)
+		e.sched.reprioritize() // a waited-for head that ends may free paused ones
 	}()
 	err := h.runInner()
 	cause := context.Cause(h.ctx)
@@ -162,19 +162,19 @@ func (h *head) run() {
 		// free slot, shutdown). A publish failure also cancels the context,
 		// but it is a failure.
 		err = nil
-		t.log.Debug("encoder stopped", append(h.fields(), zap.String("why", cause.Error()))...)
+		e.log.Debug("encoder stopped", append(h.fields(), zap.String("why", cause.Error()))...)
 	case err == nil:
-		t.log.Debug("encoder finished", h.fields()...)
+		e.log.Debug("encoder finished", h.fields()...)
 	case errors.As(err, new(*failure.CapacityError)):
-		t.log.Warn("no free encoder", append(h.fields(), zap.Error(err))...)
+		e.log.Warn("no free encoder", append(h.fields(), zap.Error(err))...)
 	case errors.As(err, new(*encode.HWError)):
 		// The variant's next runs are in software; the request that waits
 		// on this head starts one at once.
-		t.log.Warn("hardware encoder failed, falling back to software", append(h.fields(), zap.Error(err))...)
+		e.log.Warn("hardware encoder failed, falling back to software", append(h.fields(), zap.Error(err))...)
 		h.v.setSoftwareOnly()
-		t.sched.hw.Failed(err)
+		e.sched.hw.Failed(err)
 	default:
-		t.log.Error("encoder failed", append(h.fields(), zap.Error(err))...)
+		e.log.Error("encoder failed", append(h.fields(), zap.Error(err))...)
 	}
 	h.v.headEnded(h, err)
 	os.RemoveAll(h.dir)
@@ -188,8 +188,8 @@ func (h *head) fields() []zap.Field {
 }
 
 func (h *head) runInner() error {
-	t := h.v.t
-	release, err := t.sched.acquire(h.ctx, h)
+	e := h.v.env
+	release, err := e.sched.acquire(h.ctx, h)
 	if errors.Is(err, errNoSlotForPrefetch) {
 		h.stop(err) // a deliberate stop: whoever joined the head starts their own
 		return nil
@@ -206,38 +206,30 @@ func (h *head) runInner() error {
 	if err := os.MkdirAll(h.dir, 0o755); err != nil {
 		return fmt.Errorf("%w: cannot create work directory: %v", failure.Encoder, err)
 	}
-	profile := encode.Profile{Accel: encode.AccelNone, Preset: t.cfg.Preset}
+	profile := encode.Profile{Accel: encode.AccelNone, Preset: e.preset}
 	if h.hw.Load() {
-		profile = t.sched.hw.Profile()
+		profile = e.sched.hw.Profile()
 	}
 	return h.encode(profile)
 }
 
 // encode runs ffmpeg with the given video profile until it ends.
 func (h *head) encode(profile encode.Profile) error {
-	t := h.v.t
+	e := h.v.env
 	args := encode.Args(h.v.spec(h.start, h.dir, profile))
-	t.log.Debug("ffmpeg command", append(h.fields(), zap.Strings("args", args))...)
-	cmd, stdout, stderr, err := t.startFFmpeg(h.ctx, h.v.m, args)
+	e.log.Debug("ffmpeg command", append(h.fields(), zap.Strings("args", args))...)
+	run, err := e.run.startRun(h.ctx, h.v.m, args, h.class(), h.reason)
 	if err != nil {
 		return err
 	}
-	h.setPID(cmd.Process.Pid)
-	t.obs.HeadStarted(h.class(), h.reason)
-	defer func() {
-		var cpu time.Duration
-		if ps := cmd.ProcessState; ps != nil {
-			cpu = ps.UserTime() + ps.SystemTime()
-		}
-		t.obs.HeadStopped(h.class(), cpu)
-	}()
-	t.log.Debug("encoder started", append(h.fields(), zap.String("reason", h.reason))...)
+	h.setPID(run.cmd.Process.Pid)
+	e.log.Debug("encoder started", append(h.fields(), zap.String("reason", h.reason))...)
 
 	hw := h.hw.Load()
 	var stall *time.Timer
 	if hw {
 		// A GPU that hangs rather than fails would hold its viewers forever.
-		stall = time.AfterFunc(t.cfg.HWStallTimeout, func() { h.stop(encode.ErrHWStalled) })
+		stall = time.AfterFunc(e.hwStall, func() { h.stop(encode.ErrHWStalled) })
 		defer stall.Stop()
 	}
 
@@ -246,15 +238,15 @@ func (h *head) encode(profile encode.Profile) error {
 	var meter *encode.Meter
 	speedKey := ""
 	if h.heavy {
-		meter = encode.NewMeter(func() bool { return !h.paused.Load() && t.sched.encoders(h) == 0 })
+		meter = encode.NewMeter(func() bool { return !h.paused.Load() && e.sched.encoders(h) == 0 })
 		speedKey = h.v.speedKey(profile)
 		defer func() {
 			if fps, ok := meter.Take(2 * time.Second); ok {
-				t.speeds.Observe(speedKey, fps)
+				e.speeds.Observe(speedKey, fps)
 			}
 		}()
 	}
-	sc := bufio.NewScanner(stdout)
+	sc := bufio.NewScanner(run.stdout)
 	var pubErr error
 	published := false
 	for sc.Scan() {
@@ -273,28 +265,28 @@ func (h *head) encode(profile encode.Profile) error {
 		}
 		if meter != nil {
 			if fps, ok := meter.Take(4 * time.Second); ok {
-				t.speeds.Observe(speedKey, fps)
+				e.speeds.Observe(speedKey, fps)
 			}
 		}
 		if hw && !published {
 			published = true
 			stall.Stop()
-			t.sched.hw.Succeeded()
+			e.sched.hw.Succeeded()
 		}
 	}
 	// Drain so ffmpeg never blocks on a full pipe while it is being killed.
-	go func() { _, _ = bufio.NewReader(stdout).WriteTo(discard{}) }()
+	go func() { _, _ = bufio.NewReader(run.stdout).WriteTo(discard{}) }()
 	h.setPID(0) // before Wait reaps it: after, the pid may be another process's
-	waitErr := cmd.Wait()
+	waitErr := run.wait()
 	if pubErr != nil {
 		return pubErr
 	}
 	err = nil
 	switch {
 	case hw && !published && errors.Is(context.Cause(h.ctx), encode.ErrHWStalled):
-		err = fmt.Errorf("%w: no segment after %s", failure.Encoder, t.cfg.HWStallTimeout)
+		err = fmt.Errorf("%w: no segment after %s", failure.Encoder, e.hwStall)
 	case waitErr != nil && h.ctx.Err() == nil:
-		err = fmt.Errorf("%w: ffmpeg exited with %v: %s", failure.Encoder, waitErr, strings.TrimSpace(stderr.String()))
+		err = fmt.Errorf("%w: ffmpeg exited with %v: %s", failure.Encoder, waitErr, strings.TrimSpace(run.stderr.String()))
 	}
 	if err != nil && hw {
 		// Only the encoder's own failures: a full disk is not the GPU's fault.

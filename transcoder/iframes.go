@@ -18,7 +18,6 @@ import (
 	"github.com/hlsd/hlsd/transcoder/failure"
 	"github.com/hlsd/hlsd/transcoder/fmp4"
 	"github.com/hlsd/hlsd/transcoder/internal/atomicfile"
-	"github.com/hlsd/hlsd/transcoder/internal/flight"
 )
 
 // iframeChunk is how many I-frames one ffmpeg makes: a player scrubbing
@@ -129,25 +128,10 @@ func (f *iframes) initPath() string { return filepath.Join(f.dir, "iframes-init.
 // iframeFile opens path, a file of f's chunk holding entry n, making the
 // chunk when the file is not there (never made, or evicted).
 func (t *Transcoder) iframeFile(ctx context.Context, f *iframes, n int, path string) (*os.File, error) {
-	if file, err := os.Open(path); err == nil {
-		if path != f.initPath() {
-			t.cache.touch(path)
-		}
-		return file, nil
-	}
 	c := n / iframeChunk
-	// Detached: entries are kept, and a player scrubbing comes back for them.
-	_, err := flight.Do(t.flight, ctx, fmt.Sprintf("iframes\x00%s\x00%d", f.dir, c), flight.Detached, func(ctx context.Context) (struct{}, error) {
-		return struct{}{}, t.makeIFrames(ctx, f, c)
-	})
-	if err != nil {
-		return nil, err
-	}
-	file, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("%w: I-frame %d was removed from the cache before it could be sent", failure.Unavailable, n)
-	}
-	return file, nil
+	// Entries are kept: a player scrubbing comes back for them.
+	return t.made(ctx, fmt.Sprintf("iframes\x00%s\x00%d", f.dir, c), path, fmt.Sprintf("I-frame %d", n),
+		path != f.initPath(), func(ctx context.Context) error { return t.makeIFrames(ctx, f, c) })
 }
 
 // makeIFrames encodes the entries of chunk c, each as its own fMP4 segment
@@ -237,7 +221,7 @@ func (t *Transcoder) runIFrames(ctx context.Context, f *iframes, first int, want
 		args = append(args, "-segment_time", "1000000000")
 	}
 	args = append(args, work+"/s-%d.mp4")
-	cmd, stdout, stderr, err := t.startFFmpeg(ctx, f.m, args)
+	cmd, stdout, stderr, err := t.run.startFFmpeg(ctx, f.m, args)
 	if err != nil {
 		return err
 	}

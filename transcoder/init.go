@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/hlsd/hlsd/transcoder/encode"
 	"github.com/hlsd/hlsd/transcoder/failure"
@@ -37,10 +38,10 @@ func (v *variant) configKey() string {
 		return ""
 	}
 	r := encode.Spec{Kind: v.kind, Track: v.track, Quality: v.quality, Bounds: []float64{0, 1},
-		Profile: encode.Profile{Accel: encode.AccelNone, Preset: v.t.cfg.Preset}, Container: v.m.info.Container}
+		Profile: encode.Profile{Accel: encode.AccelNone, Preset: v.env.preset}, Container: v.m.info.Container}
 	var stream string
 	if v.kind == "video" {
-		r.Video = v.m.info.Video[v.track]
+		r.Video = v.video()
 		r.Video.Index, r.Video.Bitrate, r.Video.Level = 0, 0, 0
 		stream = fmt.Sprintf("%+v", r.Video)
 		if r.Video.Format == "" {
@@ -62,35 +63,43 @@ func (v *variant) configKey() string {
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
-func (t *Transcoder) sharedInitPath(key string) string {
-	return t.layout.sharedInit(key)
+// inits keeps one init segment per encoder configuration (configKey), in
+// the cache directory: a player that switches between runs made the same
+// way gets the init it already has.
+type inits struct {
+	layout layout
+	log    *zap.Logger
+	// mismatches counts runs whose init differed from the one kept for
+	// their configuration: zero unless configKey misses something.
+	mismatches atomic.Int64
 }
 
-// sharedInit returns the init kept for key, if any.
-func (t *Transcoder) sharedInit(key string) ([]byte, bool) {
+func (i *inits) path(key string) string { return i.layout.sharedInit(key) }
+
+// get returns the init kept for key, if any.
+func (i *inits) get(key string) ([]byte, bool) {
 	if key == "" {
 		return nil, false
 	}
-	b, err := os.ReadFile(t.sharedInitPath(key))
+	b, err := os.ReadFile(i.path(key))
 	return b, err == nil && len(b) > 0
 }
 
-// keepInit stores init for key, unless one is kept already; a different
-// one already kept is reported, as it would disprove configKey.
-func (t *Transcoder) keepInit(key string, init []byte) {
+// keep stores init for key, unless one is kept already; a different one
+// already kept is reported, as it would disprove configKey.
+func (i *inits) keep(key string, init []byte) {
 	if key == "" {
 		return
 	}
-	if old, ok := t.sharedInit(key); ok {
+	if old, ok := i.get(key); ok {
 		if !bytes.Equal(old, init) {
-			t.initMismatches.Add(1)
-			t.log.Warn("an encoder run wrote another init segment than the one kept for its configuration; players still decode its segments, whose IDRs carry their parameter sets",
+			i.mismatches.Add(1)
+			i.log.Warn("an encoder run wrote another init segment than the one kept for its configuration; players still decode its segments, whose IDRs carry their parameter sets",
 				zap.String("config", key))
 		}
 		return
 	}
-	_ = os.MkdirAll(filepath.Dir(t.sharedInitPath(key)), 0o755)
-	_ = atomicfile.Write(t.sharedInitPath(key), init)
+	_ = atomicfile.Write(i.path(key), init)
 }
 
 // headerOf returns the ftyp and moov at the start of a segment file being

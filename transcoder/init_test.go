@@ -79,7 +79,7 @@ func TestInitWithoutHead(t *testing.T) {
 		// A run of the other file from segment 3 writes the very same init.
 		segmentBytes(t, tc, "remux-"+r.file, r.kind, r.quality, 3, "b")
 	}
-	if n := tc.initMismatches.Load(); n != 0 {
+	if n := tc.inits.mismatches.Load(); n != 0 {
 		t.Errorf("%d runs wrote another init than the one kept for their configuration", n)
 	}
 
@@ -95,7 +95,7 @@ func TestInitWithoutHead(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.release()
-	v := &variant{t: tc, m: &media{info: &probe.Info{Video: []probe.VideoStream{m.info.Video[0]}, Container: m.info.Container}}, kind: "video", quality: "240p"}
+	v := &variant{env: &tc.env, m: &media{info: &probe.Info{Video: []probe.VideoStream{m.info.Video[0]}, Container: m.info.Container}}, kind: "video", quality: "240p"}
 	v.m.info.Video[0].Format = ""
 	if k := v.configKey(); k != "" {
 		t.Errorf("key %q for a stream of unknown format", k)
@@ -135,10 +135,10 @@ func TestInitFromHeadHeader(t *testing.T) {
 		t.Errorf("segment 0 was complete before its init was answered (%v): the init waited for it", took)
 	}
 	seg := segmentBytes(t, tc, "long.mp4", "video", "1080p", 0, "a")
-	if len(seg) == 0 || tc.initMismatches.Load() != 0 {
+	if len(seg) == 0 || tc.inits.mismatches.Load() != 0 {
 		t.Errorf("the published init differs from the header served early")
 	}
-	kept, err := os.ReadFile(tc.sharedInitPath(v.initKey))
+	kept, err := os.ReadFile(tc.inits.path(v.initKey))
 	if err != nil || !bytes.Equal(kept, init) {
 		t.Errorf("the init kept for the configuration differs from the one served (%v)", err)
 	}

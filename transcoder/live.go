@@ -158,7 +158,7 @@ func (l *liveSegment) leave() {
 	l.v.mu.Lock()
 	l.h.leave()
 	l.v.mu.Unlock()
-	l.v.t.sched.reprioritize()
+	l.v.env.sched.reprioritize()
 }
 
 // Close ends the stream; a player that goes away no longer holds the head up.

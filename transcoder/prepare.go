@@ -3,7 +3,6 @@ package transcoder
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"github.com/hlsd/hlsd/transcoder/encode"
 	"github.com/hlsd/hlsd/transcoder/failure"
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 )
 
 // Prepare makes the rungs of a file before anyone watches them: one ffmpeg
@@ -117,13 +117,10 @@ func (t *Transcoder) Prepare(ctx context.Context, path string, qualities []strin
 		groups = append(groups, audio)
 	}
 	chunks = max(1, min(chunks, n))
-	var wg sync.WaitGroup
-	errs := make([]error, chunks)
-	for c := 0; c < chunks; c++ {
+	var g errgroup.Group
+	for c := range chunks {
 		a, b := c*n/chunks, (c+1)*n/chunks
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(func() error {
 			// One process at a time per chunk: each chunk holds one slot
 			// of the jobs' pool.
 			for _, group := range groups {
@@ -136,14 +133,14 @@ func (t *Transcoder) Prepare(ctx context.Context, path string, qualities []strin
 					}
 					return out
 				}
-				if errs[c] = t.prepareChunk(ctx, group, a, b, missingHere, report); errs[c] != nil {
-					return
+				if err := t.prepareChunk(ctx, group, a, b, missingHere, report); err != nil {
+					return err
 				}
 			}
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := g.Wait(); err != nil {
 		return err
 	}
 	return ctx.Err()
@@ -225,47 +222,40 @@ func (t *Transcoder) prepareRun(ctx context.Context, vs []*variant, start, end i
 	// The heads' own arguments: the video rungs share one input (one
 	// decode), each audio rendition has an input of its own (its run
 	// starts on the AAC frame grid, not at the video's seek point).
-	var args []string
+	var ins, outs []string
 	dirs := make([]string, len(vs))
-	inputs := 0
+	n := 0 // inputs so far
 	for i, v := range vs {
 		dirs[i] = filepath.Join(work, strconv.Itoa(i))
 		if err := os.Mkdir(dirs[i], 0o755); err != nil {
 			return start, err
 		}
-		one := encode.Args(v.spec(start, dirs[i], profile))
-		in := slices.Index(one, "-i") + 2
-		switch {
-		case i == 0:
-			args = append(args, one[:in]...)
-			inputs = 1
-		case v.kind == "audio":
-			args = append(args, one[len(encode.GlobalArgs):in]...)
-			one = remapInput(one, inputs)
-			inputs++
+		spec := v.spec(start, dirs[i], profile)
+		spec.NoSegmentList = true // a prepare finds its segments on disk
+		own := i == 0 || v.kind == "audio"
+		if own {
+			spec.InputIndex = n
+			n++
 		}
-		args = append(args, withoutSegmentList(one[in:])...)
+		input, output := encode.Parts(spec)
+		if own {
+			ins = append(ins, input...)
+		}
+		outs = append(outs, output...)
 	}
+	args := slices.Concat(encode.GlobalArgs, ins, outs)
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	cmd, stdout, stderr, err := t.startFFmpeg(ctx, m, args)
-	if err != nil {
-		return start, err
-	}
-	stopped := t.yieldToPlayers(ctx, cmd.Process.Pid)
 	class := "prepare"
 	if vs[0].kind == "audio" {
 		class = "prepare-audio"
 	}
-	t.obs.HeadStarted(class, "prepare")
-	defer func() {
-		var cpu time.Duration
-		if ps := cmd.ProcessState; ps != nil {
-			cpu = ps.UserTime() + ps.SystemTime()
-		}
-		t.obs.HeadStopped(class, cpu)
-	}()
+	run, err := t.run.startRun(ctx, m, args, class, "prepare")
+	if err != nil {
+		return start, err
+	}
+	stopped := t.yieldToPlayers(ctx, run.cmd.Process.Pid)
 	t.log.Debug("prepare run", zap.String("file", m.name), zap.Int("from", start), zap.Int("to", end), zap.Bool("hw", hw))
 
 	// A rung's segment k is complete once ffmpeg opens k+1 (the segment
@@ -316,7 +306,7 @@ func (t *Transcoder) prepareRun(ctx context.Context, vs []*variant, start, end i
 	// found on disk.
 	lines := make(chan struct{})
 	go func() {
-		_, _ = bufio.NewReader(stdout).WriteTo(discard{})
+		_, _ = bufio.NewReader(run.stdout).WriteTo(discard{})
 		close(lines)
 	}()
 	tick := time.NewTicker(200 * time.Millisecond)
@@ -334,7 +324,7 @@ func (t *Transcoder) prepareRun(ctx context.Context, vs []*variant, start, end i
 	if !ended {
 		cancel() // done with it, or it failed: the rest of its output is not wanted
 	}
-	waitErr := cmd.Wait()
+	waitErr := run.wait()
 	if ended && ctx.Err() == nil {
 		cancel()
 	}
@@ -349,7 +339,7 @@ func (t *Transcoder) prepareRun(ctx context.Context, vs []*variant, start, end i
 	case waitErr != nil && !ended:
 		return start, fmt.Errorf("%w: prepare: ffmpeg stopped: %v", failure.Encoder, waitErr)
 	case waitErr != nil:
-		return start, fmt.Errorf("%w: prepare: ffmpeg exited with %v: %s", failure.Encoder, waitErr, strings.TrimSpace(stderr.String()))
+		return start, fmt.Errorf("%w: prepare: ffmpeg exited with %v: %s", failure.Encoder, waitErr, strings.TrimSpace(run.stderr.String()))
 	}
 	// ffmpeg reached the end of the file: its last segments are complete.
 	if err := collect(true); err != nil {
@@ -401,31 +391,6 @@ func (s *scheduler) playerWaiting() bool {
 		}
 	}
 	return false
-}
-
-// remapInput points a run's -map at input n instead of 0.
-func remapInput(args []string, n int) []string {
-	out := slices.Clone(args)
-	for i := 1; i < len(out); i++ {
-		if out[i-1] == "-map" && strings.HasPrefix(out[i], "0:") {
-			out[i] = strconv.Itoa(n) + out[i][1:]
-		}
-	}
-	return out
-}
-
-// withoutSegmentList drops the head's segment list on stdout: several
-// outputs would share it, and a prepare finds its segments on disk.
-func withoutSegmentList(args []string) []string {
-	var out []string
-	for i := 0; i < len(args); i++ {
-		if args[i] == "-segment_list" || args[i] == "-segment_list_type" {
-			i++
-			continue
-		}
-		out = append(out, args[i])
-	}
-	return out
 }
 
 // HeadActivity is a running encoder head, for the Activity view.

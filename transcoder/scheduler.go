@@ -70,7 +70,7 @@ func (s *scheduler) live() []*head {
 // a head nobody is waiting on gives its slot up: a waiting request goes first.
 func (s *scheduler) acquire(ctx context.Context, h *head) (func(), error) {
 	if h.heavy && !h.v.softwareOnly() {
-		if release, ok := s.hw.Acquire(h.v.m.info.Video[h.v.track]); ok {
+		if release, ok := s.hw.Acquire(h.v.video()); ok {
 			h.hw.Store(true)
 			return release, nil
 		}
@@ -113,7 +113,7 @@ func (s *scheduler) acquire(ctx context.Context, h *head) (func(), error) {
 // ask under its own.
 func (s *scheduler) canPrefetch(v *variant) bool {
 	if v.costClass() == "encode" {
-		return len(s.heavy) < cap(s.heavy) || (!v.noHW && s.hw.Free(v.m.info.Video[v.track]))
+		return len(s.heavy) < cap(s.heavy) || (!v.noHW && s.hw.Free(v.video()))
 	}
 	return len(s.light) < cap(s.light)
 }

@@ -154,7 +154,7 @@ func (t *Transcoder) calibrateRung(ctx context.Context, m *media, v probe.VideoS
 		"-map", fmt.Sprintf("0:V:%d", 0), "-vf", p.Filter(v, w, h), "-fps_mode", "passthrough")
 	args = append(args, p.EncoderArgs(r, encode.RungLevel(v, r))...)
 	args = append(args, "-f", "null", "-")
-	cmd, stdout, stderr, err := t.startFFmpeg(ctx, m, args)
+	cmd, stdout, stderr, err := t.run.startFFmpeg(ctx, m, args)
 	if err != nil {
 		return 0, err
 	}

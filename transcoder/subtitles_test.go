@@ -6,28 +6,6 @@ import (
 	"github.com/hlsd/hlsd/transcoder/probe"
 )
 
-func TestParseSidecar(t *testing.T) {
-	for _, c := range []struct {
-		rest string
-		ok   bool
-		want probe.SubtitleStream
-	}{
-		{"en.srt", true, probe.SubtitleStream{Index: -1, Codec: "subrip", Language: "en", Streamable: true}},
-		{"fr.forced.ass", true, probe.SubtitleStream{Index: -1, Codec: "ass", Language: "fr", Forced: true, Streamable: true}},
-		{"vtt", true, probe.SubtitleStream{Index: -1, Codec: "webvtt", Streamable: true}},
-		{"pt-BR.default.SRT", true, probe.SubtitleStream{Index: -1, Codec: "subrip", Language: "pt-BR", Default: true, Streamable: true}},
-		{"eng.sdh.srt", true, probe.SubtitleStream{Index: -1, Codec: "subrip", Language: "eng", Title: "SDH", Streamable: true}},
-		{"en.Director Commentary.srt", true, probe.SubtitleStream{Index: -1, Codec: "subrip", Language: "en", Title: "Director Commentary", Streamable: true}},
-		{"nfo", false, probe.SubtitleStream{}},
-		{"en.sub", false, probe.SubtitleStream{}},
-	} {
-		got, ok := parseSidecar(c.rest)
-		if ok != c.ok || got != c.want {
-			t.Errorf("parseSidecar(%q) = %+v, %v; want %+v, %v", c.rest, got, ok, c.want, c.ok)
-		}
-	}
-}
-
 func TestTrackNames(t *testing.T) {
 	for _, c := range []struct{ title, lang, want string }{
 		{"Director's commentary", "eng", "Director's commentary"},

@@ -139,10 +139,27 @@ type Transcoder struct {
 	speeds     *encode.Speeds
 	thumbSlots chan struct{} // thumbnail children, over every file
 	headSeq    atomic.Int64
-	// initMismatches counts runs whose init differed from the one kept for
-	// their configuration (init.go): zero unless initKey misses something.
-	initMismatches atomic.Int64
-	health         health // draining flag and janitor heartbeat: see health.go
+	inits      *inits
+	run        *runner
+	env        env    // what variants and heads use: built of the above
+	health     health // draining flag and janitor heartbeat: see health.go
+}
+
+// env is what variants and their heads need of the transcoder. They hold
+// it rather than the whole Transcoder, so all a variant can reach is here.
+type env struct {
+	ctx     context.Context // the transcoder's: Close cancels it
+	wg      *sync.WaitGroup // Close waits for the heads it counts
+	log     *zap.Logger
+	obs     Observer
+	sched   *scheduler
+	cache   *segmentCache
+	inits   *inits
+	speeds  *encode.Speeds
+	run     *runner
+	preset  string        // the software profile's
+	hwStall time.Duration // Config.HWStallTimeout
+	headSeq *atomic.Int64 // numbers heads, for their work directories
 }
 
 // New applies defaults; Initialize must be called before use.
@@ -253,6 +270,10 @@ func (t *Transcoder) Initialize() error {
 	for _, d := range leftovers {
 		os.RemoveAll(d)
 	}
+	t.inits = &inits{layout: t.layout, log: t.log}
+	t.run = &runner{lib: t.lib, ffmpeg: t.cfg.FFmpeg, obs: t.obs}
+	t.env = env{ctx: t.ctx, wg: &t.wg, log: t.log, obs: t.obs, sched: t.sched, cache: t.cache, inits: t.inits,
+		speeds: t.speeds, run: t.run, preset: t.cfg.Preset, hwStall: t.cfg.HWStallTimeout, headSeq: &t.headSeq}
 	t.cache.load(t.layout.segments())
 	t.wg.Add(2)
 	go t.janitor()
@@ -415,7 +436,7 @@ func (t *Transcoder) variant(ctx context.Context, path string, r encode.Renditio
 // newVariant builds the variant of dir from what is on disk and registers
 // it, unless a concurrent request registered one first.
 func (t *Transcoder) newVariant(m *media, p *plans, kind string, track int, quality, dir string) *variant {
-	v := &variant{t: t, m: m, kind: kind, track: track, quality: quality, plan: p.forVariant(kind, quality), dir: dir,
+	v := &variant{env: &t.env, m: m, kind: kind, track: track, quality: quality, plan: p.forVariant(kind, quality), dir: dir,
 		firstKeyframe: p.keyframeTimes[0]}
 	v.initKey = v.configKey()
 	found := v.load()

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/hlsd/hlsd/transcoder/child"
 	"github.com/hlsd/hlsd/transcoder/encode"
@@ -272,35 +273,26 @@ func (t *Transcoder) makeTrickplay(ctx context.Context, m *media, tp *trickplay)
 		return img
 	}
 
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	todo := make(chan chunk, len(chunks))
+	// In order, as many at once as there are thumbnail slots: the first
+	// failure stops the others.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(min(cap(t.thumbSlots), len(chunks)))
 	for _, c := range chunks {
-		todo <- c
-	}
-	close(todo)
-	var wg sync.WaitGroup
-	for range min(cap(t.thumbSlots), len(chunks)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for c := range todo {
-				err := t.decodeChunk(ctx, m, tp, c, sheet(c.sheet))
-				if err == nil {
-					if img := finished(c.sheet); img != nil {
-						err = writeJPEG(filepath.Join(tmp, fmt.Sprintf("sheet-%d.jpg", c.sheet)), img)
-					}
-				}
-				if err != nil {
-					cancel(err)
-					return
-				}
+		g.Go(func() error {
+			if err := t.decodeChunk(gctx, m, tp, c, sheet(c.sheet)); err != nil {
+				return err
 			}
-		}()
+			if img := finished(c.sheet); img != nil {
+				return writeJPEG(filepath.Join(tmp, fmt.Sprintf("sheet-%d.jpg", c.sheet)), img)
+			}
+			return nil
+		})
 	}
-	wg.Wait()
-	if ctx.Err() != nil {
-		return context.Cause(ctx)
+	if err := g.Wait(); err != nil {
+		if ctx.Err() != nil {
+			return context.Cause(ctx) // the caller's reason, not the chunk's
+		}
+		return err
 	}
 	b, err := json.Marshal(tp)
 	if err == nil {
@@ -378,7 +370,7 @@ func (t *Transcoder) runChunk(ctx context.Context, m *media, tp *trickplay, c ch
 			// JPEG's YCbCr: BT.601, full range.
 			",scale=out_color_matrix=bt601:out_range=full,format=yuvj420p",
 		"-fps_mode", "passthrough", "-frames:v", strconv.Itoa(len(want)), "-f", "rawvideo", "pipe:1")
-	cmd, stdout, stderr, err := t.startFFmpeg(ctx, m, args)
+	cmd, stdout, stderr, err := t.run.startFFmpeg(ctx, m, args)
 	if err != nil {
 		return err
 	}

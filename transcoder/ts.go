@@ -14,7 +14,6 @@ import (
 	"github.com/hlsd/hlsd/transcoder/failure"
 	"github.com/hlsd/hlsd/transcoder/fmp4"
 	"github.com/hlsd/hlsd/transcoder/internal/atomicfile"
-	"github.com/hlsd/hlsd/transcoder/internal/flight"
 	"github.com/hlsd/hlsd/transcoder/probe"
 )
 
@@ -119,20 +118,9 @@ func (t *Transcoder) TSSegment(ctx context.Context, path string, r encode.Rendit
 			return nil, err
 		}
 	}
-	_, err = flight.Do(t.flight, ctx, "ts\x00"+out, flight.Detached, func(ctx context.Context) (struct{}, error) {
-		if exists(out) {
-			return struct{}{}, nil
-		}
-		return struct{}{}, t.remuxTS(ctx, v.m, video, audio, out)
+	return t.made(ctx, "ts\x00"+out, out, fmt.Sprintf("MPEG-TS segment %d", n), true, func(ctx context.Context) error {
+		return t.remuxTS(ctx, v.m, video, audio, out)
 	})
-	if err != nil {
-		return nil, err
-	}
-	f, err := os.Open(out)
-	if err != nil {
-		return nil, fmt.Errorf("%w: MPEG-TS segment %d was removed from the cache before it could be sent", failure.Unavailable, n)
-	}
-	return f, nil
 }
 
 // fmp4 returns segment n of v whole, with its init before it.

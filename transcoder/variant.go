@@ -19,11 +19,12 @@ import (
 	"github.com/hlsd/hlsd/transcoder/failure"
 	"github.com/hlsd/hlsd/transcoder/fmp4"
 	"github.com/hlsd/hlsd/transcoder/internal/atomicfile"
+	"github.com/hlsd/hlsd/transcoder/probe"
 )
 
 // variant is one (file, track, quality): its segments on disk and the heads producing them.
 type variant struct {
-	t       *Transcoder
+	env     *env
 	m       *media
 	kind    string // "video" or "audio"
 	track   int
@@ -47,6 +48,9 @@ type variant struct {
 	// by every variant made the same way (init.go); "" for none.
 	initKey string
 }
+
+// video is the source stream of a video variant's track.
+func (v *variant) video() probe.VideoStream { return v.m.info.Video[v.track] }
 
 func (v *variant) softwareOnly() bool {
 	v.mu.Lock()
@@ -81,7 +85,7 @@ func (v *variant) costClass() string {
 
 // speedKey is the class of v's runs with profile, for speed estimates.
 func (v *variant) speedKey(p encode.Profile) string {
-	return encode.SpeedKey(v.m.info.Video[v.track], v.quality, p)
+	return encode.SpeedKey(v.video(), v.quality, p)
 }
 
 // lookahead is how many segments a request waits for a running head to reach
@@ -162,7 +166,7 @@ func (v *variant) spec(start int, dir string, profile encode.Profile) encode.Spe
 		Bounds: v.plan.Bounds[start:], Profile: profile, OutDir: dir, Container: v.m.info.Container,
 	}
 	if v.kind == "video" {
-		r.Video = v.m.info.Video[v.track]
+		r.Video = v.video()
 	} else {
 		r.Audio = v.m.info.Audio[v.track]
 	}
@@ -182,9 +186,9 @@ func (v *variant) headFor(n int) *head {
 // startHead registers a head before it has an encoder slot, so concurrent
 // requests for the same segments find and share it. Caller holds v.mu.
 func (v *variant) startHead(n int, reason, clientID string) *head {
-	t := v.t
-	ctx, cancel := context.WithCancelCause(t.ctx)
-	id := int(t.headSeq.Add(1))
+	e := v.env
+	ctx, cancel := context.WithCancelCause(e.ctx)
+	id := int(e.headSeq.Add(1))
 	h := &head{
 		v: v, id: id, start: n, next: n, heavy: v.costClass() == "encode", reason: reason,
 		dir: runDir(v.dir, id), ctx: ctx, cancel: cancel,
@@ -195,7 +199,7 @@ func (v *variant) startHead(n int, reason, clientID string) *head {
 	}
 	v.heads = append(v.heads, h)
 	v.m.pins.Add(1) // a request holds a pin, so the media is not retired meanwhile
-	t.wg.Add(1)
+	e.wg.Add(1)
 	go h.run()
 	return h
 }
@@ -224,7 +228,7 @@ func (v *variant) noteDemand(n int, clientID string) {
 // the request goes on as if it had waited on it.
 func (v *variant) segment(ctx context.Context, n int, clientID string, live bool, ended *head) (io.ReadCloser, error) {
 	began := time.Now()
-	defer func() { v.t.obs.SegmentWaited(time.Since(began)) }()
+	defer func() { v.env.obs.SegmentWaited(time.Since(began)) }()
 	reason := "seek"
 	retried := false
 	if ended != nil {
@@ -236,7 +240,7 @@ func (v *variant) segment(ctx context.Context, n int, clientID string, live bool
 	runs := 0        // heads this request started
 	evicted := false // the segment was made, then evicted before this request could open it
 	for {
-		if v.t.ctx.Err() != nil {
+		if v.env.ctx.Err() != nil {
 			return nil, failure.ShuttingDown
 		}
 		v.mu.Lock()
@@ -246,7 +250,7 @@ func (v *variant) segment(ctx context.Context, n int, clientID string, live bool
 			if err == nil {
 				v.prefetch(n, clientID)
 				v.mu.Unlock()
-				v.t.cache.touch(v.segmentPath(n))
+				v.env.cache.touch(v.segmentPath(n))
 				return f, nil
 			}
 			// Deleted behind our back (an operator cleaning the cache):
@@ -271,7 +275,7 @@ func (v *variant) segment(ctx context.Context, n int, clientID string, live bool
 		if live && v.canLive() {
 			l := v.live(ctx, h, n, clientID)
 			v.mu.Unlock()
-			v.t.sched.reprioritize()
+			v.env.sched.reprioritize()
 			return l, nil
 		}
 		ch, ok := v.waiters[n]
@@ -281,7 +285,7 @@ func (v *variant) segment(ctx context.Context, n int, clientID string, live bool
 		}
 		h.waiting++
 		v.mu.Unlock()
-		v.t.sched.reprioritize()
+		v.env.sched.reprioritize()
 
 		published := false
 		select {
@@ -294,7 +298,7 @@ func (v *variant) segment(ctx context.Context, n int, clientID string, live bool
 		h.leave()
 		ready := v.ready[n]
 		v.mu.Unlock()
-		v.t.sched.reprioritize()
+		v.env.sched.reprioritize()
 		switch {
 		case ready || published:
 			evicted = true // unless it is still there at the top, where it is served
@@ -343,7 +347,7 @@ func (v *variant) prefetch(n int, clientID string) {
 		if v.ready[k] {
 			continue
 		}
-		if v.headFor(k) == nil && v.t.sched.canPrefetch(v) {
+		if v.headFor(k) == nil && v.env.sched.canPrefetch(v) {
 			v.startHead(k, "prefetch", clientID)
 		}
 		return
@@ -354,7 +358,7 @@ func (v *variant) prefetch(n int, clientID string) {
 // encoder configuration, else the header its running head writes first
 // (a head is started if none runs; an init is never made for its own sake).
 func (v *variant) initSegment(ctx context.Context, hint int, clientID string) (*os.File, error) {
-	if b, ok := v.t.sharedInit(v.initKey); ok {
+	if b, ok := v.env.inits.get(v.initKey); ok {
 		if err := v.setInit(b); err != nil {
 			return nil, err
 		}
@@ -382,12 +386,12 @@ func (v *variant) initSegment(ctx context.Context, hint int, clientID string) (*
 		h.waiting++
 		initCh := v.initCh // replaced under v.mu when the file went missing
 		v.mu.Unlock()
-		v.t.sched.reprioritize()
+		v.env.sched.reprioritize()
 		v.awaitInit(ctx, h, initCh)
 		v.mu.Lock()
 		h.leave()
 		v.mu.Unlock()
-		v.t.sched.reprioritize()
+		v.env.sched.reprioritize()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -434,7 +438,7 @@ func (v *variant) awaitInit(ctx context.Context, h *head, initCh chan struct{}) 
 		if b, ok := headerOf(path); ok {
 			if v.setInit(b) == nil {
 				if !h.hw.Load() {
-					v.t.keepInit(v.initKey, b)
+					v.env.inits.keep(v.initKey, b)
 				}
 				return
 			}
@@ -520,7 +524,7 @@ func (v *variant) store(n int, src string, initSeen *bool, hw, pin bool) (int, b
 		// against the one kept.
 		*initSeen = true
 		if !hw {
-			v.t.keepInit(v.initKey, init)
+			v.env.inits.keep(v.initKey, init)
 		}
 	}
 	fmp4.Number(body, n)
@@ -535,7 +539,7 @@ func (v *variant) store(n int, src string, initSeen *bool, hw, pin bool) (int, b
 		delete(v.waiters, n)
 	}
 	v.mu.Unlock()
-	v.t.cache.add(v.segmentPath(n), int64(len(body)), v, n, pin)
+	v.env.cache.add(v.segmentPath(n), int64(len(body)), v, n, pin)
 	return n, true, nil
 }
 

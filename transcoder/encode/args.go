@@ -26,6 +26,12 @@ type Spec struct {
 	OutDir  string  // ffmpeg writes s-<n>.mp4 files here
 	// Container is ffprobe's format name of the source.
 	Container string
+	// InputIndex is the ffmpeg input the run's streams are mapped from: 0,
+	// unless several runs share one command (a prepare).
+	InputIndex int
+	// NoSegmentList leaves out the list of written segments on stdout,
+	// which several outputs of one command cannot share.
+	NoSegmentList bool
 }
 
 // TSDiscont says whether ffmpeg treats the container's timestamps as
@@ -67,17 +73,24 @@ func JoinSeconds(ts_ []float64) string {
 // GlobalArgs open every run's command line.
 var GlobalArgs = []string{"-hide_banner", "-nostdin", "-loglevel", "error", "-y"}
 
-// Args builds the command line of one run.
+// Args builds the command line of one run: GlobalArgs, then Parts.
+func Args(r Spec) []string {
+	input, output := Parts(r)
+	return slices.Concat(GlobalArgs, input, output)
+}
+
+// Parts builds the two halves of a run's command line: its input (the
+// options before -i, and -i) and its output. A command of several runs
+// (a prepare) is GlobalArgs, the inputs it needs and every run's output.
 //
 // Cut times: a stream copy can only cut at source keyframes, which the plan's
 // boundaries are, given exactly as ffprobe printed them. A re-encode forces
 // its keyframes at the boundaries minus a quarter frame, so "first frame at or
 // after the cut" picks the intended frame despite timestamp rounding.
-func Args(r Spec) []string {
+func Parts(r Spec) (input, output []string) {
 	start := r.Bounds[0]
 	cuts := r.Bounds[1 : len(r.Bounds)-1]
-	args := slices.Clone(GlobalArgs)
-	var codec []string
+	var args, codec []string
 	delta := 0.0
 
 	switch {
@@ -89,7 +102,7 @@ func Args(r Spec) []string {
 		// boundary itself (a run starting exactly on its first cut would
 		// only cut at the following keyframe). publish recognises segments
 		// by their timestamps and drops the leading piece.
-		codec = []string{"-map", fmt.Sprintf("0:V:%d", r.Track), "-c:v", "copy"}
+		codec = []string{"-map", fmt.Sprintf("%d:V:%d", r.InputIndex, r.Track), "-c:v", "copy"}
 		if r.First > 0 {
 			args = append(args, "-ss", Seconds(start-quarter))
 			codec = append(codec, "-copypriorss", "1")
@@ -112,7 +125,7 @@ func Args(r Spec) []string {
 			args = append(args, "-ss", Seconds(start-quarter))
 		}
 		args = append(args, r.Profile.InputArgs(r.Video)...)
-		codec = []string{"-map", fmt.Sprintf("0:V:%d", r.Track), "-vf", r.Profile.Filter(r.Video, w, h),
+		codec = []string{"-map", fmt.Sprintf("%d:V:%d", r.InputIndex, r.Track), "-vf", r.Profile.Filter(r.Video, w, h),
 			// Keep source timestamps: the segment muxer would otherwise make
 			// ffmpeg re-time frames onto a 1/fps grid, and the encoder time
 			// base would round them to it.
@@ -127,7 +140,7 @@ func Args(r Spec) []string {
 			codec = append(codec, "-force_key_frames", JoinSeconds(cuts))
 		}
 	case CopiedAudio(r.Audio, r.Quality): // audio copy: as video copy
-		codec = []string{"-map", fmt.Sprintf("0:a:%d", r.Track), "-c:a", "copy"}
+		codec = []string{"-map", fmt.Sprintf("%d:a:%d", r.InputIndex, r.Track), "-c:a", "copy"}
 		if r.First == 0 {
 			// Drop a priming packet MP4 places before 0: a negative tfdt
 			// would wrap around. Not with an input -ss 0, which (with the
@@ -150,7 +163,7 @@ func Args(r Spec) []string {
 		if g > 0 {
 			args = append(args, "-ss", Seconds(float64(firstSample)/float64(sr)))
 		}
-		codec = []string{"-map", fmt.Sprintf("0:a:%d", r.Track),
+		codec = []string{"-map", fmt.Sprintf("%d:a:%d", r.InputIndex, r.Track),
 			"-af", fmt.Sprintf("aresample=%d:first_pts=%d", sr, firstSample),
 			"-c:a", "aac", "-ac", strconv.Itoa(AACChannels(r.Audio, r.Quality)), "-ar", strconv.Itoa(sr),
 			"-b:a", strconv.Itoa(AACBitrate(r.Audio, r.Quality)),
@@ -160,8 +173,8 @@ func Args(r Spec) []string {
 	if TSDiscont(r.Container) {
 		args = append(args, "-itsoffset", "0.000001")
 	}
-	args = append(args, "-copyts", "-start_at_zero", "-i", r.Input)
-	args = append(args, codec...)
+	input = append(args, "-copyts", "-start_at_zero", "-i", r.Input)
+	args = codec
 	format := FMP4Options
 	if r.Kind == "audio" && r.Quality == QualityOriginal && AudioCodec(r.Audio) != "" {
 		// The dac3/dec3 box of the init describes the stream as its first
@@ -176,8 +189,10 @@ func Args(r Spec) []string {
 	args = append(args, "-map_metadata", "-1", "-map_chapters", "-1",
 		"-avoid_negative_ts", "disabled", "-max_muxing_queue_size", "4096",
 		"-f", "segment", "-segment_format", "mp4", "-segment_format_options", format,
-		"-segment_start_number", strconv.Itoa(r.First),
-		"-segment_list", "pipe:1", "-segment_list_type", "flat")
+		"-segment_start_number", strconv.Itoa(r.First))
+	if !r.NoSegmentList {
+		args = append(args, "-segment_list", "pipe:1", "-segment_list_type", "flat")
+	}
 	if len(cuts) > 0 {
 		args = append(args, "-segment_times", JoinSeconds(cuts))
 		if delta > 0 {
@@ -187,7 +202,7 @@ func Args(r Spec) []string {
 		// Without a list the muxer would cut every 2 s by default.
 		args = append(args, "-segment_time", "1000000000")
 	}
-	return append(args, r.OutDir+"/s-%d.mp4")
+	return input, append(args, r.OutDir+"/s-%d.mp4")
 }
 
 // FragmentDuration is how much media each moof/mdat pair of a re-encoded
