@@ -1,6 +1,15 @@
-// Package transcoder turns a media file into HLS variants on demand: it probes
-// files, plans aligned segments, and runs ffmpeg "heads" that produce the
-// segments players ask for, within a cap on concurrent encoders and a disk budget.
+// Package transcoder turns a media file into HLS variants on demand: it
+// opens files through the library, plans aligned segments, and runs ffmpeg
+// "heads" that produce the segments players ask for, within a cap on
+// concurrent encoders and a disk budget. It is the core: the registry of
+// files, media and variants, heads and their scheduler, the segment cache
+// and the layout of the cache directory, live delivery, prepares, I-frames,
+// MPEG-TS, subtitles, thumbnails and health. What a file holds is
+// transcoder/probe's to say, how a rendition is encoded
+// transcoder/encode's, and ffmpeg's MP4 is read by transcoder/fmp4.
+//
+// It imports keyframes, playlist and the packages under transcoder/ but
+// jobs; cmd/hlsd hands the Transcoder to the jobs as their Preparer.
 package transcoder
 
 import (

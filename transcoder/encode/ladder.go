@@ -1,3 +1,11 @@
+// Package encode says how a rendition is made: the ladder of rungs and the
+// audio qualities, the Rendition a URL names (parsed once, at the edge),
+// the encoder profiles (software, NVENC, VAAPI, QSV) and the hardware's
+// sessions and failures, ffmpeg's command line for a run, and how fast
+// this machine encodes each kind of source.
+//
+// It imports playlist (codec strings), transcoder/probe (the streams),
+// transcoder/child, transcoder/failure and transcoder/internal.
 package encode
 
 import (

@@ -1,3 +1,11 @@
+// Package jobs runs background jobs: imports of remote HLS into the media
+// root, and prepares, which make a file's rungs ahead of time. Jobs share
+// one pool of ffmpeg processes and are kept on disk, so a restart resumes
+// them. A prepare reaches the transcoder only through Preparer, declared
+// here.
+//
+// It imports transcoder/library, transcoder/encode (the rungs a prepare
+// may name), transcoder/child, transcoder/failure and transcoder/internal.
 package jobs
 
 import (
