@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -13,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/hlsd/hlsd/transcoder"
+	"github.com/hlsd/hlsd/transcoder/fmp4"
 )
 
 // wantError asserts a response is the JSON error api.md describes, with status.
@@ -32,17 +32,9 @@ func wantError(t *testing.T, what string, status int, body []byte, hdr http.Head
 // boxes that add up to exactly its length, with a moof and an mdat. A
 // truncated or half-written segment fails this.
 func wholeSegment(b []byte) error {
-	var types []string
-	for off := 0; off < len(b); {
-		if len(b)-off < 8 {
-			return fmt.Errorf("%d stray bytes at the end", len(b)-off)
-		}
-		size := int(binary.BigEndian.Uint32(b[off:]))
-		if size < 8 || off+size > len(b) {
-			return fmt.Errorf("box %q at %d claims %d bytes, %d left", b[off+4:off+8], off, size, len(b)-off)
-		}
-		types = append(types, string(b[off+4:off+8]))
-		off += size
+	types, err := fmp4.Types(b)
+	if err != nil {
+		return err
 	}
 	joined := strings.Join(types, " ")
 	if !strings.Contains(joined, "moof") || !strings.Contains(joined, "mdat") {

@@ -74,6 +74,24 @@ func Split(b []byte) (init, body []byte, err error) {
 	return ib.Bytes(), bb.Bytes(), nil
 }
 
+// Types lists the types of b's top-level boxes, or fails when they do not
+// add up to exactly b: a truncated or half-written file.
+func Types(b []byte) ([]string, error) {
+	var types []string
+	for off := 0; off < len(b); {
+		typ, size, _ := box(b[off:])
+		switch {
+		case size == 0:
+			return types, fmt.Errorf("%d stray bytes at the end", len(b)-off)
+		case size < 0 || off+size > len(b):
+			return types, fmt.Errorf("box %q at %d claims %d bytes, %d left", typ, off, size, len(b)-off)
+		}
+		types = append(types, typ)
+		off += size
+	}
+	return types, nil
+}
+
 // Header returns the ftyp and moov at the start of b, the beginning of a
 // segment file being written; false until both are whole.
 func Header(b []byte) ([]byte, bool) {
@@ -163,6 +181,10 @@ type Sample struct {
 	Offset   int64 // composition offset: presentation time minus decode time
 }
 
+// maxSamples bounds the samples one run may declare without a byte each:
+// ffmpeg's longest (a copy of a 25 s GOP at 60 fps) has 1,500.
+const maxSamples = 1 << 16
+
 // Samples decodes the runs of b's fragments (trun, with the defaults of
 // tfhd and trex), their decode times counted from each tfdt, and the
 // timescale of its init. init and body may be the same bytes: a file that
@@ -209,6 +231,17 @@ func Samples(init, body []byte) (timescale uint32, samples []Sample) {
 			if flags&4 != 0 { // first sample flags
 				off += 4
 			}
+			per := 0 // bytes per sample
+			for _, f := range []uint32{0x100, 0x200, 0x400, 0x800} {
+				if flags&f != 0 {
+					per += 4
+				}
+			}
+			// A count the box cannot hold is corrupt: read what is there.
+			if per > 0 {
+				n = min(n, max(0, len(b)-off)/per)
+			}
+			n = min(n, maxSamples)
 			for range n {
 				s := Sample{Decode: next, Duration: tfhdDur}
 				if flags&0x100 != 0 {

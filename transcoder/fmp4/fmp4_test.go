@@ -56,6 +56,12 @@ func TestSegment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if types, err := Types(file); err != nil || types[0] != "ftyp" || types[1] != "moov" {
+		t.Errorf("Types: %v, %v", types, err)
+	}
+	if _, err := Types(file[:len(file)-1]); err == nil {
+		t.Error("Types of a cut file: no error")
+	}
 	if h, ok := Header(file); !ok || !bytes.Equal(h, init) {
 		t.Errorf("Header: %d bytes (%v), Split's init %d", len(h), ok, len(init))
 	}
@@ -125,15 +131,43 @@ func TestSegment(t *testing.T) {
 	}
 }
 
+// broken are files that are not whole fragmented MP4: the seeds of the
+// fuzz test too.
+var broken = map[string][]byte{
+	"empty":     nil,
+	"truncated": {0, 0, 0, 40, 'f', 't', 'y', 'p', 0},
+	"bad size":  {0, 0, 0, 3, 'f', 't', 'y', 'p'},
+	"no moof":   {0, 0, 0, 8, 'f', 't', 'y', 'p', 0, 0, 0, 8, 'm', 'o', 'o', 'v'},
+	"huge":      {0, 0, 0, 1, 'm', 'o', 'o', 'f', 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
+	"trun":      {0, 0, 0, 24, 't', 'r', 'u', 'n', 1, 0, 0x0f, 0x05, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0},
+}
+
 func TestNotFragmented(t *testing.T) {
-	for name, b := range map[string][]byte{
-		"empty":     nil,
-		"truncated": {0, 0, 0, 40, 'f', 't', 'y', 'p', 0},
-		"bad size":  {0, 0, 0, 3, 'f', 't', 'y', 'p'},
-		"no moof":   {0, 0, 0, 8, 'f', 't', 'y', 'p', 0, 0, 0, 8, 'm', 'o', 'o', 'v'},
-	} {
+	for name, b := range broken {
 		if _, _, err := Split(b); err == nil {
 			t.Errorf("%s: Split accepted it", name)
 		}
 	}
+}
+
+// FuzzBoxes: no input makes a reader panic or loop, and what Types accepts
+// adds up to the input.
+func FuzzBoxes(f *testing.F) {
+	for _, b := range broken {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _, _ = Split(b)
+		_, _ = Header(b)
+		_, _ = Samples(b, b)
+		_ = NegativeCTS(b)
+		Number(slices.Clone(b), 3)
+		var fr Framer
+		fr.Write(b[:len(b)/2])
+		fr.Write(b[len(b)/2:])
+		_, _ = fr.End()
+		if types, err := Types(b); err == nil && len(b) > 0 && len(types) == 0 {
+			t.Errorf("%d bytes accepted as no box", len(b))
+		}
+	})
 }
