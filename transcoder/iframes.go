@@ -18,6 +18,7 @@ import (
 	"github.com/hlsd/hlsd/transcoder/failure"
 	"github.com/hlsd/hlsd/transcoder/fmp4"
 	"github.com/hlsd/hlsd/transcoder/internal/atomicfile"
+	"github.com/hlsd/hlsd/transcoder/internal/flight"
 )
 
 // iframeChunk is how many I-frames one ffmpeg makes: a player scrubbing
@@ -131,7 +132,7 @@ func (t *Transcoder) iframeFile(ctx context.Context, f *iframes, n int, path str
 	c := n / iframeChunk
 	// Entries are kept: a player scrubbing comes back for them.
 	return t.made(ctx, fmt.Sprintf("iframes\x00%s\x00%d", f.dir, c), path, fmt.Sprintf("I-frame %d", n),
-		path != f.initPath(), func(ctx context.Context) error { return t.makeIFrames(ctx, f, c) })
+		flight.Detached, path != f.initPath(), func(ctx context.Context) error { return t.makeIFrames(ctx, f, c) })
 }
 
 // makeIFrames encodes the entries of chunk c, each as its own fMP4 segment

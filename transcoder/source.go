@@ -51,19 +51,20 @@ func (t *runner) startFFmpeg(ctx context.Context, m *media, args []string) (*exe
 }
 
 // made opens path, a file of the cache that is made once and then served
-// (an MPEG-TS segment, an I-frame, subtitles): when it is not there, make
-// runs, once for every caller that shares key meanwhile, on the
-// transcoder's context, and path is opened after. touch counts a hit on
-// a file the segment budget holds; what names the file in the error a
+// (an MPEG-TS segment, an I-frame, subtitles, the thumbnails' index): when
+// it is not there, make runs, once for every caller that shares key
+// meanwhile, on the transcoder's context, and path is opened after. mode
+// says whether make goes on when every caller has left. touch counts a hit
+// on a file the segment budget holds; what names the file in the error a
 // request gets when it was evicted before it could be opened.
-func (t *Transcoder) made(ctx context.Context, key, path, what string, touch bool, make func(context.Context) error) (*os.File, error) {
+func (t *Transcoder) made(ctx context.Context, key, path, what string, mode flight.Mode, touch bool, make func(context.Context) error) (*os.File, error) {
 	if f, err := os.Open(path); err == nil {
 		if touch {
 			t.cache.touch(path)
 		}
 		return f, nil
 	}
-	if _, err := flight.Do(t.flight, ctx, key, flight.Detached, func(ctx context.Context) (struct{}, error) {
+	if _, err := flight.Do(t.flight, ctx, key, mode, func(ctx context.Context) (struct{}, error) {
 		if exists(path) { // made by a run that ended just before this one began
 			return struct{}{}, nil
 		}

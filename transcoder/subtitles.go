@@ -16,6 +16,7 @@ import (
 	"github.com/hlsd/hlsd/transcoder/child"
 	"github.com/hlsd/hlsd/transcoder/failure"
 	"github.com/hlsd/hlsd/transcoder/internal/atomicfile"
+	"github.com/hlsd/hlsd/transcoder/internal/flight"
 	"github.com/hlsd/hlsd/transcoder/probe"
 )
 
@@ -101,7 +102,7 @@ func (t *Transcoder) Subtitle(ctx context.Context, file string, s int) (*os.File
 	out := t.layout.subtitle(id)
 	// Shared: others may wait for the same track, and one inside a large
 	// file takes a while (it is read to the end); the result is kept.
-	return t.made(ctx, "subtitle\x00"+out, out, "subtitle track "+strconv.Itoa(s), false, func(ctx context.Context) error {
+	return t.made(ctx, "subtitle\x00"+out, out, "subtitle track "+strconv.Itoa(s), flight.Detached, false, func(ctx context.Context) error {
 		var src *os.File
 		var err error
 		if track.File != "" {

@@ -94,15 +94,10 @@ func (t *Transcoder) trickplay(ctx context.Context, path string) (*trickplay, er
 	}
 	interval := t.cfg.TrickplayInterval.Seconds()
 	dir := t.layout.trickplay(m.key, interval, tileWidth)
-	if exists(dir) {
-		return loadTrickplay(dir)
-	}
 	// Abandonable: the viewer who closed the film will not look at its
-	// seek bar; a later one starts again.
-	return flight.Do(t.flight, ctx, "trickplay\x00"+dir, flight.Abandonable, func(ctx context.Context) (*trickplay, error) {
-		if exists(dir) { // made by a run that ended just before this one began
-			return loadTrickplay(dir)
-		}
+	// seek bar; a later one starts again. The directory is renamed into
+	// place whole, so its index is there once the sheets are.
+	f, err := t.made(ctx, "trickplay\x00"+dir, filepath.Join(dir, "trickplay.json"), "thumbnails", flight.Abandonable, false, func(ctx context.Context) error {
 		tp := newTrickplay(m.info, p.keyframeTimes, interval)
 		tp.dir = dir
 		began := time.Now()
@@ -112,12 +107,16 @@ func (t *Transcoder) trickplay(ctx context.Context, path string) (*trickplay, er
 			t.obs.TrickplayMade(time.Since(began))
 			t.log.Info("thumbnails made", zap.String("file", m.name), zap.Int("tiles", len(tp.Times)),
 				zap.Duration("took", time.Since(began)))
-			return tp, nil
 		case ctx.Err() == nil:
 			t.log.Error("thumbnails failed", zap.String("file", m.name), zap.Error(err))
 		}
-		return nil, err
+		return err
 	})
+	if err != nil {
+		return nil, err
+	}
+	f.Close()
+	return loadTrickplay(dir)
 }
 
 func newTrickplay(info *probe.Info, keyframes []float64, interval float64) *trickplay {

@@ -14,6 +14,7 @@ import (
 	"github.com/hlsd/hlsd/transcoder/failure"
 	"github.com/hlsd/hlsd/transcoder/fmp4"
 	"github.com/hlsd/hlsd/transcoder/internal/atomicfile"
+	"github.com/hlsd/hlsd/transcoder/internal/flight"
 	"github.com/hlsd/hlsd/transcoder/probe"
 )
 
@@ -118,7 +119,7 @@ func (t *Transcoder) TSSegment(ctx context.Context, path string, r encode.Rendit
 			return nil, err
 		}
 	}
-	return t.made(ctx, "ts\x00"+out, out, fmt.Sprintf("MPEG-TS segment %d", n), true, func(ctx context.Context) error {
+	return t.made(ctx, "ts\x00"+out, out, fmt.Sprintf("MPEG-TS segment %d", n), flight.Detached, true, func(ctx context.Context) error {
 		return t.remuxTS(ctx, v.m, video, audio, out)
 	})
 }
