@@ -121,8 +121,8 @@ func (nopObserver) Observe(float64)                   {}
 //	cache.mu     the segment budget and LRU order (cache.go)
 //	sched.mu     the live heads; slots are channels (scheduler.go)
 //	clients.mu   the players' positions (clients.go)
-//	flight.mu    shared work in progress (flight.go)
-//	encode.Hardware.mu  the accelerator's failure record (encode/hardware.go)
+//	flight       shared work in progress (internal/flight)
+//	hardware     the accelerator's failure record (encode/hardware.go)
 //	head.sigMu   a head's process group while it may be signalled (head.go)
 //
 // Reference counts that cross owners (media pins) and flags read under
