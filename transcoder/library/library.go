@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -43,11 +42,14 @@ func (l *Library) Close() error { return l.root.Close() }
 // Dir is the root's path on disk, for messages about its disk.
 func (l *Library) Dir() string { return l.dir }
 
+// local is name as os.Root takes it. An absolute name or one that climbs
+// out is left as it is, for the root to refuse.
 func local(name string) string {
+	name = strings.TrimSuffix(name, "/") // a directory from path.Split
 	if name == "" {
 		return "."
 	}
-	return filepath.FromSlash(path.Clean("./" + name))
+	return filepath.FromSlash(name)
 }
 
 // Open opens the regular file name for reading, with its FileInfo.

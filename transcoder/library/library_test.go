@@ -46,6 +46,7 @@ func TestConfinement(t *testing.T) {
 		"films/none.mp4": failure.NotFound,
 		"films":          failure.NotFound, // a directory
 		"fifo.mp4":       failure.NotMedia, // opened without blocking, refused
+		"/etc/hostname":  failure.Forbidden,
 	} {
 		if _, _, err := lib.Open(name); !errors.Is(err, want) {
 			t.Errorf("Open(%q) = %v, want %v", name, err, want)
@@ -54,7 +55,7 @@ func TestConfinement(t *testing.T) {
 	if st, err := lib.Stat(""); err != nil || !st.IsDir() {
 		t.Errorf("Stat of the root: %v", err)
 	}
-	if entries, err := lib.ReadDir("films"); err != nil || len(entries) != 3 {
+	if entries, err := lib.ReadDir("films/"); err != nil || len(entries) != 3 {
 		t.Errorf("ReadDir(films): %d entries, %v", len(entries), err)
 	}
 	if _, err := lib.ReadDir("films/a.mp4"); !errors.Is(err, failure.NotFound) {
