@@ -31,13 +31,13 @@ type runner struct {
 // startFFmpeg starts ffmpeg on m's file (as child.Input) with its stdout
 // piped back and the end of its stderr kept. ffmpeg inherits its own
 // descriptor, so ours is closed once it has started.
-func (t *runner) startFFmpeg(ctx context.Context, m *media, args []string) (*exec.Cmd, io.ReadCloser, *child.Tail, error) {
-	src, err := t.source(m)
+func (r *runner) startFFmpeg(ctx context.Context, m *media, args []string) (*exec.Cmd, io.ReadCloser, *child.Tail, error) {
+	src, err := r.source(m)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	defer src.Close()
-	cmd := child.Command(ctx, src, t.ffmpeg, args...)
+	cmd := child.Command(ctx, src, r.ffmpeg, args...)
 	stderr := &child.Tail{Max: 4096}
 	cmd.Stderr = stderr
 	stdout, err := cmd.StdoutPipe()
@@ -91,13 +91,13 @@ type ffmpegRun struct {
 }
 
 // startRun starts ffmpeg on m's file for a run of class, started for reason.
-func (t *runner) startRun(ctx context.Context, m *media, args []string, class, reason string) (*ffmpegRun, error) {
-	cmd, stdout, stderr, err := t.startFFmpeg(ctx, m, args)
+func (r *runner) startRun(ctx context.Context, m *media, args []string, class, reason string) (*ffmpegRun, error) {
+	cmd, stdout, stderr, err := r.startFFmpeg(ctx, m, args)
 	if err != nil {
 		return nil, err
 	}
-	t.obs.HeadStarted(class, reason)
-	return &ffmpegRun{cmd: cmd, stdout: stdout, stderr: stderr, class: class, obs: t.obs}, nil
+	r.obs.HeadStarted(class, reason)
+	return &ffmpegRun{cmd: cmd, stdout: stdout, stderr: stderr, class: class, obs: r.obs}, nil
 }
 
 // wait waits for ffmpeg to end and reports the run's end.
@@ -114,8 +114,8 @@ func (r *ffmpegRun) wait() error {
 // source opens the file of m for one child process, and checks it is still
 // the version m was built from: a file replaced while being streamed must
 // not be cut with the old one's plan.
-func (t *runner) source(m *media) (*os.File, error) {
-	f, st, err := t.lib.Open(m.name)
+func (r *runner) source(m *media) (*os.File, error) {
+	f, st, err := r.lib.Open(m.name)
 	if err != nil {
 		return nil, err
 	}
