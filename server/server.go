@@ -1,5 +1,7 @@
-// Package server is hlsd's HTTP face: routes of the API contract, id decoding
-// and media-root confinement, error mapping, logging and metrics.
+// Package server is hlsd's HTTP face: routes of the API contract, ids and
+// file versions (paths refused lexically before the library's root sees
+// them), the one error-to-status table, logging and metrics. It declares
+// what it needs of the transcoder (Streamer) and the jobs (Jobs).
 package server
 
 import (
