@@ -193,7 +193,7 @@ func (t *Transcoder) remuxTS(ctx context.Context, m *media, video, audio []byte,
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
 		}
-		return fmt.Errorf("%w: MPEG-TS remux: %v: %s", failure.Encoder, err, probe.LastLines(stderr.String(), 3))
+		return fmt.Errorf("%w: MPEG-TS remux: %v: %s", failure.Encoder, err, child.LastLines(stderr.String(), 3))
 	}
 	b, err := os.ReadFile(tmp)
 	if err != nil {

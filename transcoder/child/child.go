@@ -99,3 +99,13 @@ func (t *Tail) String() string {
 	defer t.mu.Unlock()
 	return strings.TrimSpace(string(t.buf))
 }
+
+// LastLines is the last n lines of s, a child's stderr, for the message of
+// its failure: ffmpeg says what went wrong last.
+func LastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

@@ -300,7 +300,7 @@ func (j *Runner) importItem(ctx context.Context, job *Job, i int) error {
 		return ctx.Err()
 	}
 	if waitErr != nil {
-		return fmt.Errorf("ffmpeg failed: %s%s", lastLine(stderr.tail.String()), atomicfile.DiskFullHint(j.lib.Dir()))
+		return fmt.Errorf("ffmpeg failed: %s%s", child.LastLines(stderr.tail.String(), 1), atomicfile.DiskFullHint(j.lib.Dir()))
 	}
 	if msg := stderr.first(); msg != "" {
 		return fmt.Errorf("the stream is incomplete: %s", msg)
@@ -390,14 +390,6 @@ func importName(raw string) string {
 		break
 	}
 	return unsafeName.ReplaceAllString(u.Hostname(), "_")
-}
-
-func lastLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		s = s[i+1:]
-	}
-	return s
 }
 
 // segmentErrors is ffmpeg's stderr, kept short, with the first segment

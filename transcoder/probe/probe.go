@@ -309,15 +309,6 @@ func rotation(tags map[string]string, side []map[string]any) int {
 	return (d + 45) / 90 * 90 % 360
 }
 
-// LastLines is the last n lines of s, for messages quoting a child's stderr.
-func LastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
 // TextSubtitles are the codecs ffmpeg converts to WebVTT. Bitmap ones
 // (hdmv_pgs_subtitle, dvd_subtitle, dvb_subtitle) would need burning in.
 var TextSubtitles = map[string]bool{

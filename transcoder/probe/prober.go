@@ -92,7 +92,7 @@ func (p *Prober) Probe(ctx context.Context, id Identity, f *os.File) (*Info, err
 		if ctx.Err() != nil {
 			return nil, context.Cause(ctx)
 		}
-		msg := strings.TrimSpace(LastLines(stderr.String(), 3))
+		msg := strings.TrimSpace(child.LastLines(stderr.String(), 3))
 		if msg == "" {
 			msg = err.Error()
 		}
