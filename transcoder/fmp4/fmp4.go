@@ -54,19 +54,16 @@ func IsMedia(typ string) bool {
 // only.
 func Split(b []byte) (init, body []byte, err error) {
 	var ib, bb bytes.Buffer
-	for off := 0; off < len(b); {
-		typ, size, _ := box(b[off:])
+	err = top(b, func(typ string, box []byte) {
 		switch {
-		case size == 0:
-			return nil, nil, fmt.Errorf("truncated box at offset %d", off)
-		case size < 0 || off+size > len(b):
-			return nil, nil, fmt.Errorf("bad %q box size %d at offset %d", typ, size, off)
 		case typ == "ftyp" || typ == "moov":
-			ib.Write(b[off : off+size])
+			ib.Write(box)
 		case IsMedia(typ):
-			bb.Write(b[off : off+size])
+			bb.Write(box)
 		}
-		off += size
+	})
+	if err != nil {
+		return nil, nil, err
 	}
 	if ib.Len() == 0 || !bytes.Contains(bb.Bytes(), []byte("moof")) {
 		return nil, nil, errors.New("not a fragmented MP4 segment")
@@ -78,18 +75,25 @@ func Split(b []byte) (init, body []byte, err error) {
 // add up to exactly b: a truncated or half-written file.
 func Types(b []byte) ([]string, error) {
 	var types []string
+	err := top(b, func(typ string, _ []byte) { types = append(types, typ) })
+	return types, err
+}
+
+// top visits b's top-level boxes, whole, and fails at the first that is
+// not all there.
+func top(b []byte, visit func(typ string, box []byte)) error {
 	for off := 0; off < len(b); {
 		typ, size, _ := box(b[off:])
 		switch {
 		case size == 0:
-			return types, fmt.Errorf("%d stray bytes at the end", len(b)-off)
+			return fmt.Errorf("%d stray bytes at offset %d", len(b)-off, off)
 		case size < 0 || off+size > len(b):
-			return types, fmt.Errorf("box %q at %d claims %d bytes, %d left", typ, off, size, len(b)-off)
+			return fmt.Errorf("box %q at %d claims %d bytes, %d left", typ, off, size, len(b)-off)
 		}
-		types = append(types, typ)
+		visit(typ, b[off:off+size])
 		off += size
 	}
-	return types, nil
+	return nil
 }
 
 // Header returns the ftyp and moov at the start of b, the beginning of a
