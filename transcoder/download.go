@@ -53,7 +53,9 @@ type download struct {
 	err      error
 	finished bool
 	readers  int
-	changed  chan struct{} // closed and replaced at each change
+	// cancelled: its last reader left; it is ending.
+	cancelled bool
+	changed   chan struct{} // closed and replaced at each change
 }
 
 // DownloadActivity is a download being made, for the Activity view.
@@ -100,6 +102,18 @@ func (t *Transcoder) Download(ctx context.Context, path, quality string, audio i
 	t.downloads.mu.Lock()
 	defer t.downloads.mu.Unlock()
 	d := t.downloads.by[final]
+	for d != nil && d.stopping() {
+		// Its last reader left a moment ago: let it end, then start anew.
+		t.downloads.mu.Unlock()
+		select {
+		case <-d.done:
+		case <-ctx.Done():
+			t.downloads.mu.Lock()
+			return Download{}, ctx.Err()
+		}
+		t.downloads.mu.Lock()
+		d = t.downloads.by[final]
+	}
 	if d == nil {
 		if t.ctx.Err() != nil {
 			return Download{}, failure.ShuttingDown
@@ -316,10 +330,18 @@ func (d *download) leave() {
 	d.mu.Lock()
 	d.readers--
 	last := d.readers == 0 && !d.finished
+	d.cancelled = d.cancelled || last
 	d.mu.Unlock()
 	if last {
 		d.cancel()
 	}
+}
+
+// stopping says whether d was cancelled and is ending: no reader may join.
+func (d *download) stopping() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cancelled
 }
 
 // downloadReader reads a download file as it grows, to its end.

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -122,4 +123,58 @@ func durationOf(t *testing.T, url string) float64 {
 		t.Fatal(err)
 	}
 	return info.Duration
+}
+
+// TestDownloadInPlayers: download.mp4 of an HEVC file with 5.1 AC-3, as
+// the copy and as a rung, plays in mpv from the start to the end and from
+// the middle, and in VLC (on its link) from 6 s before the end, without an
+// error.
+func TestDownloadInPlayers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: no players")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	media := t.TempDir()
+	files, err := e2e.LibraryOf(ctx, media, "hevc.mkv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := e2e.Start(media, t.TempDir(), zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	dir := t.TempDir()
+	for _, q := range []string{"original", "360p"} {
+		t.Run(q, func(t *testing.T) {
+			path := filepath.Join(dir, q+".mp4")
+			link := srv.URL + "/videos/" + files[0].ID + "/download.mp4?quality=" + q
+			b := mustGet(t, link)
+			if err := os.WriteFile(path, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			play := func(want, name string, args ...string) {
+				t.Helper()
+				runCtx, cancel := context.WithTimeout(ctx, time.Minute)
+				defer cancel()
+				out, err := exec.CommandContext(runCtx, name, args...).CombinedOutput()
+				if text := string(out); err != nil || !strings.Contains(text, want) || vlcError(text) != "" {
+					t.Fatalf("%s did not play it to the end (%v; %s):\n%s", name, err, vlcError(text), tailLines(text, 15))
+				}
+			}
+			mpv := []string{"--no-config", "--vo=null", "--ao=null", "--untimed", "--msg-level=all=info"}
+			play("(End of file)", "mpv", append(mpv, path)...)
+			play("(End of file)", "mpv", append(mpv, "--start=50%", path)...)
+			// VLC on the link, complete now: it seeks with ranges.
+			vlc := []string{"cvlc", "-I", "dummy", "--play-and-exit", "--vout=dummy", "--aout=dummy", "--start-time=14", link}
+			name := vlc[0]
+			if os.Geteuid() == 0 {
+				name, vlc = "runuser", append([]string{"-u", "nobody", "--", "env", "HOME=" + os.TempDir()}, vlc...)
+			} else {
+				vlc = vlc[1:]
+			}
+			play("end of playlist", name, vlc...)
+		})
+	}
 }
