@@ -54,6 +54,8 @@ func statusOf(err error) int {
 		return http.StatusForbidden
 	case errors.Is(err, failure.NotMedia):
 		return http.StatusUnsupportedMediaType
+	case errors.Is(err, failure.NotAcceptable):
+		return http.StatusNotAcceptable
 	default:
 		return http.StatusInternalServerError
 	}
@@ -92,5 +94,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	e := json.NewEncoder(w)
+	// Messages say "height 2160 > maxheight 1080"; nosniff and the content
+	// type keep a browser from reading them as HTML, so no need for \u003e.
+	e.SetEscapeHTML(false)
+	_ = e.Encode(v)
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/hlsd/hlsd/transcoder"
 	"github.com/hlsd/hlsd/transcoder/encode"
 	"github.com/hlsd/hlsd/transcoder/failure"
 )
@@ -158,11 +159,11 @@ func (s *Server) master(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ts, err := tsContainer(r)
+	c, err := client(r)
 	if err != nil {
 		return err
 	}
-	b, err := s.tc.Master(r.Context(), path, r.URL.RawQuery, ts)
+	b, err := s.tc.Master(r.Context(), path, r.URL.RawQuery, c)
 	if err != nil {
 		return err
 	}
@@ -171,18 +172,79 @@ func (s *Server) master(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// tsContainer reads the container query parameter: fmp4 (the default) or
-// ts. Playlists pass their query on to every URI they list, so the media
-// playlists of a master asked for with container=ts are asked for with it.
-func tsContainer(r *http.Request) (bool, error) {
-	switch c := r.URL.Query().Get("container"); c {
-	case "", "fmp4":
-		return false, nil
-	case "ts":
-		return true, nil
-	default:
-		return false, errorf(http.StatusBadRequest, "unknown container "+strconv.Quote(c)+": expected fmp4 or ts")
+// decision says what the client the query describes would get, and why.
+func (s *Server) decision(w http.ResponseWriter, r *http.Request) error {
+	path, err := s.mediaPath(r)
+	if err != nil {
+		return err
 	}
+	c, err := client(r)
+	if err != nil {
+		return err
+	}
+	d, err := s.tc.Decide(r.Context(), path, c)
+	if err != nil {
+		return err
+	}
+	// The narrowed master keeps the rest of the query (token, v=), as the
+	// playlists do.
+	master := strings.TrimSuffix(r.URL.Path, "decision") + "master.m3u8"
+	if r.URL.RawQuery != "" {
+		master += "?" + r.URL.RawQuery
+	}
+	writeJSON(w, http.StatusOK, struct {
+		transcoder.Decision
+		Master string `json:"master"`
+	}{d, master})
+	return nil
+}
+
+// client reads what a client says it can play from the query: codecs,
+// maxheight, range and channels (the master's filters), and container: fmp4
+// (the default) or ts. Playlists pass their query on to every URI they
+// list, so the media playlists of a master asked for with container=ts are
+// asked for with it.
+func client(r *http.Request) (transcoder.Client, error) {
+	q := r.URL.Query()
+	var c transcoder.Client
+	switch v := q.Get("container"); v {
+	case "", "fmp4":
+	case "ts":
+		c.TS = true
+	default:
+		return c, errorf(http.StatusBadRequest, "unknown container "+strconv.Quote(v)+": expected fmp4 or ts")
+	}
+	if q.Has("codecs") {
+		c.Codecs = []string{}
+		for _, p := range strings.Split(q.Get("codecs"), ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				c.Codecs = append(c.Codecs, p)
+			}
+		}
+	}
+	for _, n := range []struct {
+		name string
+		to   *int
+	}{{"maxheight", &c.MaxHeight}, {"channels", &c.Channels}} {
+		if v := q.Get(n.name); v != "" {
+			i, err := strconv.Atoi(v)
+			if err != nil || i <= 0 || i > 100_000 {
+				return c, errorf(http.StatusBadRequest, n.name+" "+strconv.Quote(v)+": expected a positive number")
+			}
+			*n.to = i
+		}
+	}
+	switch v := q.Get("range"); v {
+	case "", "hdr", "pq", "hlg", "any":
+	case "sdr":
+		c.SDR = true
+	default:
+		return c, errorf(http.StatusBadRequest, "unknown range "+strconv.Quote(v)+": expected sdr (drops PQ and HLG variants) or hdr")
+	}
+	if err := c.Validate(); err != nil {
+		return c, errorf(http.StatusBadRequest, err.Error())
+	}
+	return c, nil
 }
 
 var (
@@ -226,10 +288,11 @@ func (s *Server) variantFile(w http.ResponseWriter, r *http.Request) error {
 	if clientID == "" {
 		clientID = r.Header.Get("X-Client-Id")
 	}
-	ts, err := tsContainer(r)
+	c, err := client(r)
 	if err != nil {
 		return err
 	}
+	ts := c.TS
 	switch {
 	case iframe:
 		f, err := s.tc.IFrame(r.Context(), path, rend, n)

@@ -39,8 +39,10 @@ type Health interface {
 type Streamer interface {
 	Health
 	Info(ctx context.Context, path string) (*probe.Info, error)
-	// Master with ts lists MPEG-TS variants (master.m3u8?container=ts).
-	Master(ctx context.Context, path, query string, ts bool) ([]byte, error)
+	// Master lists what client c can play (master.m3u8's filters and
+	// container=ts); Decide says what that is and why.
+	Master(ctx context.Context, path, query string, c transcoder.Client) ([]byte, error)
+	Decide(ctx context.Context, path string, c transcoder.Client) (transcoder.Decision, error)
 	MediaPlaylist(ctx context.Context, path string, r encode.Rendition, query string) ([]byte, error)
 	// Init and Segment return the file open, so that the cache may evict it
 	// while it is being sent; the server closes it.
@@ -131,6 +133,7 @@ func (s *Server) Initialize(tc Streamer, jobs Jobs) {
 		r.Use(s.version)
 		r.Get("/info", s.handle(s.info))
 		r.Get("/master.m3u8", s.handle(s.master))
+		r.Get("/decision", s.handle(s.decision))
 		r.Get("/subtitles/{file}", s.handle(s.subtitleFile))
 		r.Get("/trickplay.vtt", s.handle(s.trickplay))
 		r.Get("/trickplay/{file}", s.handle(s.trickplaySheet))

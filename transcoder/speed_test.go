@@ -50,7 +50,7 @@ func TestMasterLeavesOutSlowRungs(t *testing.T) {
 
 	master := func() []string {
 		t.Helper()
-		b, err := tc.Master(ctx, "hevc.mkv", "", false)
+		b, err := tc.Master(ctx, "hevc.mkv", "", Client{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -143,7 +143,7 @@ func TestCalibration(t *testing.T) {
 	defer tc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	b, err := tc.Master(ctx, "h264.mp4", "", false)
+	b, err := tc.Master(ctx, "h264.mp4", "", Client{})
 	if err != nil {
 		t.Fatal(err)
 	}

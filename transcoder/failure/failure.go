@@ -15,7 +15,9 @@ var (
 	Forbidden  = errors.New("outside the media root")
 	BadRequest = errors.New("bad request")
 	NotMedia   = errors.New("not playable media")
-	Encoder    = errors.New("encoder failed")
+	// NotAcceptable: a client's filters leave nothing of the file it can play.
+	NotAcceptable = errors.New("nothing the client can play")
+	Encoder       = errors.New("encoder failed")
 	// ShuttingDown answers requests that arrive while the server stops.
 	ShuttingDown = errors.New("server is shutting down")
 	// Unavailable is a short race lost (a file replaced while it was being
