@@ -139,12 +139,13 @@ func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// activity is the Activity view's data: running encoder heads and jobs.
+// activity is the Activity view's data: running encoder heads, jobs and
+// the downloads being made.
 func (s *Server) activity(w http.ResponseWriter, r *http.Request) error {
 	jobs := []jobs.Job{}
 	if s.jobs != nil {
 		jobs = s.jobs.List()
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"heads": s.tc.Activity(), "jobs": jobs})
+	writeJSON(w, http.StatusOK, map[string]any{"heads": s.tc.Activity(), "jobs": jobs, "downloads": s.tc.Downloads()})
 	return nil
 }

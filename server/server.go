@@ -63,6 +63,10 @@ type Streamer interface {
 	TSSegment(ctx context.Context, path string, r encode.Rendition, n int, clientID string) (*os.File, error)
 	// Activity lists the encoder heads running now.
 	Activity() []transcoder.HeadActivity
+	// Download is a whole file as one MP4: complete, or being made;
+	// Downloads lists those being made.
+	Download(ctx context.Context, path, quality string, audio int) (transcoder.Download, error)
+	Downloads() []transcoder.DownloadActivity
 }
 
 // Config of a Server.
@@ -134,6 +138,7 @@ func (s *Server) Initialize(tc Streamer, jobs Jobs) {
 		r.Get("/info", s.handle(s.info))
 		r.Get("/master.m3u8", s.handle(s.master))
 		r.Get("/decision", s.handle(s.decision))
+		r.Get("/download.mp4", s.handle(s.download))
 		r.Get("/subtitles/{file}", s.handle(s.subtitleFile))
 		r.Get("/trickplay.vtt", s.handle(s.trickplay))
 		r.Get("/trickplay/{file}", s.handle(s.trickplaySheet))

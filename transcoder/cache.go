@@ -230,6 +230,9 @@ func (c *segmentCache) load(root string) {
 					continue
 				}
 				n, ok := segmentNumber(name)
+				if vd.Name() == downloadDir {
+					n, ok = 0, strings.HasSuffix(name, ".mp4")
+				}
 				fi, err := x.Info()
 				if !ok || err != nil || !fi.Mode().IsRegular() {
 					continue

@@ -41,7 +41,10 @@ type head struct {
 	lastDemand time.Time // last time a reader asked for a segment this head serves
 	demandSeg  int       // furthest segment a reader asked for
 	readers    map[string]time.Time
-	waiting    int
+	waiting    int // requests of players waiting on it
+	// background: requests waiting on it that are no player's (downloads):
+	// it is kept from going idle, but runs as if nobody waited.
+	background int
 	// released: every client that read from it moved elsewhere.
 	released bool
 	// initSeen: its init was kept or checked (publish, the head's goroutine only).
@@ -97,11 +100,24 @@ var (
 
 func (h *head) stop(cause error) { h.cancel(cause) }
 
+// wait counts a request's wait on h. Caller holds v.mu.
+func (h *head) wait(background bool) {
+	if background {
+		h.background++
+	} else {
+		h.waiting++
+	}
+}
+
 // leave ends a request's wait on h; the last one to leave a released head
 // stops it: its players are elsewhere. Caller holds v.mu.
-func (h *head) leave() {
-	h.waiting--
-	if h.waiting == 0 && h.released && len(h.readers) == 0 {
+func (h *head) leave(background bool) {
+	if background {
+		h.background--
+	} else {
+		h.waiting--
+	}
+	if h.waiting == 0 && h.background == 0 && h.released && len(h.readers) == 0 {
 		h.stop(errReleased)
 	}
 }
@@ -141,7 +157,7 @@ func (h *head) spare() (ahead int, last time.Time, ok bool) {
 func (h *head) idle(d time.Duration) bool {
 	h.v.mu.Lock()
 	defer h.v.mu.Unlock()
-	return h.waiting == 0 && time.Since(h.lastDemand) > d
+	return h.waiting == 0 && h.background == 0 && time.Since(h.lastDemand) > d
 }
 
 // run owns the ffmpeg process; it ends when ffmpeg does.

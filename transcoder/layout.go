@@ -14,6 +14,7 @@ import (
 //	                                   run-ID/ (a head's work), .tmp-evicted-*
 //	segments/KEY/ts-KIND-TRACK-QUALITY/segment-N.ts
 //	segments/KEY/iframes-TRACK-QUALITY/
+//	segments/KEY/download/QUALITY-aAUDIO.mp4  a download.mp4 (.tmp-* while made)
 //	inits/CONFIG.mp4                   init segments per encoder configuration
 //	probe-v2/KEY.json                  ffprobe's results (probe.Dir)
 //	keyframes/KEY.json                 (written by the keyframes store)
@@ -40,6 +41,14 @@ func (l layout) variant(key, kind string, track int, quality string) string {
 func (l layout) tsSegment(variantDir string, n int) string {
 	return filepath.Join(filepath.Dir(variantDir), "ts-"+filepath.Base(variantDir), fmt.Sprintf("segment-%d.ts", n))
 }
+
+// download is a whole file at one quality with one audio track; its
+// directory holds nothing else, and .tmp-NAME while it is being made.
+func (l layout) download(key, quality string, audio int) string {
+	return filepath.Join(l.segments(), key, downloadDir, fmt.Sprintf("%s-a%d.mp4", quality, audio))
+}
+
+const downloadDir = "download"
 
 func (l layout) iframes(key string, track int, quality string) string {
 	return filepath.Join(l.segments(), key, fmt.Sprintf("iframes-%d-%s", track, quality))

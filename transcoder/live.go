@@ -156,7 +156,7 @@ func (l *liveSegment) leave() {
 	}
 	l.left = true
 	l.v.mu.Lock()
-	l.h.leave()
+	l.h.leave(false)
 	l.v.mu.Unlock()
 	l.v.env.sched.reprioritize()
 }

@@ -124,6 +124,8 @@ func (nopObserver) Observe(float64)                   {}
 //	flight       shared work in progress (internal/flight)
 //	hardware     the accelerator's failure record (encode/hardware.go)
 //	head.sigMu   a head's process group while it may be signalled (head.go)
+//	downloads.mu the download files being made (download.go)
+//	download.mu  one download's progress and readers (download.go)
 //
 // Reference counts that cross owners (media pins) and flags read under
 // another owner's lock (a head's hw and running) are atomics.
@@ -141,6 +143,7 @@ type Transcoder struct {
 	wg     sync.WaitGroup // heads, shared work, the janitor and prioritize
 
 	files      *files
+	downloads  downloads
 	cache      *segmentCache
 	sched      *scheduler
 	clients    *clients
@@ -268,6 +271,7 @@ func (t *Transcoder) Initialize() error {
 		Runner: child.Runner(t.cfg.FFprobe), Log: t.log, ScanSeconds: t.obs, ScanOnly: t.cfg.KeyframeScanOnly})
 	t.probe = probe.NewProber(t.cfg.FFprobe, filepath.Join(t.layout.root(), probe.Dir))
 	t.files = newFiles(t.cfg.MaxFiles)
+	t.downloads.by = map[string]*download{}
 	t.cache = newSegmentCache(t.cfg.CacheBytes, t.cfg.PrepareBytes, t.log, t.obs)
 	t.sched = newScheduler(t.cfg.MaxEncoders, t.cfg.MaxCopies, hw, t.cfg.CapacityWait, t.log)
 	t.clients = newClients()

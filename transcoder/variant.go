@@ -231,6 +231,7 @@ func (v *variant) segment(ctx context.Context, n int, clientID string, live bool
 	defer func() { v.env.obs.SegmentWaited(time.Since(began)) }()
 	reason := "seek"
 	retried := false
+	bg := isBackground(ctx)
 	if ended != nil {
 		var err error
 		if reason, retried, err = afterEnd(ended, n, false); err != nil {
@@ -238,6 +239,7 @@ func (v *variant) segment(ctx context.Context, n int, clientID string, live bool
 		}
 	}
 	runs := 0        // heads this request started
+	restarts := 0    // of which hlsd stopped, not counted in runs
 	evicted := false // the segment was made, then evicted before this request could open it
 	for {
 		if v.env.ctx.Err() != nil {
@@ -283,7 +285,7 @@ func (v *variant) segment(ctx context.Context, n int, clientID string, live bool
 			ch = make(chan struct{})
 			v.waiters[n] = ch
 		}
-		h.waiting++
+		h.wait(bg)
 		v.mu.Unlock()
 		v.env.sched.reprioritize()
 
@@ -295,7 +297,7 @@ func (v *variant) segment(ctx context.Context, n int, clientID string, live bool
 		case <-ctx.Done():
 		}
 		v.mu.Lock()
-		h.leave()
+		h.leave(bg)
 		ready := v.ready[n]
 		v.mu.Unlock()
 		v.env.sched.reprioritize()
@@ -312,10 +314,21 @@ func (v *variant) segment(ctx context.Context, n int, clientID string, live bool
 			if reason, retried, err = afterEnd(h, n, retried); err != nil {
 				return nil, err
 			}
+			if reason == "restart" && restarts < maxRestarts {
+				// hlsd stopped the run on purpose (preempted, released by
+				// another reader, reached a segment since evicted): not
+				// the encoder's failure, so it does not count as one of
+				// the request's runs. The cap keeps a livelock finite.
+				restarts++
+				runs = max(runs-1, 0)
+			}
 		default:
 		}
 	}
 }
+
+// maxRestarts bounds the runs hlsd itself stops under one request.
+const maxRestarts = 12
 
 // afterEnd says what a request does when the head it waited on ended
 // without segment n: the reason for its next run, or the error to answer.
@@ -383,13 +396,14 @@ func (v *variant) initSegment(ctx context.Context, hint int, clientID string) (*
 		if h == nil {
 			h = v.startHead(min(max(hint, 0), len(v.ready)-1), reason, clientID)
 		}
-		h.waiting++
+		bg := isBackground(ctx)
+		h.wait(bg)
 		initCh := v.initCh // replaced under v.mu when the file went missing
 		v.mu.Unlock()
 		v.env.sched.reprioritize()
 		v.awaitInit(ctx, h, initCh)
 		v.mu.Lock()
-		h.leave()
+		h.leave(bg)
 		v.mu.Unlock()
 		v.env.sched.reprioritize()
 		if ctx.Err() != nil {
@@ -602,7 +616,7 @@ func (v *variant) release(clientID string, keep int) {
 			// A request may still wait on it: the one the player is about
 			// to abandon. It stops when that request leaves.
 			h.released = true
-			if h.waiting == 0 {
+			if h.waiting == 0 && h.background == 0 {
 				h.stop(errReleased)
 			}
 		}

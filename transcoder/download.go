@@ -1,0 +1,396 @@
+package transcoder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hlsd/hlsd/transcoder/encode"
+	"github.com/hlsd/hlsd/transcoder/failure"
+	"github.com/hlsd/hlsd/transcoder/fmp4"
+	"go.uber.org/zap"
+)
+
+// Download is one answer to download.mp4: the finished file, or a reader
+// of the file as it is made.
+type Download struct {
+	Name    string        // the file's base name, for Content-Disposition
+	File    *os.File      // complete: serve it with its size and ranges
+	Partial io.ReadCloser // being made: read it to the end
+}
+
+// downloads are the download files being made, one per file version,
+// quality and audio track, so that two requests for the same one share its
+// encoders. mu is a leaf.
+type downloads struct {
+	mu sync.Mutex
+	by map[string]*download
+}
+
+// download makes one download file: the video rendition's init and the
+// audio's, joined, then each segment of both in time order, written to a
+// temporary file that every request for it reads as it grows. Its
+// segments come through the variants as a player's do, so cached ones are
+// reused and missing ones made by heads, which run in the background (see
+// background): a player waiting on something else goes first.
+type download struct {
+	file, quality string
+	audio         int
+	final, tmp    string
+	total         float64
+
+	cancel context.CancelFunc
+	done   chan struct{} // closed when run returns
+
+	mu       sync.Mutex // a leaf
+	size     int64
+	made     float64 // media seconds written
+	err      error
+	finished bool
+	readers  int
+	changed  chan struct{} // closed and replaced at each change
+}
+
+// DownloadActivity is a download being made, for the Activity view.
+type DownloadActivity struct {
+	File    string  `json:"file"`
+	Quality string  `json:"quality"`
+	Audio   int     `json:"audio"`
+	Done    float64 `json:"done"`  // media seconds written
+	Total   float64 `json:"total"` // the file's duration
+	Bytes   int64   `json:"bytes"`
+	Readers int     `json:"readers"`
+}
+
+// Download returns file path as one MP4 with its video at quality and audio
+// track audio (-1: the default track) as AAC stereo: the finished file when
+// there is one, else a reader of the one being made, started if need be.
+func (t *Transcoder) Download(ctx context.Context, path, quality string, audio int) (Download, error) {
+	vr := encode.Rendition{Kind: "video", Track: 0, Quality: quality}
+	v, releaseV, err := t.variant(ctx, path, vr)
+	if err != nil {
+		return Download{}, err
+	}
+	defer releaseV()
+	m := v.m
+	name := filepath.Base(m.name)
+	if len(m.info.Audio) > 0 {
+		if audio < 0 {
+			audio = defaultAudio(m.info.Audio)
+		}
+		if audio >= len(m.info.Audio) {
+			return Download{}, fmt.Errorf("%w: the file has no audio track %d", failure.NotFound, audio)
+		}
+	} else if audio > 0 {
+		return Download{}, fmt.Errorf("%w: the file has no audio track %d", failure.NotFound, audio)
+	}
+	final := t.layout.download(m.key, quality, audio)
+	if f, err := os.Open(final); err == nil {
+		if st, err := f.Stat(); err == nil {
+			t.cache.add(final, st.Size(), nil, 0, true) // after a restart; known: a touch
+			t.cache.touch(final)
+		}
+		return Download{Name: name, File: f}, nil
+	}
+	t.downloads.mu.Lock()
+	defer t.downloads.mu.Unlock()
+	d := t.downloads.by[final]
+	if d == nil {
+		if t.ctx.Err() != nil {
+			return Download{}, failure.ShuttingDown
+		}
+		d = &download{file: m.name, quality: quality, audio: audio, final: final,
+			tmp: filepath.Join(filepath.Dir(final), ".tmp-"+filepath.Base(final)), total: m.info.Duration,
+			done: make(chan struct{}), changed: make(chan struct{})}
+		var dctx context.Context
+		dctx, d.cancel = context.WithCancel(background(t.ctx))
+		t.downloads.by[final] = d
+		m.pins.Add(1) // the media stays while the download runs
+		t.wg.Add(1)
+		go func() {
+			defer t.wg.Done()
+			defer m.release()
+			t.runDownload(dctx, d, path)
+		}()
+	}
+	f, err := os.Open(d.tmp)
+	for i := 0; err != nil && i < 50 && !isClosed(d.done); i++ {
+		// run creates it first thing; wait the moment that takes.
+		t.downloads.mu.Unlock()
+		time.Sleep(20 * time.Millisecond)
+		t.downloads.mu.Lock()
+		f, err = os.Open(d.tmp)
+	}
+	if err != nil {
+		d.mu.Lock()
+		derr := d.err
+		d.mu.Unlock()
+		if derr != nil {
+			return Download{}, derr
+		}
+		if f, err := os.Open(final); err == nil { // finished meanwhile
+			return Download{Name: name, File: f}, nil
+		}
+		return Download{}, fmt.Errorf("%w: the download could not be started", failure.Unavailable)
+	}
+	d.mu.Lock()
+	d.readers++
+	d.mu.Unlock()
+	return Download{Name: name, Partial: &downloadReader{ctx: ctx, d: d, f: f}}, nil
+}
+
+// runDownload makes d and ends by publishing it (renamed to its final
+// name and accounted in the cache within the prepare budget) or removing it.
+func (t *Transcoder) runDownload(ctx context.Context, d *download, path string) {
+	defer close(d.done)
+	err := t.runDownloadInner(ctx, d, path)
+	t.downloads.mu.Lock()
+	delete(t.downloads.by, d.final)
+	t.downloads.mu.Unlock()
+	if err == nil {
+		var st os.FileInfo
+		if st, err = os.Stat(d.final); err == nil {
+			t.cache.add(d.final, st.Size(), nil, 0, true)
+		}
+	}
+	if err != nil {
+		os.Remove(d.tmp)
+		if errors.Is(err, context.Canceled) {
+			err = fmt.Errorf("%w: the download was cancelled", failure.Unavailable)
+		}
+		t.log.Info("download stopped", zap.String("file", d.file), zap.String("quality", d.quality), zap.Error(err))
+	} else {
+		t.log.Info("download made", zap.String("file", d.file), zap.String("quality", d.quality), zap.Int("audio", d.audio))
+	}
+	d.mu.Lock()
+	d.err, d.finished = err, true
+	close(d.changed)
+	d.mu.Unlock()
+}
+
+func (t *Transcoder) runDownloadInner(ctx context.Context, d *download, path string) error {
+	if err := os.MkdirAll(filepath.Dir(d.tmp), 0o755); err != nil {
+		return err
+	}
+	out, err := os.Create(d.tmp)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	clientID := "download:" + d.final
+	tracks := []encode.Rendition{{Kind: "video", Track: 0, Quality: d.quality}}
+	var vs []*variant
+	for _, r := range tracks {
+		v, release, err := t.variant(ctx, path, r)
+		if err != nil {
+			return err
+		}
+		defer release()
+		vs = append(vs, v)
+	}
+	if a := d.audio; a >= 0 && len(vs[0].m.info.Audio) > 0 {
+		q := encode.QualityAAC
+		if contains(encode.AudioQualities(vs[0].m.info.Audio[a]), encode.QualityStereo) {
+			q = encode.QualityStereo
+		}
+		v, release, err := t.variant(ctx, path, encode.Rendition{Kind: "audio", Track: a, Quality: q})
+		if err != nil {
+			return err
+		}
+		defer release()
+		vs = append(vs, v)
+	}
+	defer func() {
+		for _, v := range vs {
+			v.release(clientID, -1) // stops the heads only this download read
+		}
+	}()
+	var j fmp4.Joiner
+	var header []byte
+	inits := make([][]byte, len(vs))
+	for i, v := range vs {
+		if inits[i], err = t.downloadPart(ctx, func() (io.ReadCloser, error) { return v.initSegment(ctx, 0, clientID) }); err != nil {
+			return fmt.Errorf("%s init: %w", v.name(), err)
+		}
+	}
+	// The video's first segment before the header, which depends on it.
+	v0 := vs[0]
+	t.clients.track(clientID, v0, 0)
+	first, err := t.downloadPart(ctx, func() (io.ReadCloser, error) { return v0.segment(ctx, 0, clientID, false, nil) })
+	if err != nil {
+		return fmt.Errorf("%s segment 0: %w", v0.name(), err)
+	}
+	inits = append(inits, nil) // no audio track: a video-only file
+	if header, err = j.Header(inits[0], inits[1], first, d.total); err != nil {
+		return fmt.Errorf("%w: joining the init segments: %v", failure.Encoder, err)
+	}
+	if err := d.write(out, header, 0); err != nil {
+		return err
+	}
+	// Segments in time order, so a player reading the file as it comes
+	// finds audio beside its video; the original's plan may differ from
+	// the audio's.
+	next := make([]int, len(vs))
+	for {
+		pick := -1
+		for i, v := range vs {
+			if next[i] < v.plan.Len() && (pick < 0 || v.plan.Bounds[next[i]] < vs[pick].plan.Bounds[next[pick]]) {
+				pick = i
+			}
+		}
+		if pick < 0 {
+			break
+		}
+		v, n := vs[pick], next[pick]
+		body := first
+		if pick != 0 || n != 0 {
+			t.clients.track(clientID, v, n)
+			if body, err = t.downloadPart(ctx, func() (io.ReadCloser, error) { return v.segment(ctx, n, clientID, false, nil) }); err != nil {
+				return fmt.Errorf("%s segment %d: %w", v.name(), n, err)
+			}
+		}
+		next[pick]++
+		made := d.total
+		for i, v := range vs {
+			if next[i] < v.plan.Len() {
+				made = min(made, v.plan.Bounds[next[i]])
+			}
+		}
+		if err := d.write(out, j.Add(uint32(pick+1), body), made); err != nil {
+			return err
+		}
+	}
+	if err := d.write(out, j.End(), d.total); err != nil {
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		return err
+	}
+	return os.Rename(d.tmp, d.final)
+}
+
+// downloadPart reads one init or segment whole, waiting out a full set of
+// encoders rather than failing the download: it has all the time it needs.
+func (t *Transcoder) downloadPart(ctx context.Context, get func() (io.ReadCloser, error)) ([]byte, error) {
+	for {
+		rc, err := get()
+		var ce *failure.CapacityError
+		if errors.As(err, &ce) {
+			select {
+			case <-time.After(ce.RetryAfter):
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		b, err := io.ReadAll(rc)
+		rc.Close()
+		return b, err
+	}
+}
+
+// write appends b to the file and lets readers see it.
+func (d *download) write(out *os.File, b []byte, made float64) error {
+	if _, err := out.Write(b); err != nil {
+		return fmt.Errorf("writing the download: %w", err)
+	}
+	d.mu.Lock()
+	d.size += int64(len(b))
+	d.made = made
+	close(d.changed)
+	d.changed = make(chan struct{})
+	d.mu.Unlock()
+	return nil
+}
+
+// leave ends one reader; the last one gone stops an unfinished download.
+func (d *download) leave() {
+	d.mu.Lock()
+	d.readers--
+	last := d.readers == 0 && !d.finished
+	d.mu.Unlock()
+	if last {
+		d.cancel()
+	}
+}
+
+// downloadReader reads a download file as it grows, to its end.
+type downloadReader struct {
+	ctx  context.Context
+	d    *download
+	f    *os.File
+	off  int64
+	once sync.Once
+}
+
+func (r *downloadReader) Read(p []byte) (int, error) {
+	for {
+		r.d.mu.Lock()
+		size, err, finished, changed := r.d.size, r.d.err, r.d.finished, r.d.changed
+		r.d.mu.Unlock()
+		if r.off < size {
+			n, err := r.f.ReadAt(p[:min(int64(len(p)), size-r.off)], r.off)
+			r.off += int64(n)
+			if errors.Is(err, io.EOF) && n > 0 {
+				err = nil
+			}
+			return n, err
+		}
+		switch {
+		case err != nil:
+			return 0, err
+		case finished:
+			return 0, io.EOF
+		}
+		select {
+		case <-changed:
+		case <-r.ctx.Done():
+			return 0, r.ctx.Err()
+		}
+	}
+}
+
+func (r *downloadReader) Close() error {
+	r.once.Do(r.d.leave)
+	return r.f.Close()
+}
+
+// Downloads lists the downloads being made.
+func (t *Transcoder) Downloads() []DownloadActivity {
+	t.downloads.mu.Lock()
+	ds := make([]*download, 0, len(t.downloads.by))
+	for _, d := range t.downloads.by {
+		ds = append(ds, d)
+	}
+	t.downloads.mu.Unlock()
+	out := []DownloadActivity{}
+	for _, d := range ds {
+		d.mu.Lock()
+		out = append(out, DownloadActivity{File: d.file, Quality: d.quality, Audio: d.audio,
+			Done: d.made, Total: d.total, Bytes: d.size, Readers: d.readers})
+		d.mu.Unlock()
+	}
+	return out
+}
+
+// backgroundKey marks a context whose waits on a head are not a player's:
+// the head runs niced, is paused while a player waits on a re-encode, and
+// gives its slot up to one (see variant.segment).
+type backgroundKey struct{}
+
+func background(ctx context.Context) context.Context {
+	return context.WithValue(ctx, backgroundKey{}, true)
+}
+
+func isBackground(ctx context.Context) bool {
+	b, _ := ctx.Value(backgroundKey{}).(bool)
+	return b
+}
