@@ -813,8 +813,8 @@ function renderActivity(a) {
     return li;
   }));
 
-  // download.mp4 responses: done and total are media seconds, bytes what
-  // has gone out to the readers so far.
+  // download.mp4 files being made: done and total are media seconds,
+  // bytes the size of the MP4 so far (readers get it as it grows).
   const downloads = a.downloads || [];
   $('downloads-empty').hidden = downloads.length > 0;
   $('downloads').hidden = downloads.length === 0;
