@@ -62,6 +62,9 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request) error {
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
+		if err != nil && r.Context().Err() != nil {
+			return nil // the client left
+		}
 		if err != nil {
 			// The status is sent: only a connection cut short tells the
 			// client (a chunked body ended cleanly would look whole), and

@@ -182,7 +182,7 @@ func (t *Transcoder) runDownloadInner(ctx context.Context, d *download, path str
 		return err
 	}
 	defer out.Close()
-	clientID := "download:" + d.final
+	clientID := "download:" + filepath.Base(filepath.Dir(filepath.Dir(d.final))) + "/" + filepath.Base(d.final)
 	tracks := []encode.Rendition{{Kind: "video", Track: 0, Quality: d.quality}}
 	var vs []*variant
 	for _, r := range tracks {

@@ -183,16 +183,14 @@ func (t *Transcoder) lineup(ctx context.Context, path string, c Client) (*lineup
 		out.decision.Audio = audioDecisions(info.Audio, groups[0], c)
 	}
 	// Every variant once per audio group, with the group's codecs and
-	// bandwidth (one group: no AUDIO name but the default).
+	// bandwidth.
 	var each []playlist.Variant
 	for _, g := range groups {
 		for _, v := range *vs {
 			v.Bandwidth += g.peak
 			v.AverageBandwidth += g.avg
 			v.Codecs = strings.Join(append([]string{v.Codecs}, g.codecs...), ",")
-			if len(groups) > 1 {
-				v.AudioGroup = g.id
-			}
+			v.AudioGroup = g.id
 			each = append(each, v)
 		}
 	}
@@ -487,7 +485,9 @@ func audioDecisions(tracks []probe.AudioStream, g audioGroup, c Client) []TrackD
 				d.Reasons = append(d.Reasons, fmt.Sprintf("AAC profile %s: AAC-LC", a.Profile))
 			}
 			switch {
-			case r.Channels >= a.Channels:
+			case r.Channels > a.Channels:
+				d.Reasons = append(d.Reasons, fmt.Sprintf("%d channel: as stereo, which every player plays", a.Channels))
+			case r.Channels == a.Channels:
 			case c.Channels > 0 && a.Channels > c.Channels:
 				d.Reasons = append(d.Reasons, fmt.Sprintf("%d channels > %d: downmix", a.Channels, c.Channels))
 			default:
