@@ -30,6 +30,57 @@ const clientId = (() => {
 const token = new URLSearchParams(location.search).get('token');
 const withToken = (url) => (token ? `${url}${url.includes('?') ? '&' : '?'}token=${encodeURIComponent(token)}` : url);
 
+// ---- what this browser decodes ---------------------------------------------
+
+// The server narrows the master to the codec prefixes a client names
+// (api.md), so a browser that cannot decode the original gets a rung
+// without ever loading the copy, and one that can plays the copy. Each
+// family is tried in order and the first entry whose codec strings all
+// decode is sent.
+//
+// HEVC and VP9 sources are often 10-bit, which some decoders lack while
+// decoding 8-bit fine. A bare "hvc1" would keep a Main 10 copy such a
+// browser then fails on, so it is sent only when Main 10 decodes too; a
+// Main-only decoder sends "hvc1.1" (profile 1, see playlist.HEVCCodec),
+// and likewise "vp09.00" (profile 0, 8-bit) for VP9. A server matching
+// on the four-character code alone would drop those copies, which only
+// costs a transcode.
+const codecFamilies = [
+  [['avc1', 'video/mp4', ['avc1.640028']]],
+  [['hvc1', 'video/mp4', ['hvc1.1.6.L93.B0', 'hvc1.2.4.L120.90']], ['hvc1.1', 'video/mp4', ['hvc1.1.6.L93.B0']]],
+  [['av01', 'video/mp4', ['av01.0.08M.08']]],
+  [['vp09', 'video/mp4', ['vp09.00.40.08', 'vp09.02.40.10']], ['vp09.00', 'video/mp4', ['vp09.00.40.08']]],
+  [['mp4a', 'audio/mp4', ['mp4a.40.2']]],
+  [['ac-3', 'audio/mp4', ['ac-3']]],
+  [['ec-3', 'audio/mp4', ['ec-3']]],
+  [['opus', 'audio/mp4', ['opus']]],
+];
+
+// playableCodecs is the comma list for codecs=, or '' when this browser
+// cannot say (then the master is left unfiltered rather than risk a 406
+// for a browser that plays more than it admits). Probed once per page:
+// the answers do not change while it is open.
+const playableCodecs = (() => {
+  const MS = window.ManagedMediaSource || window.MediaSource;
+  let decodes;
+  if (MS && typeof MS.isTypeSupported === 'function') {
+    decodes = (type) => MS.isTypeSupported(type);
+  } else {
+    // Native HLS without MSE (older iOS): the element's own answer, and
+    // only a firm one, since "maybe" is given for nearly anything.
+    const v = document.createElement('video');
+    decodes = (type) => v.canPlayType(type) === 'probably';
+  }
+  const hits = [];
+  for (const family of codecFamilies) {
+    const hit = family.find(([, type, codecs]) => codecs.every((c) => decodes(`${type}; codecs="${c}"`)));
+    if (hit) hits.push(hit);
+  }
+  // Without any video codec the list would only earn a 406.
+  if (!hits.some(([, type]) => type.startsWith('video/'))) return '';
+  return hits.map(([prefix]) => prefix).join(',');
+})();
+
 // ---- errors ---------------------------------------------------------------
 
 function showError(msg) {
@@ -221,8 +272,11 @@ function stopPlayer() {
   $('quality-box').hidden = true;
   $('audio-box').hidden = true;
   $('subs-box').hidden = true;
-  thumbsSeq++;
+  infoSeq++;
   thumbs = [];
+  $('download-box').hidden = true;
+  $('download-box').open = false;
+  $('decision').hidden = true;
   $('scrub').hidden = true;
   $('preview').hidden = true;
 }
@@ -330,9 +384,11 @@ function showPlayer(id) {
   // progressive=1 (carried onto every URI of the master): segments being
   // encoded are sent fragment by fragment, which this player reads as they
   // come; other players get each segment whole.
-  const url = withToken(`/videos/${encodeURIComponent(id)}/master.m3u8?clientId=${encodeURIComponent(clientId)}&progressive=1${ts}`);
+  // The prefixes are plain [a-z0-9.-], so the commas stay readable in logs.
+  const codecs = playableCodecs ? `&codecs=${playableCodecs}` : '';
+  const url = withToken(`/videos/${encodeURIComponent(id)}/master.m3u8?clientId=${encodeURIComponent(clientId)}&progressive=1${ts}${codecs}`);
   const video = $('video');
-  loadThumbs(id);
+  loadInfo(id);
 
   if (window.Hls && Hls.isSupported()) {
     // progressive: a segment being encoded arrives fragment by fragment
@@ -456,7 +512,9 @@ $('video').addEventListener('error', () => {
 // The server's trickplay map is WebVTT: each cue names a tile of a sprite
 // sheet (sheet-N.jpg#xywh=x,y,w,h) for a span of the timeline.
 let thumbs = [];
-let thumbsSeq = 0;
+// infoSeq guards against /info (and what follows from it) arriving after
+// the person moved on to another file.
+let infoSeq = 0;
 
 function parseThumbs(text, base) {
   const seconds = (s) => s.trim().split(':').reduce((acc, part) => acc * 60 + parseFloat(part), 0);
@@ -475,21 +533,111 @@ function parseThumbs(text, base) {
 // loadThumbs fetches the map /info advertises. Previews are a nicety:
 // without them (turned off, or still being made when the person leaves)
 // the player works as before.
-async function loadThumbs(id) {
-  const seq = ++thumbsSeq;
+async function loadThumbs(info, seq) {
   try {
-    const info = await getJSON(withToken(`/videos/${encodeURIComponent(id)}/info`));
-    if (!info.trickplay || seq !== thumbsSeq) return;
+    if (!info.trickplay) return;
     const url = new URL(withToken(info.trickplay), location.href);
     const res = await fetch(url);
-    if (!res.ok || seq !== thumbsSeq) return;
+    if (!res.ok || seq !== infoSeq) return;
     const cues = parseThumbs(await res.text(), url);
-    if (seq !== thumbsSeq) return;
+    if (seq !== infoSeq) return;
     thumbs = cues;
     $('scrub').hidden = cues.length === 0;
   } catch (e) {
     // no previews
   }
+}
+
+// loadInfo asks /info once per file for what the page shows beside the
+// video: previews, the download menu and why the server copies or
+// transcodes. All are extras; without them the player works as before.
+async function loadInfo(id) {
+  const seq = ++infoSeq;
+  let info;
+  try {
+    info = await getJSON(withToken(`/videos/${encodeURIComponent(id)}/info`));
+  } catch (e) {
+    return;
+  }
+  if (seq !== infoSeq) return;
+  fillDownload(id, info);
+  loadThumbs(info, seq);
+  loadDecision(id, seq);
+}
+
+// ---- download ---------------------------------------------------------------
+
+// trackLabel names an audio track of /info the way a person knows it.
+function trackLabel(a, i) {
+  const name = [a.title, a.language].filter(Boolean).join(' \u00b7 ') || `Track ${i + 1}`;
+  return a.codec ? `${name} (${a.codec}${Number(a.channels) > 2 ? `, ${Number(a.channels) === 6 ? '5.1' : a.channels + ' ch'}` : ''})` : name;
+}
+
+// fillDownload offers the file's qualities and audio tracks for
+// download.mp4. The menu lists what /info offers rather than the levels
+// hls.js kept: a download is for another device, which may well decode the
+// original this browser cannot.
+function fillDownload(id, info) {
+  const q = info.qualities || [];
+  // api.md describes qualities[] as a list; the server sends
+  // {"video": [...], "audio": [...]}. Either works.
+  const qualities = (Array.isArray(q) ? q : q.video) || [];
+  if (!qualities.length) return;
+  const src = (info.video || [])[0];
+  $('dl-quality').replaceChildren(...qualities.map((name) => el('option', {
+    value: name,
+    textContent: name === 'original' && src ? `Original (${[src.codec, src.height ? `${src.height}p` : ''].filter(Boolean).join(', ')})` : name,
+  })));
+  // The original when the server can copy it: the file nearest the source,
+  // and the quickest to make. Else the largest rung (the list goes up).
+  $('dl-quality').value = qualities.includes('original') ? 'original'
+    : qualities.reduce((best, q) => (parseInt(q, 10) > parseInt(best, 10) ? q : best));
+
+  const audio = info.audio || [];
+  $('dl-audio').replaceChildren(...audio.map((a, i) => el('option', { value: String(i), textContent: trackLabel(a, i) })));
+  const def = audio.findIndex((a) => a.default);
+  $('dl-audio').value = String(def < 0 ? 0 : def);
+  $('dl-audio-box').hidden = audio.length < 2;
+  $('download-box').dataset.id = id;
+  $('download-box').dataset.audio = audio.length ? 'yes' : '';
+  updateDownloadLink();
+  $('download-box').hidden = false;
+}
+
+function updateDownloadLink() {
+  const box = $('download-box');
+  // audio is the track's place among the audio tracks, as in the
+  // /audio/{a}/ URLs, not its stream index in the file.
+  const audio = box.dataset.audio ? `&audio=${encodeURIComponent($('dl-audio').value)}` : '';
+  $('dl-link').href = withToken(`/videos/${encodeURIComponent(box.dataset.id)}/download.mp4?quality=${encodeURIComponent($('dl-quality').value)}${audio}`);
+}
+
+$('dl-quality').addEventListener('change', updateDownloadLink);
+$('dl-audio').addEventListener('change', updateDownloadLink);
+
+// ---- decision ---------------------------------------------------------------
+
+// loadDecision says under the player whether this browser gets the
+// original or a transcode, and why: the question people ask when a file
+// they know is 4K plays at 720p. The MPEG-TS master lists H.264 only,
+// whatever the browser decodes, so there is nothing to explain there.
+async function loadDecision(id, seq) {
+  if (!playableCodecs || $('container').value === 'ts') return;
+  let d;
+  try {
+    d = await getJSON(withToken(`/videos/${encodeURIComponent(id)}/decision?codecs=${playableCodecs}`));
+  } catch (e) {
+    return; // a server without /decision: say nothing
+  }
+  if (seq !== infoSeq || !d || !d.video) return;
+  const why = (t) => ((t.reasons || []).length ? `: ${t.reasons.join('; ')}` : '');
+  const v = d.video;
+  const line = $('decision');
+  line.textContent = v.action === 'copy'
+    ? 'This browser gets the original video (no re-encode).'
+    : `Transcoded for this browser${v.quality ? ` (${v.quality})` : ''}${why(v)}.`;
+  line.title = (d.audio || []).map((a) => `Audio ${a.track + 1}: ${a.action === 'copy' ? 'original' : `transcoded${a.quality ? ` to ${a.quality}` : ''}`}${why(a)}`).join('\n');
+  line.hidden = false;
 }
 
 const clock = (sec) => humanDuration(sec) || '0:00';
@@ -581,8 +729,8 @@ document.addEventListener('keydown', (ev) => {
 }, true);
 
 // ---- activity -------------------------------------------------------------
-// What the server is doing: its encoder heads and background jobs, polled
-// every second while the view is open.
+// What the server is doing: its encoder heads, background jobs and
+// downloads, polled every second while the view is open.
 
 let activityTimer = null;
 
@@ -663,6 +811,25 @@ function renderActivity(a) {
     const li = el('li', { className: 'job' }, head, bar, items);
     if (j.note) li.append(el('div', { className: 'muted', textContent: j.note }));
     return li;
+  }));
+
+  // download.mp4 files being made: done and total are media seconds,
+  // bytes the size of the MP4 so far (readers get it as it grows).
+  const downloads = a.downloads || [];
+  $('downloads-empty').hidden = downloads.length > 0;
+  $('downloads').hidden = downloads.length === 0;
+  $('downloads').tBodies[0].replaceChildren(...downloads.map((d) => {
+    const frac = d.complete ? 1 : d.total > 0 ? Math.min(1, d.done / d.total) : 0;
+    const bar = el('progress', { max: 1, value: frac, className: 'download-progress' });
+    bar.dataset.download = `${d.file}|${d.quality}|${d.audio}`;
+    const readers = d.readers > 0 ? `, ${d.readers} ${d.readers === 1 ? 'reader' : 'readers'}` : '';
+    return el('tr', {},
+      el('td', { textContent: d.file }),
+      el('td', { textContent: d.quality }),
+      el('td', { textContent: d.audio === undefined || d.audio === null ? '\u2013' : `Track ${d.audio + 1}` }),
+      el('td', {}, bar, ' ', el('span', { className: 'muted', textContent: `${seconds(d.done || 0)} of ${seconds(d.total || 0)}` })),
+      el('td', { textContent: humanSize(d.bytes || 0) }),
+      el('td', { className: `job-state ${d.complete ? 'done' : 'running'}`, textContent: (d.complete ? 'complete' : 'running') + readers }));
   }));
 }
 

@@ -84,6 +84,44 @@ type Config struct {
 	// Activity, when set, opens the web player's Activity view and waits
 	// for the progress bar of this job to move.
 	Activity *ActivityCheck `json:"activity,omitempty"`
+	// Codecs, when set, opens the file in the web player, lets it play and
+	// records every request the page made.
+	Codecs *CodecsCheck `json:"codecs,omitempty"`
+	// DownloadMenu, when set, opens the file in the web player and picks a
+	// quality and audio track in its Download menu.
+	DownloadMenu *DownloadMenuCheck `json:"downloadMenu,omitempty"`
+	// Downloads, when set, opens the Activity view and waits for the
+	// progress of a download the caller has started to move.
+	Downloads *DownloadsCheck `json:"downloads,omitempty"`
+}
+
+// CodecsCheck is the web player playing one file as a person would: the
+// codec list it sent and what it then loaded are in the result.
+type CodecsCheck struct {
+	ID      string  `json:"id"`
+	Seconds float64 `json:"seconds"` // of playback to see after startup
+}
+
+// DownloadMenuCheck picks Quality and Audio in the Download menu of file
+// ID, on the server at Base opened with Token (both optional).
+type DownloadMenuCheck struct {
+	Base    string `json:"base,omitempty"`
+	Token   string `json:"token,omitempty"`
+	ID      string `json:"id"`
+	Quality string `json:"quality"`
+	Audio   int    `json:"audio"`
+}
+
+// DownloadsCheck names the download the Activity view must show moving.
+type DownloadsCheck struct {
+	File    string `json:"file"`
+	Quality string `json:"quality"`
+}
+
+// Option is an entry of a menu of the page.
+type Option struct {
+	Value string `json:"value"`
+	Label string `json:"label"`
 }
 
 // ActivityCheck names the job whose progress the Activity view must show.
@@ -177,6 +215,17 @@ type Result struct {
 	// made until the first frame, in milliseconds from the player's start.
 	Requests   []Request `json:"requests"`
 	Screenshot string    `json:"screenshot"`
+	// The web player's scenarios: every URL the page asked for, in order,
+	// and the codec list it sent in codecs=.
+	URLs   []string `json:"urls"`
+	Codecs string   `json:"codecs"`
+	// Text is what the page said: the decision line under the player, or
+	// the Activity view's row of a download.
+	Text string `json:"text"`
+	// The Download menu's choices, and its link after the picks.
+	Qualities    []Option `json:"qualities"`
+	AudioOptions []Option `json:"audioOptions"`
+	Link         string   `json:"link"`
 }
 
 // forbidden are the non-fatal hls.js errors that still mean the stream is
@@ -318,7 +367,8 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
 		return nil, fmt.Errorf("hlsjs.mjs printed no results (%v)\n%s", err, tail(stderr.String(), 40))
 	}
-	if len(out) != len(cfg.Files)+btoi(cfg.Page != nil)+btoi(cfg.Token != nil)+btoi(cfg.Activity != nil) {
+	if len(out) != len(cfg.Files)+btoi(cfg.Page != nil)+btoi(cfg.Token != nil)+btoi(cfg.Activity != nil)+
+		btoi(cfg.Codecs != nil)+btoi(cfg.DownloadMenu != nil)+btoi(cfg.Downloads != nil) {
 		return out, errors.New("hlsjs.mjs returned fewer results than files")
 	}
 	return out, nil

@@ -19,6 +19,10 @@
 // server), with a shorter scenario: start, seeks, play on, rewind. A file
 // may carry "container": "ts" for the server's MPEG-TS variant.
 //
+// With "activity", "codecs", "downloadMenu" or "downloads" (see Config in
+// e2e.go), the web player's own page is checked: the Activity view, what
+// it plays and loads, its Download menu.
+//
 // Judging is left to the caller: each result lists the steps that ran,
 // their times and every player error seen, fatal or not.
 import { readFile, mkdir } from 'node:fs/promises';
@@ -696,6 +700,130 @@ async function activityTest(a) {
   return res;
 }
 
+// playingInPage waits until the web player's video has started.
+function playingInPage(page) {
+  return page.waitForFunction(() => {
+    const v = document.getElementById('video');
+    return !v.paused && v.currentTime > 0.3;
+  }, null, { timeout: STEP_TIMEOUT });
+}
+
+// noBanner fails with the page's error banner when it shows one.
+async function noBanner(page) {
+  if (await page.locator('#banner').isVisible()) throw new Error('error banner: ' + await page.locator('#banner-text').textContent());
+}
+
+// codecsTest opens a file in the web player and lets it play: the caller
+// judges the codec list the page sent, the levels hls.js got and every
+// request the page made (so also what it must never have loaded).
+async function codecsTest(c) {
+  const res = { name: 'web player codecs', steps: [], errors: [], jumps: [], failure: '', urls: [] };
+  const page = await browser.newPage({ viewport: { width: 1024, height: 700 } });
+  page.on('pageerror', (e) => res.errors.push({ fatal: true, details: 'page error: ' + e.message }));
+  page.on('request', (r) => res.urls.push(r.url()));
+  const state = () => page.evaluate(() => {
+    const v = document.getElementById('video');
+    return { t: v.currentTime, frames: v.getVideoPlaybackQuality().totalVideoFrames };
+  });
+  try {
+    const t0 = Date.now();
+    await page.goto(cfg.base + '/#/play/' + c.id);
+    await playingInPage(page);
+    res.steps.push({ step: 'startup', ms: Date.now() - t0 });
+    const from = await state();
+    const want = c.seconds || 3;
+    await page.waitForFunction(([t, by]) => document.getElementById('video').currentTime > t + by,
+      [from.t, want], { timeout: STEP_TIMEOUT + want * 1000 });
+    const to = await state();
+    res.played = to.t - from.t;
+    res.frames = to.frames;
+    res.steps.push({ step: `played ${res.played.toFixed(1)} s, ${to.frames} frames decoded`, ms: Date.now() - t0 });
+    await noBanner(page);
+    const seen = await page.evaluate(() => ({
+      codecs: playableCodecs,
+      levels: (hls ? hls.levels : []).map((l) => ({
+        height: l.height || 0, bitrate: l.bitrate || 0,
+        url: l.uri || [].concat(l.url || [])[0] || '', codecs: (l.attrs && l.attrs.CODECS) || '',
+      })),
+    }));
+    res.codecs = seen.codecs;
+    res.levels = seen.levels;
+    // The decision line has a request of its own; a server without it
+    // leaves the line hidden, which the caller judges.
+    await page.locator('#decision').waitFor({ state: 'visible', timeout: 5000 }).catch(() => {});
+    res.text = (await page.locator('#decision').textContent()) || '';
+    await page.screenshot({ path: path.join(cfg.artifacts, 'web-player-codecs.png') });
+  } catch (e) {
+    res.failure = e.message;
+    await page.screenshot({ path: path.join(cfg.artifacts, 'fail-web-player-codecs.png') }).catch(() => {});
+  }
+  await page.close();
+  return res;
+}
+
+// downloadMenuTest opens the Download menu of a file, reads what it
+// offers, picks a quality and an audio track and returns the link.
+async function downloadMenuTest(d) {
+  const res = { name: 'download menu', steps: [], errors: [], jumps: [], failure: '' };
+  const page = await browser.newPage({ viewport: { width: 1024, height: 700 } });
+  page.on('pageerror', (e) => res.errors.push({ fatal: true, details: 'page error: ' + e.message }));
+  const options = (sel) => page.locator(sel + ' option').evaluateAll((os) => os.map((o) => ({ value: o.value, label: o.textContent })));
+  try {
+    const t0 = Date.now();
+    const query = d.token ? `?token=${encodeURIComponent(d.token)}` : '';
+    await page.goto(`${d.base || cfg.base}/${query}#/play/${d.id}`);
+    await page.locator('#download-box').waitFor({ state: 'visible', timeout: STEP_TIMEOUT });
+    await page.locator('#download-box summary').click();
+    await page.locator('#dl-quality').waitFor({ state: 'visible', timeout: STEP_TIMEOUT });
+    res.qualities = await options('#dl-quality');
+    res.audioOptions = await options('#dl-audio');
+    res.steps.push({ step: `menu: ${res.qualities.map((o) => o.label).join(', ')} / ${res.audioOptions.map((o) => o.label).join(', ')}`, ms: Date.now() - t0 });
+    await page.selectOption('#dl-quality', d.quality);
+    if (res.audioOptions.length > 1) await page.selectOption('#dl-audio', String(d.audio));
+    const link = page.locator('#dl-link');
+    res.link = await link.evaluate((a) => a.href);
+    if (!(await link.evaluate((a) => a.hasAttribute('download')))) throw new Error('the download link has no download attribute');
+    res.steps.push({ step: `picked ${d.quality}, track ${d.audio}: ${res.link}` });
+    await page.screenshot({ path: path.join(cfg.artifacts, 'download-menu.png'), fullPage: true });
+    await noBanner(page);
+  } catch (e) {
+    res.failure = e.message;
+    await page.screenshot({ path: path.join(cfg.artifacts, 'fail-download-menu.png') }).catch(() => {});
+  }
+  await page.close();
+  return res;
+}
+
+// downloadsTest opens the Activity view while a download is sent: its row
+// must show and its progress bar move.
+async function downloadsTest(d) {
+  const res = { name: 'activity downloads', steps: [], errors: [], jumps: [], failure: '' };
+  const page = await browser.newPage({ viewport: { width: 1024, height: 700 } });
+  page.on('pageerror', (e) => res.errors.push({ fatal: true, details: 'page error: ' + e.message }));
+  try {
+    const t0 = Date.now();
+    await page.goto(cfg.base + '/#/activity');
+    const key = `${d.file}|${d.quality}|`;
+    const bar = page.locator(`progress[data-download^="${key}"]`);
+    await bar.waitFor({ timeout: STEP_TIMEOUT });
+    const first = await bar.evaluate((p) => p.value);
+    res.steps.push({ step: `download row shown at ${(first * 100).toFixed(0)} %`, ms: Date.now() - t0 });
+    await page.waitForFunction(([key, v]) => {
+      const p = document.querySelector(`progress[data-download^="${key}"]`);
+      return p && p.value > v + 0.005;
+    }, [key, first], { timeout: STEP_TIMEOUT, polling: 100 });
+    const later = await bar.evaluate((p) => p.value);
+    res.text = await bar.evaluate((p) => p.closest('tr').innerText.replace(/\s+/g, ' ').trim());
+    res.steps.push({ step: `progress moved to ${(later * 100).toFixed(0)} %: ${res.text}`, ms: Date.now() - t0 });
+    await page.screenshot({ path: path.join(cfg.artifacts, 'activity-downloads.png') });
+  } catch (e) {
+    res.failure = e.message;
+    await page.screenshot({ path: path.join(cfg.artifacts, 'fail-activity-downloads.png') }).catch(() => {});
+  }
+  await page.close();
+  return res;
+}
+
 const results = [];
 try {
   await mkdir(cfg.artifacts, { recursive: true });
@@ -705,6 +833,9 @@ try {
   if (cfg.page) results.push(await pageTest(cfg.page));
   if (cfg.token) results.push(await tokenTest(cfg.token));
   if (cfg.activity) results.push(await activityTest(cfg.activity));
+  if (cfg.codecs) results.push(await codecsTest(cfg.codecs));
+  if (cfg.downloadMenu) results.push(await downloadMenuTest(cfg.downloadMenu));
+  if (cfg.downloads) results.push(await downloadsTest(cfg.downloads));
 } finally {
   await browser.close();
 }
