@@ -17,7 +17,7 @@ import (
 // cannot play. With c.TS, the variants have MPEG-TS segments with the
 // default audio muxed in (see TSSegment).
 func (t *Transcoder) Master(ctx context.Context, path, query string, c Client) ([]byte, error) {
-	l, err := t.lineup(ctx, path, c)
+	l, err := t.lineup(ctx, path, c, true)
 	if err != nil {
 		return nil, err
 	}
@@ -35,8 +35,10 @@ type lineup struct {
 // (native ones always, and the web player sets hls.js's start level to
 // it), and its first audio group the one they start with: the original
 // when c decodes it, as it costs no encoding, else the best rung made at
-// startSpeed. Players climb from there as far as minSpeed.
-func (t *Transcoder) lineup(ctx context.Context, path string, c Client) (*lineup, error) {
+// startSpeed. Players climb from there as far as minSpeed. With calibrate,
+// rungs of a kind of source not measured yet are measured in the
+// background (see calibrate); a decision does not, as it runs no encoder.
+func (t *Transcoder) lineup(ctx context.Context, path string, c Client, calibrate bool) (*lineup, error) {
 	m, err := t.open(ctx, path)
 	if err != nil {
 		return nil, err
@@ -118,7 +120,7 @@ func (t *Transcoder) lineup(ctx context.Context, path string, c Client) (*lineup
 			slow = append(slow, variant)
 		}
 	}
-	if !gpu {
+	if calibrate && !gpu {
 		t.calibrate(m, v)
 	}
 	if len(fast) == 0 && len(slow) > 0 {
@@ -518,7 +520,7 @@ type TrackDecision struct {
 // Decide is what client c gets of a file, from the very master it would
 // be given. It runs no encoder.
 func (t *Transcoder) Decide(ctx context.Context, path string, c Client) (Decision, error) {
-	l, err := t.lineup(ctx, path, c)
+	l, err := t.lineup(ctx, path, c, false)
 	if err != nil {
 		return Decision{}, err
 	}

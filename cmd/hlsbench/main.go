@@ -36,11 +36,16 @@ func main() {
 	playersOnly := flag.Bool("players", false, "only play in hls.js (defaults and as the web player runs it), Shaka Player and video.js (defaults), and print their tables")
 	players := flag.String("player", strings.Join(Players, ","), "with -players: the players, comma-separated, from "+strings.Join(Players, ", "))
 	files := flag.String("files", "", "with -players: the clips to play, comma-separated (default: "+strings.Join(playerFiles, ", ")+")")
+	downloadOnly := flag.Bool("download", false, "only time download.mp4 of a 50-minute file (made in -big-dir from the 32-minute clip) at 360p and as the original, against a player fetching the same rung, and print their table")
 	prepareOnly := flag.Bool("prepare", false, "only compare a prepare's CPU with heads', and a player's wait beside it, and print their table")
 	flag.Parse()
 	ctx := context.Background()
 	if *prepareOnly {
 		printRows(prepareRows(ctx))
+		return
+	}
+	if *downloadOnly {
+		printRows(downloadRows(ctx, *bigDir))
 		return
 	}
 	if *heavyOnly {
@@ -103,6 +108,7 @@ func main() {
 
 	rows = append(rows, trickplayRows(ctx, long, short, *bigDir, *runs, *film)...)
 	rows = append(rows, prepareRows(ctx)...)
+	rows = append(rows, downloadRows(ctx, *bigDir)...)
 	if *big {
 		rows = append(rows, bigFileRows(ctx, *bigDir, *runs)...)
 	}

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hlsd/hlsd/transcoder"
+	"github.com/hlsd/hlsd/transcoder/testmedia"
+)
+
+// downloadRows times download.mp4 of a 50-minute 1080p H.264 file at 360p
+// and as the original, each on a fresh server, with the CPU its encoders
+// used, against a player that watches the same rung: every segment of the
+// 360p video and of its audio, in order, as fast as they come.
+func downloadRows(ctx context.Context, dir string) []row {
+	long, err := testmedia.Make(ctx, testmedia.CacheDir(), "long.mp4")
+	check(err)
+	film := filepath.Join(dir, "hlsbench-50min.mp4")
+	defer os.Remove(film)
+	// Two copies of the 32-minute file, cut at 50 minutes: a stream copy,
+	// made in seconds.
+	list := filepath.Join(dir, "hlsbench-50min.txt")
+	check(os.WriteFile(list, []byte(fmt.Sprintf("file '%s'\nfile '%s'\n", long, long)), 0o644))
+	defer os.Remove(list)
+	out, err := exec.CommandContext(ctx, "ffmpeg", "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i", list,
+		"-t", "3000", "-c", "copy", film).CombinedOutput()
+	if err != nil {
+		check(fmt.Errorf("making the 50-minute file: %v: %s", err, out))
+	}
+	cpu := func(s *jobServer) time.Duration { return cpuOf(s.reg, "encode") + cpuOf(s.reg, "copy") }
+
+	var rows []row
+	for _, q := range []string{"360p", "original"} {
+		s := newJobServer(transcoder.Config{}, film)
+		start := time.Now()
+		resp, err := http.Get(s.video[0] + "/download.mp4?quality=" + q)
+		check(err)
+		n, err := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		check(err)
+		wall := time.Since(start)
+		time.Sleep(time.Second) // the last heads end, and their CPU is counted
+		rows = append(rows, row{fmt.Sprintf("download.mp4 of a 50 min 1080p H.264 file at %s (cold)", q),
+			fmt.Sprintf("%.0f s wall, %.0f s CPU, %.0f MB", wall.Seconds(), cpu(s).Seconds(), float64(n)/1e6), ""})
+		s.stop()
+	}
+
+	s := newJobServer(transcoder.Config{}, film)
+	start := time.Now()
+	for _, v := range []string{"video/0/360p", "audio/0/aac"} {
+		base := s.video[0] + "/" + v + "/"
+		pl := string(get(base + "index.m3u8"))
+		get(base + "init.mp4")
+		for n := 0; n < strings.Count(pl, "#EXTINF"); n++ {
+			get(base + fmt.Sprintf("segment-%d.m4s?clientId=player", n))
+		}
+	}
+	wall := time.Since(start)
+	time.Sleep(time.Second)
+	rows = append(rows, row{"a player fetching every 360p and audio segment of it in order (cold)",
+		fmt.Sprintf("%.0f s wall, %.0f s CPU", wall.Seconds(), cpu(s).Seconds()), ""})
+	s.stop()
+	return rows
+}
