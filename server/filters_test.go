@@ -46,7 +46,12 @@ var profiles = map[string]string{
 	"old-tv":           "codecs=avc1,mp4a&container=ts&maxheight=1080&channels=2",
 	"hevc-sdr-720":     "codecs=avc1,hvc1,mp4a&maxheight=720&range=sdr",
 	"stereo-only":      "channels=2",
+	"maxheight-only":   "maxheight=240",
+	"sdr-only":         "range=sdr",
 	"h264-only-sdr-ts": "codecs=avc1,mp4a&range=sdr&container=ts",
+	"ts-maxheight":     "container=ts&maxheight=240",
+	"ts-sdr":           "container=ts&range=sdr",
+	"ts-stereo":        "container=ts&channels=2",
 }
 
 // allowedBy mirrors the rule api.md states: a codec is allowed when a
@@ -189,7 +194,18 @@ func TestDecisionMatchesMaster(t *testing.T) {
 	for _, file := range testmedia.Names() {
 		for name, q := range profiles {
 			t.Run(file+"/"+name, func(t *testing.T) {
-				status, b, _ := e.get(e.videoURL(file) + "/decision?" + q)
+				// Calibration may land a speed between two requests and
+				// change the rungs advertised: the decision is compared with
+				// a master that was the same just before and just after it.
+				var status int
+				var b, before []byte
+				for try := 0; try < 5; try++ {
+					_, before, _ = e.get(e.videoURL(file) + "/master.m3u8?" + q)
+					status, b, _ = e.get(e.videoURL(file) + "/decision?" + q)
+					if _, after, _ := e.get(e.videoURL(file) + "/master.m3u8?" + q); string(after) == string(before) {
+						break
+					}
+				}
 				if status == http.StatusNotAcceptable {
 					if s, _, _ := e.get(e.videoURL(file) + "/master.m3u8?" + q); s != http.StatusNotAcceptable {
 						t.Fatalf("decision 406, master %d", s)
@@ -206,11 +222,10 @@ func TestDecisionMatchesMaster(t *testing.T) {
 				if err := json.Unmarshal(b, &d); err != nil {
 					t.Fatal(err)
 				}
-				mb := e.mustGet(e.url + d.Master)
-				if want := e.mustGet(e.videoURL(file) + "/master.m3u8?" + q); string(mb) != string(want) {
-					t.Errorf("the decision's master %s is not the master asked with the same query", d.Master)
+				if want := strings.TrimSuffix("/videos/"+encodeID(file)+"/master.m3u8?"+q, "?"); d.Master != want {
+					t.Errorf("the decision names master %s", d.Master)
 				}
-				m := readMaster(mb)
+				m := readMaster(before)
 				first := m.variants[0]
 				wantQ := strings.Split(first["uri"], "/")[2]
 				if d.Video.Quality != wantQ {

@@ -67,5 +67,34 @@ func downloadRows(ctx context.Context, dir string) []row {
 	rows = append(rows, row{"a player fetching every 360p and audio segment of it in order (cold)",
 		fmt.Sprintf("%.0f s wall, %.0f s CPU", wall.Seconds(), cpu(s).Seconds()), ""})
 	s.stop()
-	return rows
+
+	// A player's cold segment of another file, alone, then while a
+	// download is made: the download's heads run as a prepare's do.
+	clip, err := testmedia.Make(ctx, testmedia.CacheDir(), "h264-1080.mp4")
+	check(err)
+	cold := func(busy bool) time.Duration {
+		var ds []time.Duration
+		for n := 1; n <= 3; n++ {
+			s := newJobServer(transcoder.Config{}, clip, film)
+			var download io.Closer = io.NopCloser(nil)
+			if busy {
+				resp, err := http.Get(s.video[1] + "/download.mp4?quality=480p")
+				check(err)
+				download = resp.Body
+				go func() { _, _ = io.Copy(io.Discard, resp.Body) }()
+				time.Sleep(2 * time.Second) // its encoder is at work
+			}
+			get(s.video[0] + "/video/0/360p/index.m3u8")
+			t0 := time.Now()
+			get(s.video[0] + fmt.Sprintf("/video/0/360p/segment-%d.m4s", n))
+			ds = append(ds, time.Since(t0))
+			download.Close() // the client leaves, and the download stops
+			s.stop()
+		}
+		return median(ds)
+	}
+	alone, beside := cold(false), cold(true)
+	return append(rows,
+		row{"player's cold 360p segment (1080p H.264), alone", ms(alone), ""},
+		row{"the same while a 480p download of the 50 min file is made", fmt.Sprintf("%s (%+.0f %%)", ms(beside), 100*(beside.Seconds()/alone.Seconds()-1)), "<= +10 %"})
 }
