@@ -15,7 +15,7 @@ import (
 //	segments/KEY/ts-KIND-TRACK-QUALITY/segment-N.ts
 //	segments/KEY/iframes-TRACK-QUALITY/
 //	inits/CONFIG.mp4                   init segments per encoder configuration
-//	probe-v2/KEY.json                  ffprobe's results (probe.Dir)
+//	probe-v3/KEY.json                  ffprobe's results (probe.Dir)
 //	keyframes/KEY.json                 (written by the keyframes store)
 //	subtitles/KEY-STREAM.vtt, KEY.vtt  a track of the file, a sidecar (its own KEY)
 //	trickplay/KEY-INTERVALs-WIDTHw/    thumbnails; .tmp-* while being made
