@@ -35,36 +35,49 @@ func H264Codec(profile string, level int) string {
 	return fmt.Sprintf("avc1.%02x%02x%02x", p[0], p[1], byte(level))
 }
 
-// HEVCCodec returns "hvc1.P.C.LNN.B0" (ISO/IEC 14496-15 Annex E) for an
-// ffprobe profile name and general_level_idc. The compatibility flags are
-// written bit-reversed as the format requires: Main sets flags 1 and 2 (Main
-// streams are decodable by Main 10 decoders), Main 10 flag 2, Rext flag 4;
-// other profiles are reported as Main.
-// Tier is always Main: ffprobe does not report it and hlsd never encodes
-// High tier. B0 is the usual progressive, frame-only constraint byte. An
-// unknown level (<= 0) is written as 5.1 (153), enough for 2160p60.
+// HEVCCodec guesses "hvc1.P.C.LNN.b0" (ISO/IEC 14496-15 Annex E) from an
+// ffprobe profile name and general_level_idc, for a stream whose hvcC or
+// parameter sets could not be read (HEVCConfigCodec). Main sets
+// compatibility flags 1 and 2 (Main streams are decodable by Main 10
+// decoders), Main 10 flag 2, Rext flag 4; other profiles are reported as
+// Main. Tier is Main: ffprobe does not report it. b0 is the usual
+// progressive, frame-only constraint byte. An unknown level (<= 0) is
+// written as 5.1 (153), enough for 2160p60.
 func HEVCCodec(profile string, level int) string {
-	idc, compat := 1, 6
+	p := hevcPTL{idc: 1, compat: 1<<30 | 1<<29, constraint: [6]byte{0xb0}, level: byte(level)}
 	switch profile {
 	case "Main 10":
-		idc, compat = 2, 4
+		p.idc, p.compat = 2, 1<<29
 	case "Rext":
-		idc, compat = 4, 0x10
+		p.idc, p.compat = 4, 1<<27
 	}
-	if level <= 0 {
-		level = 153
+	if level <= 0 || level > 255 {
+		p.level = 153
 	}
-	return fmt.Sprintf("hvc1.%d.%X.L%d.B0", idc, compat, level)
+	return p.String()
 }
 
-// VP9Codec returns "vp09.PP.LL.DD" (VP9 codec ISO-BMFF binding, short form).
-// ffprobe usually reports the level as unknown (-99); then it is derived from
-// the frame size and rate.
-func VP9Codec(profile string, level, width, height int, fps float64, bitDepth int) string {
-	p := 0
+// VP9Codec returns "vp09.PP.LL.DD" (VP9 codec ISO-BMFF binding, short
+// form) as ffmpeg's MP4 muxer fills the vpcC of a copied stream: WebM
+// rarely carries the features, so the muxer derives them, and CODECS must
+// say what the init segment says. ffprobe's level is used when known; it
+// usually is not (-99), and then the level comes from the frame size alone,
+// since the muxer is given no frame rate. An unknown profile follows from
+// the bit depth and chroma subsampling.
+func VP9Codec(profile string, level, width, height, bitDepth int, yuv420 bool) string {
+	p := -1
 	fmt.Sscanf(strings.TrimPrefix(profile, "Profile "), "%d", &p)
+	if p < 0 || p > 3 {
+		p = 0
+		if !yuv420 {
+			p = 1
+		}
+		if depth(bitDepth) > 8 {
+			p += 2
+		}
+	}
 	if level <= 0 {
-		level = vp9Level(width, height, fps)
+		level = vp9LevelBySize(width, height)
 	}
 	return fmt.Sprintf("vp09.%02d.%02d.%02d", p, level, depth(bitDepth))
 }

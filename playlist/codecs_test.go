@@ -46,12 +46,12 @@ func TestHEVCCodec(t *testing.T) {
 		level   int
 		want    string
 	}{
-		{"Main", 93, "hvc1.1.6.L93.B0"},
-		{"Main 10", 120, "hvc1.2.4.L120.B0"},
-		{"Main 10", 153, "hvc1.2.4.L153.B0"},
-		{"Main", 150, "hvc1.1.6.L150.B0"},
-		{"Rext", 123, "hvc1.4.10.L123.B0"},
-		{"Main", -99, "hvc1.1.6.L153.B0"},
+		{"Main", 93, "hvc1.1.6.L93.b0"},
+		{"Main 10", 120, "hvc1.2.4.L120.b0"},
+		{"Main 10", 153, "hvc1.2.4.L153.b0"},
+		{"Main", 150, "hvc1.1.6.L150.b0"},
+		{"Rext", 123, "hvc1.4.10.L123.b0"},
+		{"Main", -99, "hvc1.1.6.L153.b0"},
 	}
 	for _, tt := range tests {
 		if got := HEVCCodec(tt.profile, tt.level); got != tt.want {
@@ -60,27 +60,33 @@ func TestHEVCCodec(t *testing.T) {
 	}
 }
 
+// TestVP9Codec: the strings ffmpeg 5.1's MP4 muxer writes into the vpcC
+// of a copied WebM stream (read back with mp4box.js): the level follows the
+// picture size only, so 320x180 at 120 fps is 1.1, and 1080p60 is 4.0.
 func TestVP9Codec(t *testing.T) {
 	tests := []struct {
 		profile     string
 		level, w, h int
-		fps         float64
 		depth       int
+		yuv420      bool
 		want        string
 	}{
-		{"Profile 0", -99, 1920, 1080, 30, 8, "vp09.00.40.08"},
-		{"Profile 0", -99, 1920, 1080, 60, 8, "vp09.00.41.08"},
-		{"Profile 0", -99, 1280, 720, 30, 0, "vp09.00.31.08"},
-		{"Profile 0", -99, 3840, 2160, 30, 8, "vp09.00.50.08"},
-		{"Profile 2", -99, 3840, 2160, 60, 10, "vp09.02.51.10"},
-		{"Profile 1", 0, 640, 360, 30, 8, "vp09.01.21.08"},
-		{"Profile 3", 0, 256, 144, 15, 12, "vp09.03.10.12"},
-		{"Profile 3", 0, 256, 144, 30, 12, "vp09.03.11.12"},
-		{"Profile 0", 21, 1920, 1080, 30, 8, "vp09.00.21.08"}, // ffprobe's level wins
+		{"Profile 0", -99, 640, 360, 8, true, "vp09.00.21.08"},     // vp9.webm
+		{"Profile 0", -99, 320, 180, 8, true, "vp09.00.11.08"},     // at 120 fps too
+		{"Profile 2", -99, 320, 180, 10, true, "vp09.02.11.10"},    // yuv420p10le
+		{"Profile 0", -99, 1920, 1080, 8, true, "vp09.00.40.08"},   // at 60 fps too
+		{"Profile 0", -99, 1280, 720, 0, true, "vp09.00.31.08"},    // depth unknown: 8
+		{"Profile 0", -99, 3840, 2160, 8, true, "vp09.00.50.08"},   //
+		{"Profile 0", -99, 20000, 20000, 8, true, "vp09.00.00.08"}, // past every level: 0, as ffmpeg writes
+		{"Profile 1", 0, 640, 360, 8, false, "vp09.01.21.08"},
+		{"Profile 3", 0, 256, 144, 12, false, "vp09.03.10.12"},
+		{"unknown", -99, 256, 144, 10, true, "vp09.02.10.10"},
+		{"", -99, 256, 144, 8, false, "vp09.01.10.08"},
+		{"Profile 0", 21, 1920, 1080, 8, true, "vp09.00.21.08"}, // ffprobe's level wins
 	}
 	for _, tt := range tests {
-		if got := VP9Codec(tt.profile, tt.level, tt.w, tt.h, tt.fps, tt.depth); got != tt.want {
-			t.Errorf("VP9Codec(%q, %d, %dx%d@%v, %d) = %s, want %s", tt.profile, tt.level, tt.w, tt.h, tt.fps, tt.depth, got, tt.want)
+		if got := VP9Codec(tt.profile, tt.level, tt.w, tt.h, tt.depth, tt.yuv420); got != tt.want {
+			t.Errorf("VP9Codec(%q, %d, %dx%d, %d, %v) = %s, want %s", tt.profile, tt.level, tt.w, tt.h, tt.depth, tt.yuv420, got, tt.want)
 		}
 	}
 }

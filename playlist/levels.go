@@ -53,37 +53,37 @@ func H264Level(width, height int, fps float64, maxrate int) int {
 	return h264Levels[len(h264Levels)-1].idc
 }
 
-// vp9Levels is the VP9 level table (webmproject.org/vp9/levels).
-var vp9Levels = []struct {
-	level      int // 10*major + minor, as in the codec string
-	sampleRate float64
-	picSize    int
-	maxDim     int
+// vp9PicSizes is the largest picture of each VP9 level
+// (webmproject.org/vp9/levels). The levels that differ only in sample rate
+// are left out: ffmpeg's MP4 muxer, which writes the vpcC of a copy, picks
+// the level from the picture size alone.
+var vp9PicSizes = []struct {
+	level   int // 10*major + minor, as in the codec string
+	picSize int
 }{
-	{10, 829440, 36864, 512},
-	{11, 2764800, 73728, 768},
-	{20, 4608000, 122880, 960},
-	{21, 9216000, 245760, 1344},
-	{30, 20736000, 552960, 2048},
-	{31, 36864000, 983040, 2752},
-	{40, 83558400, 2228224, 4160},
-	{41, 160432128, 2228224, 4160},
-	{50, 311951360, 8912896, 8384},
-	{51, 588251136, 8912896, 8384},
-	{52, 1176502272, 8912896, 8384},
-	{60, 1176502272, 35651584, 16832},
-	{61, 2353004544, 35651584, 16832},
-	{62, 4706009088, 35651584, 16832},
+	{10, 36864},
+	{11, 73728},
+	{20, 122880},
+	{21, 245760},
+	{30, 552960},
+	{31, 983040},
+	{40, 2228224},
+	{50, 8912896},
+	{60, 35651584},
 }
 
-func vp9Level(width, height int, fps float64) int {
+// vp9LevelBySize is 0 for a picture larger than any level, as in ffmpeg.
+func vp9LevelBySize(width, height int) int {
 	size := width * height
-	for _, l := range vp9Levels {
-		if size <= l.picSize && max(width, height) <= l.maxDim && float64(size)*fps <= l.sampleRate {
+	if size <= 0 {
+		return 0
+	}
+	for _, l := range vp9PicSizes {
+		if size <= l.picSize {
 			return l.level
 		}
 	}
-	return vp9Levels[len(vp9Levels)-1].level
+	return 0
 }
 
 // av1Levels is AV1 Annex A.3; idx is seq_level_idx (4*(major-2)+minor).

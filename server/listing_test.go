@@ -102,9 +102,10 @@ func TestMasterLeavesOutRungsDearerThanOriginal(t *testing.T) {
 	}
 }
 
-// The first viewers of a file arrive together; one ffprobe answers them all,
+// The first viewers of a file arrive together; one probe answers them all,
 // however many ask at once, and one keyframe read: from the mp4's index, or
-// with --keyframes scan one more ffprobe, the packet scan.
+// with --keyframes scan one more ffprobe, the packet scan. A probe is two
+// ffprobe runs: the streams, and the video's codec configuration.
 func TestConcurrentFirstRequestsProbeOnce(t *testing.T) {
 	real, err := exec.LookPath("ffprobe")
 	if err != nil {
@@ -113,7 +114,7 @@ func TestConcurrentFirstRequestsProbeOnce(t *testing.T) {
 	for _, c := range []struct {
 		scan bool
 		want int
-	}{{false, 1}, {true, 2}} {
+	}{{false, 2}, {true, 3}} {
 		dir := t.TempDir()
 		count := filepath.Join(dir, "runs")
 		wrapper := filepath.Join(dir, "ffprobe")

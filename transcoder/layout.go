@@ -16,7 +16,7 @@ import (
 //	segments/KEY/iframes-TRACK-QUALITY/
 //	segments/KEY/download/QUALITY-aAUDIO.mp4  a download.mp4 (.tmp-* while made)
 //	inits/CONFIG.mp4                   init segments per encoder configuration
-//	probe-v2/KEY.json                  ffprobe's results (probe.Dir)
+//	probe-v3/KEY.json                  ffprobe's results (probe.Dir)
 //	keyframes/KEY.json                 (written by the keyframes store)
 //	subtitles/KEY-STREAM.vtt, KEY.vtt  a track of the file, a sidecar (its own KEY)
 //	trickplay/KEY-INTERVALs-WIDTHw/    thumbnails; .tmp-* while being made

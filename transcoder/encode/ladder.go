@@ -10,6 +10,7 @@ package encode
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/hlsd/hlsd/playlist"
 	"github.com/hlsd/hlsd/transcoder/failure"
@@ -175,15 +176,25 @@ func AACSampleRate(a probe.AudioStream) int {
 	return 48000
 }
 
-// VideoCodecString is the RFC 6381 string of the source stream, for `original`.
+// VideoCodecString is the RFC 6381 string of the source stream, for
+// `original`: the one its codec configuration gives (probe.VideoStream's
+// CodecString), else one derived from ffprobe's profile and level.
 func VideoCodecString(v probe.VideoStream) (string, error) {
+	if v.CodecString != "" {
+		switch v.Codec {
+		case "h264", "hevc", "av1":
+			return v.CodecString, nil
+		}
+	}
 	switch v.Codec {
 	case "h264":
 		return playlist.H264Codec(v.Profile, v.Level), nil
 	case "hevc":
 		return playlist.HEVCCodec(v.Profile, v.Level), nil
 	case "vp9":
-		return playlist.VP9Codec(v.Profile, v.Level, v.Width, v.Height, v.FPS, v.BitDepth), nil
+		pixFmt, _, _ := strings.Cut(v.Format, " ")
+		yuv420 := pixFmt == "" || strings.Contains(pixFmt, "420")
+		return playlist.VP9Codec(v.Profile, v.Level, v.Width, v.Height, v.BitDepth, yuv420), nil
 	case "av1":
 		return playlist.AV1Codec(v.Profile, v.Level, v.Width, v.Height, v.FPS, v.BitDepth), nil
 	}

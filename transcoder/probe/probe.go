@@ -60,6 +60,9 @@ type VideoStream struct {
 	Bitrate  int64 `json:"bitrate"`
 	// SAR is the sample aspect ratio (1 for square pixels).
 	SAR float64 `json:"sar"`
+	// CodecString is the RFC 6381 string read from the stream's own codec
+	// configuration (playlist.ConfigCodec), "" when there was none to read.
+	CodecString string `json:"codecString,omitempty"`
 	// Format is the decoded picture and its timing as ffprobe names them:
 	// pixel format, colour range, space, transfer, primaries, chroma
 	// location, field order and time base. With the encoder settings it

@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -64,6 +65,10 @@ func TestProber(t *testing.T) {
 	if len(info.Video) != 1 || info.Video[0].Width != 320 || len(info.Audio) != 1 || info.Duration < 0.9 || info.Size != st.Size() {
 		t.Errorf("info %+v", info)
 	}
+	// x264 ultrafast: Constrained Baseline (constraint_set0 and 1), level 1.3.
+	if c := info.Video[0].CodecString; c != "avc1.42c00d" {
+		t.Errorf("codec string %q, want the avcC's avc1.42c00d", c)
+	}
 	if again, ok := p.Known(id); !ok || again != info {
 		t.Error("not kept in memory")
 	}
@@ -83,5 +88,34 @@ func TestProber(t *testing.T) {
 	defer cancel()
 	if _, err := p.Probe(ctx, IdentityOf("junk.mp4", jst), j); !errors.Is(err, failure.NotMedia) {
 		t.Errorf("junk: %v, want not media", err)
+	}
+}
+
+// TestProberAttachments: the codec configuration is read from the video
+// streams only: a dump of a Matroska file's 16 MB attachment too would take
+// seconds, and be over maxConfigOutput, so the string would be missing.
+func TestProberAttachments(t *testing.T) {
+	dir := t.TempDir()
+	font := filepath.Join(dir, "font.ttf")
+	if err := os.WriteFile(font, bytes.Repeat([]byte{0, 1, 2, 3}, 4<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	clip := filepath.Join(dir, "clip.mkv")
+	if out, err := exec.Command("ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=1",
+		"-c:v", "libx264", "-preset", "ultrafast", "-attach", font, "-metadata:s:t", "mimetype=font/ttf", clip).CombinedOutput(); err != nil {
+		t.Skipf("ffmpeg: %v %s", err, out)
+	}
+	f, err := os.Open(clip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, _ := f.Stat()
+	info, err := NewProber("ffprobe", filepath.Join(dir, Dir)).Probe(context.Background(), IdentityOf("clip.mkv", st), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := info.Video[0].CodecString; c != "avc1.42c00d" {
+		t.Errorf("codec string %q", c)
 	}
 }

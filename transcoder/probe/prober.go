@@ -22,7 +22,7 @@ import (
 // Dir is where a Prober keeps its results under the cache directory. Its
 // name changes whenever Info gains a field older results lack, so those
 // are probed again rather than trusted.
-const Dir = "probe-v2"
+const Dir = "probe-v3"
 
 // Prober runs ffprobe and keeps its results: on disk, since they depend
 // only on a file's bytes, and in memory for an hour over the disk copy.
@@ -80,6 +80,13 @@ func (p *Prober) Probe(ctx context.Context, id Identity, f *os.File) (*Info, err
 		// request's time once keyframes come from the index.
 		args = append(args, "-analyzeduration", "500000", "-probesize", "2000000")
 	}
+	// Both read the file at once, each through its own open of Input, so
+	// the codec configuration adds nothing to a first request's wait.
+	configs := startConfigProbe(pctx, f, p.ffprobe, args)
+	defer func() {
+		cancel()
+		configs.wait()
+	}()
 	args = append(args, "-print_format", "json", "-show_format", "-show_streams", child.Input)
 	cmd := child.Command(pctx, f, p.ffprobe, args...)
 	var stdout, stderr bytes.Buffer
@@ -102,6 +109,7 @@ func (p *Prober) Probe(ctx context.Context, id Identity, f *os.File) (*Info, err
 	if err != nil {
 		return nil, err
 	}
+	info.codecStrings(configs.wait())
 	info.Size = id.Size
 	info.ModTime = time.Unix(0, id.ModTime)
 	if b, err := json.Marshal(info); err == nil {
