@@ -186,11 +186,12 @@ func (s *Server) decision(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	// The narrowed master keeps the rest of the query (token, v=), as the
-	// playlists do.
+	// The narrowed master keeps the rest of the query (a token), as the
+	// playlists do; not the file's version: it is the entry point, which
+	// names the file as it is when a player opens it.
 	master := strings.TrimSuffix(r.URL.Path, "decision") + "master.m3u8"
-	if r.URL.RawQuery != "" {
-		master += "?" + r.URL.RawQuery
+	if q := withoutQueryValue(r.URL.RawQuery, "v"); q != "" {
+		master += "?" + q
 	}
 	writeJSON(w, http.StatusOK, struct {
 		transcoder.Decision

@@ -85,13 +85,21 @@ func queryValue(raw, key string) (string, bool) {
 }
 
 func setQueryValue(raw, key, value string) string {
+	if raw = withoutQueryValue(raw, key); raw != "" {
+		raw += "&"
+	}
+	return raw + key + "=" + url.QueryEscape(value)
+}
+
+// withoutQueryValue is raw without key, the rest as it was.
+func withoutQueryValue(raw, key string) string {
 	var out []string
 	for _, kv := range strings.Split(raw, "&") {
 		if k, _, _ := strings.Cut(kv, "="); kv != "" && k != key {
 			out = append(out, kv)
 		}
 	}
-	return strings.Join(append(out, key+"="+url.QueryEscape(value)), "&")
+	return strings.Join(out, "&")
 }
 
 // Cache lifetimes. A versioned URL's bytes never change; the same without

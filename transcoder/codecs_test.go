@@ -89,7 +89,7 @@ func TestOriginalCodecs(t *testing.T) {
 		old, _ := encode.VideoCodecString(derived)
 		t.Logf("%-14s derived %-18s exact %s", c, old, codec)
 		if !v.Interlaced {
-			master, err := tc.Master(ctx, c, "", false)
+			master, err := tc.Master(ctx, c, "", Client{})
 			if err != nil {
 				t.Fatal(err)
 			}

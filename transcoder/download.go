@@ -99,70 +99,85 @@ func (t *Transcoder) Download(ctx context.Context, path, quality string, audio i
 		}
 		return Download{Name: name, File: f}, nil
 	}
-	t.downloads.mu.Lock()
-	defer t.downloads.mu.Unlock()
-	d := t.downloads.by[final]
-	for d != nil && d.stopping() {
-		// Its last reader left a moment ago: let it end, then start anew.
-		t.downloads.mu.Unlock()
+	for {
+		d, err := t.startDownload(m, path, quality, audio, final)
+		if err != nil {
+			return Download{}, err
+		}
+		if d.join() {
+			f, err := os.Open(d.tmp)
+			if err == nil {
+				return Download{Name: name, Partial: &downloadReader{ctx: ctx, d: d, f: f}}, nil
+			}
+			d.leave()
+			// Finished or failed since: its end says which.
+		}
+		// Its last reader left a moment ago, or it ended: let it end, then
+		// serve the file it made or start anew.
 		select {
 		case <-d.done:
 		case <-ctx.Done():
-			t.downloads.mu.Lock()
 			return Download{}, ctx.Err()
 		}
-		t.downloads.mu.Lock()
-		d = t.downloads.by[final]
-	}
-	if d == nil {
-		if t.ctx.Err() != nil {
-			return Download{}, failure.ShuttingDown
-		}
-		d = &download{file: m.name, quality: quality, audio: audio, final: final,
-			tmp: filepath.Join(filepath.Dir(final), ".tmp-"+filepath.Base(final)), total: m.info.Duration,
-			done: make(chan struct{}), changed: make(chan struct{})}
-		var dctx context.Context
-		dctx, d.cancel = context.WithCancel(background(t.ctx))
-		t.downloads.by[final] = d
-		m.pins.Add(1) // the media stays while the download runs
-		t.wg.Add(1)
-		go func() {
-			defer t.wg.Done()
-			defer m.release()
-			t.runDownload(dctx, d, path)
-		}()
-	}
-	f, err := os.Open(d.tmp)
-	for i := 0; err != nil && i < 50 && !isClosed(d.done); i++ {
-		// run creates it first thing; wait the moment that takes.
-		t.downloads.mu.Unlock()
-		time.Sleep(20 * time.Millisecond)
-		t.downloads.mu.Lock()
-		f, err = os.Open(d.tmp)
-	}
-	if err != nil {
-		d.mu.Lock()
-		derr := d.err
-		d.mu.Unlock()
-		if derr != nil {
-			return Download{}, derr
-		}
-		if f, err := os.Open(final); err == nil { // finished meanwhile
+		if f, err := os.Open(final); err == nil {
 			return Download{Name: name, File: f}, nil
 		}
-		return Download{}, fmt.Errorf("%w: the download could not be started", failure.Unavailable)
+		if err := d.failed(); err != nil && !d.stopping() {
+			return Download{}, err
+		}
 	}
-	d.mu.Lock()
-	d.readers++
-	d.mu.Unlock()
-	return Download{Name: name, Partial: &downloadReader{ctx: ctx, d: d, f: f}}, nil
+}
+
+// startDownload returns the download of final being made, started now if
+// none is.
+func (t *Transcoder) startDownload(m *media, path, quality string, audio int, final string) (*download, error) {
+	t.downloads.mu.Lock()
+	d := t.downloads.by[final]
+	t.downloads.mu.Unlock()
+	if d != nil {
+		return d, nil
+	}
+	if t.ctx.Err() != nil {
+		return nil, failure.ShuttingDown
+	}
+	tmp := filepath.Join(filepath.Dir(final), ".tmp-"+filepath.Base(final))
+	if err := os.MkdirAll(filepath.Dir(tmp), 0o755); err != nil {
+		return nil, err
+	}
+	d = &download{file: m.name, quality: quality, audio: audio, final: final, tmp: tmp, total: m.info.Duration,
+		done: make(chan struct{}), changed: make(chan struct{})}
+	t.downloads.mu.Lock()
+	if other := t.downloads.by[final]; other != nil { // another request was first
+		t.downloads.mu.Unlock()
+		return other, nil
+	}
+	t.downloads.by[final] = d
+	t.downloads.mu.Unlock()
+	// Made before anyone reads it, so a reader always finds it while d runs.
+	out, err := os.Create(tmp)
+	if err != nil {
+		t.downloads.mu.Lock()
+		delete(t.downloads.by, final)
+		t.downloads.mu.Unlock()
+		return nil, err
+	}
+	var dctx context.Context
+	dctx, d.cancel = context.WithCancel(background(t.ctx))
+	m.pins.Add(1) // the media stays while the download runs
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		defer m.release()
+		t.runDownload(dctx, d, path, out)
+	}()
+	return d, nil
 }
 
 // runDownload makes d and ends by publishing it (renamed to its final
 // name and accounted in the cache within the prepare budget) or removing it.
-func (t *Transcoder) runDownload(ctx context.Context, d *download, path string) {
+func (t *Transcoder) runDownload(ctx context.Context, d *download, path string, out *os.File) {
 	defer close(d.done)
-	err := t.runDownloadInner(ctx, d, path)
+	err := t.runDownloadInner(ctx, d, path, out)
 	t.downloads.mu.Lock()
 	delete(t.downloads.by, d.final)
 	t.downloads.mu.Unlock()
@@ -187,14 +202,7 @@ func (t *Transcoder) runDownload(ctx context.Context, d *download, path string) 
 	d.mu.Unlock()
 }
 
-func (t *Transcoder) runDownloadInner(ctx context.Context, d *download, path string) error {
-	if err := os.MkdirAll(filepath.Dir(d.tmp), 0o755); err != nil {
-		return err
-	}
-	out, err := os.Create(d.tmp)
-	if err != nil {
-		return err
-	}
+func (t *Transcoder) runDownloadInner(ctx context.Context, d *download, path string, out *os.File) error {
 	defer out.Close()
 	clientID := "download:" + filepath.Base(filepath.Dir(filepath.Dir(d.final))) + "/" + filepath.Base(d.final)
 	tracks := []encode.Rendition{{Kind: "video", Track: 0, Quality: d.quality}}
@@ -226,6 +234,7 @@ func (t *Transcoder) runDownloadInner(ctx context.Context, d *download, path str
 	}()
 	var j fmp4.Joiner
 	var header []byte
+	var err error
 	inits := make([][]byte, len(vs))
 	for i, v := range vs {
 		if inits[i], err = t.downloadPart(ctx, func() (io.ReadCloser, error) { return v.initSegment(ctx, 0, clientID) }); err != nil {
@@ -337,11 +346,29 @@ func (d *download) leave() {
 	}
 }
 
-// stopping says whether d was cancelled and is ending: no reader may join.
+// join counts a new reader, unless d was cancelled or has ended.
+func (d *download) join() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cancelled || d.finished {
+		return false
+	}
+	d.readers++
+	return true
+}
+
+// stopping says whether d was cancelled: its last reader left.
 func (d *download) stopping() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.cancelled
+}
+
+// failed is why d ended without its file, once it has.
+func (d *download) failed() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.err
 }
 
 // downloadReader reads a download file as it grows, to its end.

@@ -216,7 +216,7 @@ func (t *Transcoder) originalVariant(v probe.VideoStream, p *plans, c Client) (*
 	case v.Interlaced:
 		why = append(why, "interlaced: deinterlaced")
 	case !p.originalAdaptive:
-		why = append(why, "keyframes too far apart for 4 s segments: re-cut")
+		why = append(why, "keyframes too far apart for 4 s segments: re-encoded on a 4 s grid")
 	case c.TS && !tsQuality(v, encode.QualityOriginal):
 		why = append(why, "codec "+v.Codec+" and container=ts: MPEG-TS segments carry H.264")
 	}
@@ -482,7 +482,7 @@ func audioDecisions(tracks []probe.AudioStream, g audioGroup, c Client) []TrackD
 			case codec != "":
 				d.Reasons = append(d.Reasons, fmt.Sprintf("codecs not given: AAC, which every player decodes; codecs=...,%s gets the copy", codec))
 			case a.Codec != "aac":
-				d.Reasons = append(d.Reasons, fmt.Sprintf("codec %s is not playable in HLS: AAC", a.Codec))
+				d.Reasons = append(d.Reasons, fmt.Sprintf("codec %s: encoded to AAC, which every HLS player decodes", a.Codec))
 			case a.Profile != "LC":
 				d.Reasons = append(d.Reasons, fmt.Sprintf("AAC profile %s: AAC-LC", a.Profile))
 			}
