@@ -227,7 +227,9 @@ func TestActivityDownloads(t *testing.T) {
 
 	readCtx, stopReading := context.WithCancel(ctx)
 	read := make(chan error, 1)
-	go func() { read <- readSlowly(readCtx, srv.URL+"/videos/"+files[0].ID+"/download.mp4?quality=360p&audio=0") }()
+	go func() {
+		read <- readSlowly(readCtx, srv.URL+"/videos/"+files[0].ID+"/download.mp4?quality=360p&audio=0")
+	}()
 	defer func() {
 		stopReading()
 		if err := <-read; err != nil {
