@@ -32,6 +32,7 @@ import (
 // where the playlist says. Players start on whatever a master lists as
 // default, so a rendition that fails at segment 0 fails every one of them.
 func TestEveryListedURI(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("-short: every URI of every master is minutes of encoding")
 	}

@@ -31,6 +31,7 @@ func TestVLCAndMPV(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: no players")
 	}
+	t.Parallel()
 	for _, bin := range []string{"mpv", "cvlc"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			t.Fatalf("%s not found: `make e2e-deps` installs mpv and VLC", bin)
@@ -133,6 +134,7 @@ func TestDownloadInPlayers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: no players")
 	}
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	media := t.TempDir()
@@ -150,7 +152,9 @@ func TestDownloadInPlayers(t *testing.T) {
 		t.Run(q, func(t *testing.T) {
 			path := filepath.Join(dir, q+".mp4")
 			link := srv.URL + "/videos/" + files[0].ID + "/download.mp4?quality=" + q
+			start := time.Now()
 			b := mustGet(t, link)
+			t.Logf("downloaded %d bytes in %v", len(b), time.Since(start).Round(time.Millisecond))
 			if err := os.WriteFile(path, b, 0o644); err != nil {
 				t.Fatal(err)
 			}
@@ -158,12 +162,14 @@ func TestDownloadInPlayers(t *testing.T) {
 				t.Helper()
 				runCtx, cancel := context.WithTimeout(ctx, time.Minute)
 				defer cancel()
+				start := time.Now()
 				out, err := exec.CommandContext(runCtx, name, args...).CombinedOutput()
 				if text := string(out); err != nil || !strings.Contains(text, want) || vlcError(text) != "" {
 					t.Fatalf("%s did not play it to the end (%v; %s):\n%s", name, err, vlcError(text), tailLines(text, 15))
 				}
+				t.Logf("%s %v: to the end in %v", name, args[len(args)-2:], time.Since(start).Round(time.Millisecond))
 			}
-			mpv := []string{"--no-config", "--vo=null", "--ao=null", "--untimed", "--msg-level=all=info"}
+			mpv := []string{"--no-config", "--vo=null", "--ao=null", "--untimed", "--speed=16", "--msg-level=all=info"}
 			play("(End of file)", "mpv", append(mpv, path)...)
 			play("(End of file)", "mpv", append(mpv, "--start=50%", path)...)
 			// VLC on the link, complete now: it seeks with ranges.
