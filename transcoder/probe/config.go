@@ -19,7 +19,8 @@ import (
 // given derived codec strings.
 const maxConfigOutput = 1 << 20
 
-// configProbe is a second ffprobe, run beside the main one, that dumps the
+// configProbe is a second ffprobe, run beside the main one for files whose
+// header holds no codec record (keyframes.CodecConfig), that dumps the
 // codec configuration (extradata) of the video streams. It is separate
 // because -show_data dumps every stream's extradata, and a Matroska file's
 // attachments (fonts, tens of MB) are streams whose extradata is the file:

@@ -80,9 +80,16 @@ func (p *Prober) Probe(ctx context.Context, id Identity, f *os.File) (*Info, err
 		// request's time once keyframes come from the index.
 		args = append(args, "-analyzeduration", "500000", "-probesize", "2000000")
 	}
-	// Both read the file at once, each through its own open of Input, so
-	// the codec configuration adds nothing to a first request's wait.
-	configs := startConfigProbe(pctx, f, p.ffprobe, args)
+	// The first video track's codec configuration, for exact CODECS: read
+	// from an MP4 or Matroska header here, else (MPEG-TS, AVI...) by a
+	// second ffprobe beside the main one, each reading through its own open
+	// of Input. A second ffprobe costs a first request some 60 ms on two
+	// cores, so it runs only where the header has no record.
+	config, inHeader := keyframes.CodecConfig(f, id.Size)
+	var configs *configProbe
+	if !inHeader {
+		configs = startConfigProbe(pctx, f, p.ffprobe, args)
+	}
 	defer func() {
 		cancel()
 		configs.wait()
@@ -109,7 +116,11 @@ func (p *Prober) Probe(ctx context.Context, id Identity, f *os.File) (*Info, err
 	if err != nil {
 		return nil, err
 	}
-	info.codecStrings(configs.wait())
+	if inHeader && len(info.Video) > 0 {
+		info.codecStrings(map[int][]byte{info.Video[0].Index: config})
+	} else {
+		info.codecStrings(configs.wait())
+	}
 	info.Size = id.Size
 	info.ModTime = time.Unix(0, id.ModTime)
 	if b, err := json.Marshal(info); err == nil {
