@@ -227,50 +227,19 @@ func Samples(init, body []byte) (timescale uint32, samples []Sample) {
 				next = uint64(binary.BigEndian.Uint32(b[4:]))
 			}
 		case "trun":
-			version, n := b[0], int(binary.BigEndian.Uint32(b[4:]))
-			off := 8
-			if flags&1 != 0 { // data offset
-				off += 4
-			}
-			if flags&4 != 0 { // first sample flags
-				off += 4
-			}
-			per := 0 // bytes per sample
-			for _, f := range []uint32{0x100, 0x200, 0x400, 0x800} {
-				if flags&f != 0 {
-					per += 4
-				}
-			}
-			// A count the box cannot hold is corrupt: read what is there.
-			if per > 0 {
-				n = min(n, max(0, len(b)-off)/per)
-			}
-			n = min(n, maxSamples)
-			for range n {
+			l := layoutOf(b)
+			for i := range l.n {
 				s := Sample{Decode: next, Duration: tfhdDur}
-				if flags&0x100 != 0 {
-					if off+4 > len(b) {
-						return
-					}
-					s.Duration = binary.BigEndian.Uint32(b[off:])
-					off += 4
+				at := l.first + i*l.per
+				if l.dur >= 0 {
+					s.Duration = binary.BigEndian.Uint32(b[at+l.dur:])
 				}
-				if flags&0x200 != 0 { // size
-					off += 4
-				}
-				if flags&0x400 != 0 { // flags
-					off += 4
-				}
-				if flags&0x800 != 0 {
-					if off+4 > len(b) {
-						return
-					}
-					raw := binary.BigEndian.Uint32(b[off:])
+				if l.cts >= 0 {
+					raw := binary.BigEndian.Uint32(b[at+l.cts:])
 					s.Offset = int64(raw)
-					if version == 1 {
+					if b[0] == 1 { // version 1: signed offsets
 						s.Offset = int64(int32(raw))
 					}
-					off += 4
 				}
 				samples = append(samples, s)
 				next += uint64(s.Duration)
@@ -278,6 +247,43 @@ func Samples(init, body []byte) (timescale uint32, samples []Sample) {
 		}
 	})
 	return timescale, samples
+}
+
+// trunLayout is where the samples of a trun's body are: n entries of per
+// bytes from first, each with its duration at dur and its composition
+// offset at cts within the entry (-1: not in the entries).
+type trunLayout struct{ n, first, per, dur, cts int }
+
+// layoutOf reads a trun body's flags and count; b holds at least the
+// version, flags and count. A count the box cannot hold is corrupt: only
+// the entries that are there are counted.
+func layoutOf(b []byte) trunLayout {
+	flags := binary.BigEndian.Uint32(b) & 0xffffff
+	l := trunLayout{first: 8, dur: -1, cts: -1}
+	if flags&1 != 0 { // data offset
+		l.first += 4
+	}
+	if flags&4 != 0 { // first sample flags
+		l.first += 4
+	}
+	for _, f := range []uint32{0x100, 0x200, 0x400, 0x800} { // duration, size, flags, offset
+		if flags&f == 0 {
+			continue
+		}
+		switch f {
+		case 0x100:
+			l.dur = l.per
+		case 0x800:
+			l.cts = l.per
+		}
+		l.per += 4
+	}
+	n := int(binary.BigEndian.Uint32(b[4:]))
+	if l.per > 0 {
+		n = min(n, max(0, len(b)-l.first)/l.per)
+	}
+	l.n = min(n, maxSamples)
+	return l
 }
 
 // NegativeCTS is the largest negative composition offset of the samples of

@@ -243,30 +243,13 @@ func ctsFields(b []byte) []int {
 	if len(b) < 8 {
 		return nil
 	}
-	flags := binary.BigEndian.Uint32(b) & 0xffffff
-	if flags&0x800 == 0 {
+	l := layoutOf(b)
+	if l.cts < 0 {
 		return nil
 	}
-	n, off := int(binary.BigEndian.Uint32(b[4:])), 8
-	if flags&1 != 0 { // data offset
-		off += 4
-	}
-	if flags&4 != 0 { // first sample flags
-		off += 4
-	}
-	per, at := 0, 0
-	for _, f := range []uint32{0x100, 0x200, 0x400, 0x800} {
-		if flags&f != 0 {
-			if f == 0x800 {
-				at = per
-			}
-			per += 4
-		}
-	}
-	n = min(n, max(0, len(b)-off)/per, maxSamples)
-	out := make([]int, n)
+	out := make([]int, l.n)
 	for i := range out {
-		out[i] = off + i*per + at
+		out[i] = l.first + i*l.per + l.cts
 	}
 	return out
 }
