@@ -72,9 +72,11 @@ func (x *index) validate() error {
 // IndexedContainer reports whether r looks like MP4/MOV or Matroska/WebM,
 // the containers whose index hlsd reads. It costs one small read.
 func IndexedContainer(r io.ReaderAt, size int64) bool {
+	return isMatroska(r, size) || sniffMP4(r, size) == nil
+}
+
+// isMatroska says whether r starts with an EBML header.
+func isMatroska(r io.ReaderAt, size int64) bool {
 	var magic [4]byte
-	if size >= 4 && readAt(r, magic[:], 0) == nil && binary.BigEndian.Uint32(magic[:]) == idEBML {
-		return true
-	}
-	return sniffMP4(r, size) == nil
+	return size >= 4 && readAt(r, magic[:], 0) == nil && binary.BigEndian.Uint32(magic[:]) == idEBML
 }

@@ -28,6 +28,7 @@ const (
 	idTrackNumber         = 0xD7
 	idTrackType           = 0x83
 	idCodecID             = 0x86
+	idCodecPrivate        = 0x63A2
 	idCodecDelay          = 0x56AA
 	idTrackTimestampScale = 0x23314F
 	idCues                = 0x1C53BB6B
@@ -84,7 +85,8 @@ type mkvSegment struct {
 }
 
 type mkvTrack struct {
-	number uint64
+	number  uint64
+	private []byte // CodecPrivate: the codec record ffmpeg reads as extradata
 }
 
 type mkvCue struct {
@@ -366,7 +368,7 @@ func (s *mkvSegment) videoTrack() (mkvTrack, error) {
 			return nil
 		}
 		var number, kind, delay uint64
-		var codec []byte
+		var codec, private []byte
 		trackScale := 1.0
 		err := ebmlChildren(data, func(id uint32, data []byte) error {
 			var err error
@@ -377,6 +379,8 @@ func (s *mkvSegment) videoTrack() (mkvTrack, error) {
 				kind, err = ebmlUint(data)
 			case idCodecID:
 				codec = data
+			case idCodecPrivate:
+				private = data
 			case idCodecDelay:
 				delay, err = ebmlUint(data)
 			case idTrackTimestampScale:
@@ -398,7 +402,7 @@ func (s *mkvSegment) videoTrack() (mkvTrack, error) {
 		if number == 0 {
 			return errors.New("matroska: video track without a number")
 		}
-		found = &mkvTrack{number: number}
+		found = &mkvTrack{number: number, private: private}
 		return nil
 	})
 	if err != nil {

@@ -553,29 +553,46 @@ func checkDref(minf []box) error {
 	return nil
 }
 
-// parseStsd reads the codec and, for H.264 and HEVC, the NAL length size.
-func (t *mp4Track) parseStsd(stbl []box) error {
+// sampleEntry is a video track's one sample description.
+func sampleEntry(stbl []box) (box, error) {
 	data, ok, err := only(stbl, "stsd")
 	if err != nil || !ok {
-		return errors.New("mp4 index: video track without one stsd")
+		return box{}, errors.New("mp4 index: video track without one stsd")
 	}
 	c := cursor{b: data}
 	c.fullBox()
 	// More than one sample description makes ffmpeg skip samples by
 	// description index.
 	if c.u32() != 1 || c.bad {
-		return errors.New("mp4 index: video track needs exactly one sample description")
+		return box{}, errors.New("mp4 index: video track needs exactly one sample description")
 	}
 	entries, err := boxes(c.b)
 	if err != nil || len(entries) != 1 {
-		return errors.New("mp4 index: bad sample description")
+		return box{}, errors.New("mp4 index: bad sample description")
 	}
-	e := entries[0]
+	return entries[0], nil
+}
+
+// entryBoxes are the boxes of a visual sample entry, after its fixed
+// fields: the codec record (avcC, hvcC, av1C...) among them.
+func entryBoxes(e box) ([]box, error) {
+	const visualEntry = 78 // fixed fields of a VisualSampleEntry
+	if len(e.data) < visualEntry {
+		return nil, errMP4Truncated
+	}
+	return boxes(e.data[visualEntry:])
+}
+
+// parseStsd reads the codec and, for H.264 and HEVC, the NAL length size.
+func (t *mp4Track) parseStsd(stbl []box) error {
+	e, err := sampleEntry(stbl)
+	if err != nil {
+		return err
+	}
 	t.codec = e.typ
 	if !mp4Codecs[t.codec] {
 		return fmt.Errorf("mp4 index: codec %q not supported", t.codec)
 	}
-	const visualEntry = 78 // fixed fields of a VisualSampleEntry
 	var cfgType string
 	var lenAt int
 	switch t.codec {
@@ -586,10 +603,7 @@ func (t *mp4Track) parseStsd(stbl []box) error {
 	default:
 		return nil
 	}
-	if len(e.data) < visualEntry {
-		return errMP4Truncated
-	}
-	kids, err := boxes(e.data[visualEntry:])
+	kids, err := entryBoxes(e)
 	if err != nil {
 		return err
 	}
