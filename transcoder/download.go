@@ -205,27 +205,19 @@ func (t *Transcoder) runDownload(ctx context.Context, d *download, path string, 
 func (t *Transcoder) runDownloadInner(ctx context.Context, d *download, path string, out *os.File) error {
 	defer out.Close()
 	clientID := "download:" + filepath.Base(filepath.Dir(filepath.Dir(d.final))) + "/" + filepath.Base(d.final)
-	tracks := []encode.Rendition{{Kind: "video", Track: 0, Quality: d.quality}}
-	var vs []*variant
-	for _, r := range tracks {
-		v, release, err := t.variant(ctx, path, r)
-		if err != nil {
-			return err
-		}
-		defer release()
-		vs = append(vs, v)
+	v, release, err := t.variant(ctx, path, encode.Rendition{Kind: "video", Track: 0, Quality: d.quality})
+	if err != nil {
+		return err
 	}
-	if a := d.audio; a >= 0 && len(vs[0].m.info.Audio) > 0 {
-		q := encode.QualityAAC
-		if contains(encode.AudioQualities(vs[0].m.info.Audio[a]), encode.QualityStereo) {
-			q = encode.QualityStereo
-		}
-		v, release, err := t.variant(ctx, path, encode.Rendition{Kind: "audio", Track: a, Quality: q})
+	defer release()
+	vs := []*variant{v}
+	if a := d.audio; a >= 0 && len(v.m.info.Audio) > 0 {
+		av, releaseA, err := t.variant(ctx, path, encode.Rendition{Kind: "audio", Track: a, Quality: stereoQuality(v.m.info.Audio[a])})
 		if err != nil {
 			return err
 		}
-		defer release()
-		vs = append(vs, v)
+		defer releaseA()
+		vs = append(vs, av)
 	}
 	defer func() {
 		for _, v := range vs {
@@ -234,7 +226,6 @@ func (t *Transcoder) runDownloadInner(ctx context.Context, d *download, path str
 	}()
 	var j fmp4.Joiner
 	var header []byte
-	var err error
 	inits := make([][]byte, len(vs))
 	for i, v := range vs {
 		if inits[i], err = t.downloadPart(ctx, func() (io.ReadCloser, error) { return v.initSegment(ctx, 0, clientID) }); err != nil {

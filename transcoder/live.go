@@ -47,7 +47,7 @@ func (v *variant) live(ctx context.Context, h *head, n int, clientID string) *li
 		ch = make(chan struct{})
 		v.waiters[n] = ch
 	}
-	h.waiting++
+	h.wait(false)
 	return &liveSegment{v: v, h: h, n: n, clientID: clientID, ctx: ctx, ch: ch,
 		path: h.file(n), frames: fmp4.Framer{N: n}}
 }

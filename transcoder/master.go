@@ -67,7 +67,7 @@ func (t *Transcoder) lineup(ctx context.Context, path string, c Client, calibrat
 	}
 
 	v := info.Video[0]
-	original, why := t.originalVariant(v, p, c)
+	original, why := originalVariant(v, p, c)
 	originalAvg := 0
 	if original != nil {
 		originalAvg = original.AverageBandwidth
@@ -158,7 +158,7 @@ func (t *Transcoder) lineup(ctx context.Context, path string, c Client, calibrat
 		out.decision.Video = TrackDecision{Action: "copy", Quality: encode.QualityOriginal, Reasons: []string{}}
 	}
 	if c.TS {
-		return out, t.tsLineup(out, info, c)
+		return out, tsLineup(out, info, c)
 	}
 	// An I-frame playlist per rung listed, for native players' scrubbing
 	// and fast-forward (Apple's Authoring Specification 6.1).
@@ -203,7 +203,7 @@ func (t *Transcoder) lineup(ctx context.Context, path string, c Client, calibrat
 }
 
 // originalVariant is the original as a variant, or nil and why not for c.
-func (t *Transcoder) originalVariant(v probe.VideoStream, p *plans, c Client) (*playlist.Variant, []string) {
+func originalVariant(v probe.VideoStream, p *plans, c Client) (*playlist.Variant, []string) {
 	codec, err := encode.VideoCodecString(v)
 	w, h := v.DisplaySize()
 	var why []string
@@ -320,7 +320,7 @@ func commentary(a probe.AudioStream) bool {
 // tsLineup turns the fMP4 lineup into the MPEG-TS one: H.264 variants
 // only, each with the default audio track muxed in as AAC stereo, so no
 // audio renditions, and no I-frame playlists (theirs are fMP4).
-func (t *Transcoder) tsLineup(l *lineup, info *probe.Info, c Client) error {
+func tsLineup(l *lineup, info *probe.Info, c Client) error {
 	m := &l.master
 	m.Audio, m.IFrames, m.Version = nil, nil, playlist.TSVersion
 	track, quality, hasAudio := tsAudio(info)
@@ -362,10 +362,11 @@ type audioGroup struct {
 	peak, avg  int
 }
 
-// rendition is one audio rendition of a group: track, quality, codec.
+// rendition is one audio rendition of a group, and the track's quality
+// it plays.
 type rendition struct {
 	playlist.Audio
-	quality, codec string
+	quality string
 }
 
 // audioGroups lays the tracks out in groups as Apple's Authoring
@@ -401,12 +402,7 @@ func audioGroups(tracks []probe.AudioStream, c Client) []audioGroup {
 	aac := func(probe.AudioStream) string { return encode.QualityAAC }
 	layouts := []group{{"audio", aac}}
 	if surround {
-		stereo := group{"stereo", func(a probe.AudioStream) string {
-			if contains(encode.AudioQualities(a), encode.QualityStereo) {
-				return encode.QualityStereo
-			}
-			return encode.QualityAAC // a stereo track is its own downmix
-		}}
+		stereo := group{"stereo", stereoQuality}
 		layouts = []group{stereo, {"surround", aac}}
 		if c.Channels > 2 {
 			layouts = []group{{"surround", aac}, stereo}
@@ -452,7 +448,7 @@ next:
 				Language: a.Language,
 				Default:  i == def,
 				Channels: channels,
-			}, quality: q, codec: codec})
+			}, quality: q})
 		}
 		if l.id != "original" {
 			aacPeak, aacAvg = max(aacPeak, g.peak), max(aacAvg, g.avg)

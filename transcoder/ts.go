@@ -42,10 +42,16 @@ func tsAudio(info *probe.Info) (track int, quality string, ok bool) {
 		return 0, "", false
 	}
 	track = defaultAudio(info.Audio)
-	if contains(encode.AudioQualities(info.Audio[track]), encode.QualityStereo) {
-		return track, encode.QualityStereo, true
+	return track, stereoQuality(info.Audio[track]), true
+}
+
+// stereoQuality is the AAC stereo rendition of a track: its downmix, or,
+// for a track of two channels or fewer, its own AAC rendition.
+func stereoQuality(a probe.AudioStream) string {
+	if contains(encode.AudioQualities(a), encode.QualityStereo) {
+		return encode.QualityStereo
 	}
-	return track, encode.QualityAAC, true
+	return encode.QualityAAC
 }
 
 // TSPlaylist is the media playlist of a video variant with MPEG-TS segments.
