@@ -200,43 +200,51 @@ func (e *testEnv) encodeStarts() float64 {
 	return n
 }
 
-// TestDownloadShared: two downloads of the same rung at once are one
-// download made once, by one encoder, and read by both; /api/activity
-// shows it with both readers and its progress.
+// TestDownloadShared: downloads of the same rung asked for at once are one
+// download made once, by one encoder, and read by all; /api/activity shows
+// it with its readers and its progress.
 func TestDownloadShared(t *testing.T) {
 	e := newEnv(t, transcoder.Config{}, "h264-1080.mp4")
 	u := e.videoURL("h264-1080.mp4") + "/download.mp4?quality=360p"
 	var wg sync.WaitGroup
-	bodies := make([][]byte, 2)
+	bodies := make([][]byte, 4)
+	start := make(chan struct{}) // all at once: a late one must find the download whole
 	for i := range bodies {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			<-start
 			resp, err := http.Get(u)
 			if err != nil {
 				t.Error(err)
 				return
 			}
 			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("download %d: %s", i, resp.Status)
+			}
 			bodies[i], _ = io.ReadAll(resp.Body)
 		}()
 	}
+	close(start)
 	var seen struct {
 		Downloads []transcoder.DownloadActivity `json:"downloads"`
 	}
-	eventually(t, 30*time.Second, "the download in /api/activity with two readers and some progress", func() bool {
+	eventually(t, 30*time.Second, "the download in /api/activity with its four readers and some progress", func() bool {
 		if err := json.Unmarshal(e.mustGet(e.url+"/api/activity"), &seen); err != nil {
 			t.Fatal(err)
 		}
-		return len(seen.Downloads) == 1 && seen.Downloads[0].Readers == 2 && seen.Downloads[0].Done > 0 &&
+		return len(seen.Downloads) == 1 && seen.Downloads[0].Readers == len(bodies) && seen.Downloads[0].Done > 0 &&
 			seen.Downloads[0].Total > 19 && seen.Downloads[0].Quality == "360p"
 	})
 	wg.Wait()
-	if len(bodies[0]) == 0 || !bytes.Equal(bodies[0], bodies[1]) {
-		t.Fatalf("the two downloads differ: %d and %d bytes", len(bodies[0]), len(bodies[1]))
+	for i := range bodies {
+		if len(bodies[0]) == 0 || !bytes.Equal(bodies[0], bodies[i]) {
+			t.Fatalf("downloads 0 and %d differ: %d and %d bytes", i, len(bodies[0]), len(bodies[i]))
+		}
 	}
 	if n := e.encodeStarts(); n != 1 {
-		t.Errorf("%v video encoder runs for two downloads of one rung, want 1", n)
+		t.Errorf("%v video encoder runs for %d downloads of one rung, want 1", n, len(bodies))
 	}
 }
 

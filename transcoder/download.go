@@ -140,29 +140,29 @@ func (t *Transcoder) startDownload(m *media, path, quality string, audio int, fi
 	if t.ctx.Err() != nil {
 		return nil, failure.ShuttingDown
 	}
-	tmp := filepath.Join(filepath.Dir(final), ".tmp-"+filepath.Base(final))
-	if err := os.MkdirAll(filepath.Dir(tmp), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
 		return nil, err
 	}
-	d = &download{file: m.name, quality: quality, audio: audio, final: final, tmp: tmp, total: m.info.Duration,
+	// Its own temporary, and its cancel set, before it is published: a
+	// request that finds d in the map may open d.tmp and, leaving, cancel.
+	out, err := os.CreateTemp(filepath.Dir(final), ".tmp-"+filepath.Base(final)+"-")
+	if err != nil {
+		return nil, err
+	}
+	d = &download{file: m.name, quality: quality, audio: audio, final: final, tmp: out.Name(), total: m.info.Duration,
 		done: make(chan struct{}), changed: make(chan struct{})}
+	dctx, cancel := context.WithCancel(background(t.ctx))
+	d.cancel = cancel
 	t.downloads.mu.Lock()
 	if other := t.downloads.by[final]; other != nil { // another request was first
 		t.downloads.mu.Unlock()
+		cancel()
+		out.Close()
+		os.Remove(out.Name())
 		return other, nil
 	}
 	t.downloads.by[final] = d
 	t.downloads.mu.Unlock()
-	// Made before anyone reads it, so a reader always finds it while d runs.
-	out, err := os.Create(tmp)
-	if err != nil {
-		t.downloads.mu.Lock()
-		delete(t.downloads.by, final)
-		t.downloads.mu.Unlock()
-		return nil, err
-	}
-	var dctx context.Context
-	dctx, d.cancel = context.WithCancel(background(t.ctx))
 	m.pins.Add(1) // the media stays while the download runs
 	t.wg.Add(1)
 	go func() {
