@@ -515,12 +515,20 @@ async function playOther(file, kind) {
     await waitPlaying(page, pos, Math.min(2, res.duration - pos - 0.5), 'play on after seek 90%');
     res.steps.push(await step(seek(page, 0.1, 'rewind to 10%')));
     // Fast-forward: Shaka plays an I-frame playlist when it is on H.264 (the
-    // I-frame playlists are of the rungs; a VP9 original has none).
+    // I-frame playlists are of the rungs; a VP9 original has none). From
+    // the start of the file opened anew, as a viewer fast-forwarding what
+    // they just opened: after the seeks, all that is left of a short clip
+    // may be buffered already, and trick play would then fetch nothing.
     const codec = kind.startsWith('shaka') && !file.container &&
       await page.evaluate(() => (T.player.getVariantTracks().find((t) => t.active) || {}).videoCodec || '');
     if (codec && codec.startsWith('avc1')) {
       const t0 = Date.now();
-      await page.evaluate(() => { T.epoch++; T.player.trickPlay(4); });
+      await page.evaluate(async (m) => {
+        T.epoch++;
+        await T.player.load(m);
+        await T.video.play().catch(() => {});
+        T.player.trickPlay(4);
+      }, master);
       const h = await page.waitForFunction(() => {
         const got = performance.getEntriesByType('resource').map((e) => e.name).filter((n) => /\/iframe-\d+\.m4s/.test(n));
         return got.length > 0 && got;
