@@ -25,9 +25,9 @@ import (
 
 // TestEveryListedURI walks every URI that the masters of the test media
 // list (of each shape of master), fMP4 and MPEG-TS: each variant, audio rendition, I-frame playlist
-// and subtitle track. Of each media playlist it asks for segment 0, a
-// middle one and the last, each from a cold start of its variant (they are
-// far apart, so each starts a run of its own), and decodes it after its
+// and subtitle track. Of each media playlist it asks for segment 0 and the
+// last, each from a cold start of its variant (the last is far from 0, so
+// it starts a run of its own: a seek's start), and decodes it after its
 // init with ffmpeg -xerror: it must decode, and its first frame must be
 // where the playlist says. Players start on whatever a master lists as
 // default, so a rendition that fails at segment 0 fails every one of them.
@@ -196,7 +196,7 @@ func checkListed(t *testing.T, base, uri string) {
 	// TestPassthrough), and MPEG-TS segments keep the muxer's offset: the
 	// first segment says where the timeline is, the others must follow it.
 	offset := 0.0
-	for k, i := range slices.Compact([]int{0, len(p.uris) / 2, len(p.uris) - 1}) {
+	for k, i := range slices.Compact([]int{0, len(p.uris) - 1}) {
 		status, seg := get(t, dir+"/"+p.uris[i])
 		if status != http.StatusOK {
 			t.Fatalf("segment %d (%s): status %d: %s", i, p.uris[i], status, seg)
