@@ -42,23 +42,17 @@ func mp4Config(r io.ReaderAt, size int64) ([]byte, bool) {
 		if b.typ != "trak" {
 			continue
 		}
-		trak, err := boxes(b.data)
+		info, err := inspectTrak(b.data)
 		if err != nil {
 			return nil, false
 		}
-		mdia, ok, err := descend(trak, "mdia")
-		if err != nil || !ok {
+		if info.handler != "vide" {
 			continue
 		}
-		hdlr, ok, err := only(mdia, "hdlr")
-		if err != nil || !ok || len(hdlr) < 12 || string(hdlr[8:12]) != "vide" {
-			continue
-		}
-		stbl, ok, err := descend(mdia, "minf", "stbl")
-		if err != nil || !ok {
+		if info.stbl == nil {
 			return nil, false
 		}
-		e, err := sampleEntry(stbl)
+		e, err := sampleEntry(info.stbl)
 		if err != nil {
 			return nil, false
 		}

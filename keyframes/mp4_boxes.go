@@ -346,6 +346,7 @@ type trakInfo struct {
 	format   string
 	empty    bool // no samples in the moov: ffmpeg then turns advanced edit lists off
 	chapters []uint32
+	stbl     []box // its sample table, nil without one
 }
 
 // inspectTrak reads a track's id, handler, first sample entry type and
@@ -403,6 +404,7 @@ func inspectTrak(trak []byte) (trakInfo, error) {
 		info.empty = true
 		return info, nil
 	}
+	info.stbl = stbl
 	stsd, _, err := only(stbl, "stsd")
 	if err != nil {
 		return info, err
