@@ -233,6 +233,22 @@ async function blankPage(page, title, script, crossOrigin) {
   await page.addScriptTag(script);
 }
 
+// stateAtFailure says where a player stood when a step failed: its
+// position, readiness and buffered ranges, and the last requests to the
+// server it saw complete, when each started and how long it took, so that
+// a failure in CI says whether the player was waiting on the server.
+async function stateAtFailure(page) {
+  return page.evaluate(() => {
+    const v = T.video;
+    const ranges = [];
+    for (let i = 0; i < v.buffered.length; i++) ranges.push(`${v.buffered.start(i).toFixed(2)}-${v.buffered.end(i).toFixed(2)}`);
+    const last = performance.getEntriesByType('resource').filter((e) => e.name.includes('/videos/')).slice(-8)
+      .map((e) => `${e.name.replace(/^.*\/videos\/[^/]+\//, '').replace(/\?.*$/, '')} @${Math.round(e.startTime - T.t0)}+${Math.round(e.responseEnd - e.startTime)}ms`);
+    return ` [at failure: t=${v.currentTime.toFixed(2)} s, readyState ${v.readyState}, seeking ${v.seeking}, paused ${v.paused}, ` +
+      `buffered ${ranges.join(' ') || 'none'}; last requests: ${last.join(', ') || 'none'}]`;
+  }).catch(() => '');
+}
+
 async function playFile(file) {
   const res = { name: file.name, steps: [], errors: [], jumps: [], failure: '' };
   const page = await browser.newPage();
@@ -321,7 +337,7 @@ async function playFile(file) {
     }
 
   } catch (e) {
-    res.failure = e.message;
+    res.failure = e.message + await stateAtFailure(page);
     await page.screenshot({ path: path.join(cfg.artifacts, `fail-${file.name}.png`) }).catch(() => {});
   }
   await collect(page, res);
@@ -372,7 +388,7 @@ async function watchFile(file, w) {
     res.frames = q.frames;
     log(res.name, `played ${q.played.toFixed(1)} s at ${q.level}p, ${q.frames} frames, longest stall ${q.longest.toFixed(2)} s`);
   } catch (e) {
-    res.failure = e.message;
+    res.failure = e.message + await stateAtFailure(page);
     await page.screenshot({ path: path.join(cfg.artifacts, `fail-watch-${file.name}.png`) }).catch(() => {});
   }
   await collect(page, res);
@@ -540,7 +556,7 @@ async function playOther(file, kind) {
     }
     log(res.name, res.steps.map((s) => `${s.step} ${s.ms} ms`).join(', '));
   } catch (e) {
-    res.failure = e.message;
+    res.failure = e.message + await stateAtFailure(page);
     await page.screenshot({ path: path.join(cfg.artifacts, `fail-${kind}-${file.name}.png`) }).catch(() => {});
   }
   await collect(page, res);
